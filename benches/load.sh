@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Whole-gateway load benchmark: upstream direct, nginx plain reverse proxy, xumm-gate (public route).
+# Usage: benches/load.sh [duration=10s] [connections=32]
+# Installs nginx and wrk from Debian when missing. Everything runs on 127.0.0.1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DUR=${1:-10s}
+CONNS=${2:-32}
+WORKERS=${WORKERS:-1}   # gateway worker threads = nginx worker_processes
+
+need=()
+command -v wrk >/dev/null || need+=(wrk)
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx)
+if [ ${#need[@]} -gt 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null; fi
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+cargo build --release --quiet
+BIN=target/release/xumm-gate
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; "$NGINX" -p "$work" -c "$work/nginx.conf" -s stop 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+UP=$(port); NG=$(port); GW=$(port); ADMIN=$(port)
+
+# Upstream: nginx serving a small static response (fast, so it is not the bottleneck).
+mkdir -p "$work/logs"
+cat > "$work/nginx.conf" <<NGINX
+worker_processes $WORKERS;
+error_log $work/logs/error.log warn;
+pid $work/nginx.pid;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  upstream app { server 127.0.0.1:$UP; keepalive 64; }
+  server { listen 127.0.0.1:$UP; location / { return 200 "hello from upstream\n"; } }
+  server {
+    listen 127.0.0.1:$NG;
+    location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+}
+NGINX
+"$NGINX" -p "$work" -c "$work/nginx.conf"
+
+cat > "$work/gate.toml" <<TOML
+[server]
+listen = "127.0.0.1:$GW"
+admin_listen = "127.0.0.1:$ADMIN"
+workers = $WORKERS
+[log]
+level = "warn"
+[[upstream]]
+path = "/"
+url = "http://127.0.0.1:$UP"
+[[route]]
+path = "/"
+public = true
+TOML
+"$BIN" run --config "$work/gate.toml" 2>"$work/gate.log" &
+pids+=($!)
+for _ in $(seq 50); do curl -sf "http://127.0.0.1:$GW/" >/dev/null 2>&1 && break; sleep 0.1; done
+
+run() { # name url
+  local out rps p50 p99
+  out=$(wrk -t1 -c"$CONNS" -d"$DUR" --latency "$2")
+  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  p50=$(awk '$1=="50%" {print $2}' <<<"$out")
+  p99=$(awk '$1=="99%" {print $2}' <<<"$out")
+  printf '%-22s %12s req/s   p50 %-9s p99 %-9s\n' "$1" "$rps" "$p50" "$p99" >&2
+  echo "$rps"
+}
+echo "wrk -t1 -c$CONNS -d$DUR, gateway workers=$WORKERS, nginx worker_processes=$WORKERS" >&2
+run "upstream direct" "http://127.0.0.1:$UP/" >/dev/null
+NGX=$(run "nginx proxy" "http://127.0.0.1:$NG/")
+GWR=$(run "xumm-gate (public)" "http://127.0.0.1:$GW/")
+python3 -c "print('ratio xumm-gate/nginx (public): %.2f' % ($GWR/$NGX))"

@@ -1,0 +1,40 @@
+//! One access-log line and the request metrics per request, written when the response body ends.
+//! It must never log a query string, a header value or a body: only method, path, status, sizes.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::{Method, StatusCode};
+
+pub struct AccessLog {
+    pub method: Method,
+    /// Normalized path, no query (queries can carry tokens).
+    pub path: Box<str>,
+    pub route: Arc<str>,
+    pub upstream: Option<Arc<str>>,
+    pub status: StatusCode,
+    pub start: Instant,
+    pub bytes: u64,
+    pub body_error: bool,
+    /// Keeps the in-flight gauge up until the response body ends.
+    pub inflight: crate::metrics::InFlight,
+}
+
+impl Drop for AccessLog {
+    fn drop(&mut self) {
+        let ms = self.start.elapsed().as_secs_f64() * 1000.0;
+        crate::metrics::request_done(&self.route, self.status);
+        tracing::info!(
+            target: "xumm_gate::access",
+            method = %self.method,
+            path = %self.path,
+            status = self.status.as_u16(),
+            route = %self.route,
+            upstream = self.upstream.as_deref().unwrap_or("-"),
+            duration_ms = (ms * 1000.0).round() / 1000.0,
+            bytes = self.bytes,
+            aborted = self.body_error,
+            "request"
+        );
+    }
+}

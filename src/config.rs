@@ -1,0 +1,465 @@
+//! Typed configuration: TOML in, validated `Config` out. It must never print or log a secret value,
+//! and every error it returns names the key path and what is wrong with it.
+//!
+//! Loading is three steps: parse the TOML into a tree, resolve every `env:NAME` / `file:/path` string
+//! in that tree (so "any string value may be a reference" holds for every key, present and future),
+//! then deserialize into the typed structs below with `deny_unknown_fields` and validate.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+/// A configuration error; the message always starts with the key path.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {msg}")]
+pub struct ConfigError {
+    pub path: String,
+    pub msg: String,
+}
+
+fn err(path: impl Into<String>, msg: impl Into<String>) -> ConfigError {
+    ConfigError { path: path.into(), msg: msg.into() }
+}
+
+/// Keys whose values are secrets: redacted by `check-config`, never logged.
+const SECRET_KEYS: &[&str] = &["client_secret", "cookie_secrets", "api_secret", "secret"];
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub log: LogConfig,
+    #[serde(default)]
+    pub provider: Option<ProviderConfig>,
+    #[serde(default)]
+    pub session: Option<SessionConfig>,
+    #[serde(default)]
+    pub bearer: Option<toml::Table>,
+    #[serde(default)]
+    pub headers: Option<toml::Table>,
+    #[serde(default)]
+    pub cors: Option<toml::Table>,
+    #[serde(default)]
+    pub xumm: Option<toml::Table>,
+    #[serde(default)]
+    pub broker: Option<toml::Table>,
+    #[serde(default, rename = "upstream")]
+    pub upstreams: Vec<UpstreamConfig>,
+    #[serde(default, rename = "route")]
+    pub routes: Vec<RouteConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Public listener.
+    pub listen: String,
+    /// Admin listener: /healthz, /readyz, /metrics. Empty string switches it off.
+    pub admin_listen: String,
+    /// The URL users reach the gateway at (scheme decides X-Forwarded-Proto and cookie Secure).
+    pub public_url: String,
+    /// Path prefix of the gateway's own endpoints.
+    pub prefix: String,
+    pub allowed_redirect_hosts: Vec<String>,
+    /// Peers whose X-Forwarded-* / X-Original-URI headers are believed.
+    pub trusted_proxies: Vec<String>,
+    /// Tokio worker threads; 0 means one per core.
+    pub workers: usize,
+    /// A client must finish sending request headers within this time (slowloris defence).
+    pub header_read_timeout: String,
+    /// Largest request head (request line + headers) in bytes.
+    pub max_header_bytes: usize,
+    /// Most request headers accepted.
+    pub max_headers: usize,
+    /// Connecting to an upstream must finish within this time (else 502).
+    pub upstream_connect_timeout: String,
+    /// The upstream must send its response head within this time (else 504).
+    pub upstream_timeout: String,
+    /// Idle pooled upstream connections are closed after this time.
+    pub upstream_idle_timeout: String,
+    /// On SIGTERM/SIGINT in-flight requests get this long to finish.
+    pub drain_timeout: String,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: "127.0.0.1:4180".into(),
+            admin_listen: "127.0.0.1:9180".into(),
+            public_url: "http://127.0.0.1:4180".into(),
+            prefix: "/.xumm".into(),
+            allowed_redirect_hosts: vec![],
+            trusted_proxies: vec!["127.0.0.0/8".into(), "::1/128".into()],
+            workers: 0,
+            header_read_timeout: "10s".into(),
+            max_header_bytes: 64 * 1024,
+            max_headers: 100,
+            upstream_connect_timeout: "5s".into(),
+            upstream_timeout: "60s".into(),
+            upstream_idle_timeout: "50s".into(),
+            drain_timeout: "30s".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// "text" (default) or "json".
+    pub format: String,
+    /// tracing filter, e.g. "info" or "xumm_gate=debug"; RUST_LOG wins when set.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { format: "text".into(), level: "info".into() }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    #[serde(default = "default_issuer")]
+    pub issuer: String,
+    #[serde(default)]
+    pub client_id: String,
+    #[serde(default)]
+    pub client_secret: String,
+    #[serde(default = "default_scopes")]
+    pub scopes: Vec<String>,
+    #[serde(default = "default_account_claim")]
+    pub account_claim: String,
+    /// "client_secret_post" (default, what Xumm documents) or "client_secret_basic".
+    #[serde(default = "default_token_auth")]
+    pub token_auth: String,
+}
+
+fn default_issuer() -> String {
+    "https://oauth2.xumm.app".into()
+}
+fn default_scopes() -> Vec<String> {
+    vec!["openid".into()]
+}
+fn default_account_claim() -> String {
+    "sub".into()
+}
+fn default_token_auth() -> String {
+    "client_secret_post".into()
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionConfig {
+    #[serde(default = "default_store")]
+    pub store: String,
+    #[serde(default)]
+    pub redis_url: Option<String>,
+    #[serde(default = "default_cookie_name")]
+    pub cookie_name: String,
+    #[serde(default)]
+    pub cookie_secrets: Vec<String>,
+    #[serde(default = "default_ttl")]
+    pub ttl: String,
+    #[serde(default = "default_idle")]
+    pub idle_timeout: String,
+    #[serde(default = "default_max_sessions")]
+    pub max_entries: u64,
+}
+
+fn default_store() -> String {
+    "memory".into()
+}
+fn default_cookie_name() -> String {
+    "_xumm_gate".into()
+}
+fn default_ttl() -> String {
+    "24h".into()
+}
+fn default_idle() -> String {
+    "24h".into()
+}
+fn default_max_sessions() -> u64 {
+    100_000
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    /// Path prefix this upstream serves; the longest matching prefix wins.
+    pub path: String,
+    /// Base URL, http:// only for now.
+    pub url: String,
+    /// Remove `path` from the request path before forwarding.
+    #[serde(default)]
+    pub strip_prefix: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    pub path: String,
+    #[serde(default)]
+    pub public: bool,
+    #[serde(default)]
+    pub allow_accounts: Vec<String>,
+    #[serde(default)]
+    pub allow_networks: Vec<String>,
+}
+
+/// Settings derived and checked from `ServerConfig`, ready for use.
+#[derive(Debug, Clone)]
+pub struct Server {
+    pub listen: SocketAddr,
+    pub admin_listen: Option<SocketAddr>,
+    pub public_url: url::Url,
+    pub prefix: String,
+    pub trusted_proxies: Vec<IpNet>,
+    pub workers: usize,
+    pub header_read_timeout: Duration,
+    pub max_header_bytes: usize,
+    pub max_headers: usize,
+    pub upstream_connect_timeout: Duration,
+    pub upstream_timeout: Duration,
+    pub upstream_idle_timeout: Duration,
+    pub drain_timeout: Duration,
+}
+
+/// Looks up an environment variable; injected so tests never mutate the process environment.
+pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+pub fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+impl Config {
+    /// Reads, resolves and validates a config file.
+    pub fn load(path: &Path, env: EnvLookup) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| err(path.display().to_string(), format!("cannot read config file: {e}")))?;
+        Config::from_toml(&text, env)
+    }
+
+    pub fn from_toml(text: &str, env: EnvLookup) -> Result<Config, ConfigError> {
+        let mut tree: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+            err("config", format!("invalid TOML: {}", e.message().trim()) + &line_of(text, e.span()))
+        })?;
+        resolve_table(&mut tree, "", env)?;
+        let de = toml::Value::Table(tree);
+        let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let msg = e.inner().to_string();
+            let msg = msg.lines().next().unwrap_or_default().to_string();
+            err(if path == "." { "config".into() } else { path }, msg)
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.server()?;
+        if self.upstreams.is_empty() {
+            return Err(err("upstream", "at least one [[upstream]] is required"));
+        }
+        for (i, u) in self.upstreams.iter().enumerate() {
+            check_route_path(&format!("upstream[{i}].path"), &u.path)?;
+            let parsed: http::Uri = u
+                .url
+                .parse()
+                .map_err(|_| err(format!("upstream[{i}].url"), format!("invalid URL {:?}", u.url)))?;
+            if parsed.scheme_str() != Some("http") || parsed.authority().is_none() {
+                return Err(err(
+                    format!("upstream[{i}].url"),
+                    format!("must be an http:// URL with a host, got {:?}", u.url),
+                ));
+            }
+            if parsed.query().is_some() {
+                return Err(err(format!("upstream[{i}].url"), "must not carry a query string"));
+            }
+        }
+        for (i, r) in self.routes.iter().enumerate() {
+            check_route_path(&format!("route[{i}].path"), &r.path)?;
+            for (j, a) in r.allow_accounts.iter().enumerate() {
+                if crate::account::Account::parse(a).is_err() {
+                    return Err(err(
+                        format!("route[{i}].allow_accounts[{j}]"),
+                        format!("{a:?} is not a valid XRPL r-address"),
+                    ));
+                }
+            }
+        }
+        match self.log.format.as_str() {
+            "text" | "json" => {}
+            other => return Err(err("log.format", format!("must be \"text\" or \"json\", got {other:?}"))),
+        }
+        if let Some(s) = &self.session {
+            duration("session.ttl", &s.ttl)?;
+            duration("session.idle_timeout", &s.idle_timeout)?;
+            if s.store != "memory" && s.store != "redis" {
+                return Err(err("session.store", format!("must be \"memory\" or \"redis\", got {:?}", s.store)));
+            }
+            for (i, secret) in s.cookie_secrets.iter().enumerate() {
+                use base64::Engine;
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(secret.trim())
+                    .map_err(|_| err(format!("session.cookie_secrets[{i}]"), "is not valid base64"))?;
+                if bytes.len() < 32 {
+                    return Err(err(
+                        format!("session.cookie_secrets[{i}]"),
+                        format!("must decode to at least 32 bytes, got {}", bytes.len()),
+                    ));
+                }
+            }
+        }
+        if let Some(p) = &self.provider {
+            url::Url::parse(&p.issuer)
+                .map_err(|_| err("provider.issuer", format!("invalid URL {:?}", p.issuer)))?;
+            if p.token_auth != "client_secret_post" && p.token_auth != "client_secret_basic" {
+                return Err(err(
+                    "provider.token_auth",
+                    format!("must be \"client_secret_post\" or \"client_secret_basic\", got {:?}", p.token_auth),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The checked server settings.
+    pub fn server(&self) -> Result<Server, ConfigError> {
+        let s = &self.server;
+        let listen = socket("server.listen", &s.listen)?;
+        let admin_listen = if s.admin_listen.is_empty() {
+            None
+        } else {
+            Some(socket("server.admin_listen", &s.admin_listen)?)
+        };
+        let public_url = url::Url::parse(&s.public_url)
+            .map_err(|_| err("server.public_url", format!("invalid URL {:?}", s.public_url)))?;
+        if !matches!(public_url.scheme(), "http" | "https") {
+            return Err(err("server.public_url", "scheme must be http or https"));
+        }
+        let prefix = s.prefix.trim_end_matches('/').to_string();
+        if !prefix.starts_with('/') || prefix.len() < 2 || crate::path::normalize(&prefix).ok().as_deref() != Some(&prefix) {
+            return Err(err("server.prefix", format!("must be a normalized path like \"/.xumm\", got {:?}", s.prefix)));
+        }
+        let mut trusted = Vec::new();
+        for (i, cidr) in s.trusted_proxies.iter().enumerate() {
+            let net = cidr
+                .parse::<IpNet>()
+                .or_else(|_| cidr.parse::<std::net::IpAddr>().map(IpNet::from))
+                .map_err(|_| err(format!("server.trusted_proxies[{i}]"), format!("invalid CIDR {cidr:?}")))?;
+            trusted.push(net);
+        }
+        if s.max_header_bytes < 1024 {
+            return Err(err("server.max_header_bytes", "must be at least 1024"));
+        }
+        if s.max_headers == 0 {
+            return Err(err("server.max_headers", "must be at least 1"));
+        }
+        Ok(Server {
+            listen,
+            admin_listen,
+            public_url,
+            prefix,
+            trusted_proxies: trusted,
+            workers: s.workers,
+            header_read_timeout: duration("server.header_read_timeout", &s.header_read_timeout)?,
+            max_header_bytes: s.max_header_bytes,
+            max_headers: s.max_headers,
+            upstream_connect_timeout: duration("server.upstream_connect_timeout", &s.upstream_connect_timeout)?,
+            upstream_timeout: duration("server.upstream_timeout", &s.upstream_timeout)?,
+            upstream_idle_timeout: duration("server.upstream_idle_timeout", &s.upstream_idle_timeout)?,
+            drain_timeout: duration("server.drain_timeout", &s.drain_timeout)?,
+        })
+    }
+
+    /// The effective configuration as TOML, every secret replaced by "<redacted>".
+    pub fn redacted_toml(&self) -> String {
+        let mut value = toml::Value::try_from(self).expect("config always serializes");
+        redact(&mut value, false);
+        toml::to_string_pretty(&value).unwrap_or_default()
+    }
+}
+
+fn line_of(text: &str, span: Option<std::ops::Range<usize>>) -> String {
+    match span {
+        Some(s) => format!(" (line {})", text[..s.start.min(text.len())].lines().count().max(1)),
+        None => String::new(),
+    }
+}
+
+fn redact(v: &mut toml::Value, secret: bool) {
+    match v {
+        toml::Value::String(s) if secret => *s = "<redacted>".into(),
+        toml::Value::Array(items) => items.iter_mut().for_each(|i| redact(i, secret)),
+        toml::Value::Table(t) => {
+            for (k, item) in t.iter_mut() {
+                redact(item, secret || SECRET_KEYS.contains(&k.as_str()));
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Replaces `env:NAME` and `file:/path` strings everywhere in the tree.
+fn resolve_table(t: &mut toml::Table, path: &str, env: EnvLookup) -> Result<(), ConfigError> {
+    for (k, v) in t.iter_mut() {
+        let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+        resolve_value(v, &p, env)?;
+    }
+    Ok(())
+}
+
+fn resolve_value(v: &mut toml::Value, path: &str, env: EnvLookup) -> Result<(), ConfigError> {
+    match v {
+        toml::Value::String(s) => {
+            if let Some(name) = s.strip_prefix("env:") {
+                let value = env(name).ok_or_else(|| err(path, format!("env {name} is not set")))?;
+                if value.is_empty() {
+                    return Err(err(path, format!("env {name} is empty")));
+                }
+                *s = value;
+            } else if let Some(file) = s.strip_prefix("file:") {
+                let value = std::fs::read_to_string(file)
+                    .map_err(|e| err(path, format!("cannot read file {file}: {}", io_reason(&e))))?;
+                *s = value.trim_end_matches(['\n', '\r']).to_string();
+            }
+        }
+        toml::Value::Array(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                resolve_value(item, &format!("{path}[{i}]"), env)?;
+            }
+        }
+        toml::Value::Table(t) => resolve_table(t, path, env)?,
+        _ => {}
+    }
+    Ok(())
+}
+
+fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file".into(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+        _ => e.to_string(),
+    }
+}
+
+fn socket(key: &str, v: &str) -> Result<SocketAddr, ConfigError> {
+    v.parse().map_err(|_| err(key, format!("invalid socket address {v:?}")))
+}
+
+pub fn duration(key: &str, v: &str) -> Result<Duration, ConfigError> {
+    humantime::parse_duration(v).map_err(|_| err(key, format!("invalid duration {v:?} (use e.g. \"30s\", \"24h\")")))
+}
+
+fn check_route_path(key: &str, p: &str) -> Result<(), ConfigError> {
+    match crate::path::normalize(p) {
+        Ok(n) if n == p || (p.ends_with('/') && n == p.trim_end_matches('/')) => Ok(()),
+        _ => Err(err(key, format!("must be a normalized absolute path like \"/app\", got {p:?}"))),
+    }
+}

@@ -1,0 +1,83 @@
+//! The whoami upstream: an HTML/JSON page showing the request it received (identity headers
+//! included). It must never run on a non-loopback address.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use http::{Request, Response, header};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use tokio::net::TcpListener;
+
+/// Starts whoami on `addr` (loopback only) and returns the bound address.
+pub async fn start(addr: SocketAddr) -> std::io::Result<SocketAddr> {
+    if !addr.ip().is_loopback() {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "whoami binds loopback addresses only"));
+    }
+    let listener = TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { continue };
+            tokio::spawn(async move {
+                let _ = auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service_fn(handle))
+                    .await;
+            });
+        }
+    });
+    Ok(local)
+}
+
+async fn handle(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let headers: Vec<(String, String)> = req
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .collect();
+    let account = req.headers().get("x-xumm-account").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let wants_html = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"));
+    let (ctype, body) = if wants_html {
+        ("text/html; charset=utf-8", html(&req, account.as_deref(), &headers))
+    } else {
+        let v = serde_json::json!({
+            "method": req.method().as_str(),
+            "uri": req.uri().to_string(),
+            "account": account,
+            "headers": headers,
+        });
+        ("application/json", v.to_string())
+    };
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    resp.headers_mut().insert(header::CONTENT_TYPE, http::HeaderValue::from_static(ctype));
+    Ok(resp)
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+fn html(req: &Request<Incoming>, account: Option<&str>, headers: &[(String, String)]) -> String {
+    let who = match account {
+        Some(a) => format!("<p>Signed in as <strong id=\"account\">{}</strong></p>", esc(a)),
+        None => "<p id=\"anonymous\">No identity headers: this request was not authenticated.</p>".into(),
+    };
+    let rows: String = headers
+        .iter()
+        .map(|(k, v)| format!("<tr><td>{}</td><td>{}</td></tr>", esc(k), esc(v)))
+        .collect();
+    format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>whoami</title></head><body>\
+         <h1>whoami</h1>{who}<p>{} {}</p><table>{rows}</table></body></html>",
+        esc(req.method().as_str()),
+        esc(&req.uri().to_string())
+    )
+}

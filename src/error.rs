@@ -1,0 +1,67 @@
+//! The one mapping from internal errors to HTTP responses. It must never put internal detail,
+//! a secret or a token into a response body: bodies carry a short public reason only.
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header};
+
+use crate::body::Body;
+
+/// Everything a request can fail with at the edge.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error("bad request path: {0}")]
+    BadPath(#[from] crate::path::PathError),
+    #[error("not found")]
+    NotFound,
+    #[error("no upstream for this path")]
+    NoUpstream,
+    #[error("upstream unavailable")]
+    UpstreamUnavailable,
+    #[error("upstream timed out")]
+    UpstreamTimeout,
+}
+
+impl GatewayError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            GatewayError::BadPath(_) => StatusCode::BAD_REQUEST,
+            GatewayError::NotFound | GatewayError::NoUpstream => StatusCode::NOT_FOUND,
+            GatewayError::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
+            GatewayError::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+        }
+    }
+
+    /// Stable machine-readable code for the JSON body.
+    pub fn code(&self) -> &'static str {
+        match self {
+            GatewayError::BadPath(_) => "bad_path",
+            GatewayError::NotFound => "not_found",
+            GatewayError::NoUpstream => "no_upstream",
+            GatewayError::UpstreamUnavailable => "bad_gateway",
+            GatewayError::UpstreamTimeout => "gateway_timeout",
+        }
+    }
+
+    /// Renders this error for a client whose `Accept` header was `accept`.
+    pub fn response(&self, accept: Option<&HeaderValue>) -> Response<Body> {
+        error_response(self.status(), self.code(), &self.to_string(), accept)
+    }
+}
+
+/// A short error response: JSON when the client accepts JSON, plain text otherwise.
+pub fn error_response(status: StatusCode, code: &str, reason: &str, accept: Option<&HeaderValue>) -> Response<Body> {
+    let json = accept
+        .and_then(|a| a.to_str().ok())
+        .is_some_and(|a| a.contains("application/json") || a.contains("+json"));
+    let (ctype, body) = if json {
+        let v = serde_json::json!({ "error": code, "reason": reason });
+        ("application/json", v.to_string())
+    } else {
+        ("text/plain; charset=utf-8", format!("{} {}: {reason}\n", status.as_u16(), status.canonical_reason().unwrap_or("")))
+    };
+    let mut resp = Response::new(Body::full(Bytes::from(body)));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
+    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}

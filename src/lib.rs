@@ -1,0 +1,99 @@
+//! xumm-gate: Sign in with Xumm in front of web apps. This crate root wires config -> state ->
+//! servers; it must never hold request logic of its own.
+#![forbid(unsafe_code)]
+
+pub mod accesslog;
+pub mod account;
+pub mod body;
+pub mod config;
+pub mod demo;
+pub mod error;
+pub mod logging;
+pub mod metrics;
+pub mod path;
+pub mod policy;
+pub mod proxy;
+pub mod router;
+pub mod server;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::{Config, ConfigError, Server};
+
+/// Shared state of one running gateway, built once at start.
+pub struct Gateway {
+    pub server: Server,
+    pub routes: policy::RouteTable,
+    pub proxy: proxy::Proxy,
+    pub ready: AtomicBool,
+    pub draining: AtomicBool,
+    pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    default_label: Arc<str>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+}
+
+/// A started gateway: its bound addresses and the handle to stop it.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub admin_addr: Option<SocketAddr>,
+    pub gateway: Arc<Gateway>,
+    shutdown: watch::Sender<bool>,
+    admin_shutdown: watch::Sender<bool>,
+    public_task: JoinHandle<()>,
+    admin_task: Option<JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stops accepting, drains in-flight requests (bounded by `server.drain_timeout`), returns when done.
+    pub async fn shutdown(self) {
+        self.gateway.draining.store(true, Ordering::Release);
+        let _ = self.shutdown.send(true);
+        let _ = self.public_task.await;
+        // The admin listener outlives the drain so /readyz can say "draining" meanwhile.
+        let _ = self.admin_shutdown.send(true);
+        if let Some(t) = self.admin_task {
+            let _ = t.await;
+        }
+    }
+}
+
+/// Binds the listeners and starts serving. Must be called inside a tokio runtime.
+pub async fn start(config: Config) -> Result<Running, StartError> {
+    let server = config.server()?;
+    let gateway = Arc::new(Gateway {
+        routes: policy::RouteTable::new(&config.routes),
+        proxy: proxy::Proxy::new(&server, &config.upstreams),
+        ready: AtomicBool::new(false),
+        draining: AtomicBool::new(false),
+        metrics: metrics::install(),
+        default_label: Arc::from("default"),
+        server,
+    });
+    let listener = server::bind(gateway.server.listen).map_err(|source| StartError::Bind { addr: gateway.server.listen, source })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: gateway.server.listen, source })?;
+    let (tx, rx) = watch::channel(false);
+    let (admin_tx, admin_rx) = watch::channel(false);
+    let mut admin_addr = None;
+    let mut admin_task = None;
+    if let Some(a) = gateway.server.admin_listen {
+        let l = server::bind(a).map_err(|source| StartError::Bind { addr: a, source })?;
+        admin_addr = Some(l.local_addr().map_err(|source| StartError::Bind { addr: a, source })?);
+        admin_task = Some(tokio::spawn(server::serve_admin(gateway.clone(), l, admin_rx)));
+    }
+    let public_task = tokio::spawn(server::serve_public(gateway.clone(), listener, rx));
+    gateway.ready.store(true, Ordering::Release);
+    tracing::info!(listen = %addr, admin = ?admin_addr, "xumm-gate serving");
+    Ok(Running { addr, admin_addr, gateway, shutdown: tx, admin_shutdown: admin_tx, public_task, admin_task })
+}

@@ -1,0 +1,122 @@
+//! The `xumm-gate` command line: run, check-config, demo. It must never print a secret.
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use xumm_gate::config::{Config, process_env};
+
+#[derive(Parser)]
+#[command(name = "xumm-gate", version, about = "Sign in with Xumm in front of any web app")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Config file (for the default `run` command).
+    #[arg(long, short, global = true, default_value = "config.toml")]
+    config: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway (the default).
+    Run,
+    /// Validate the config and print it with secrets redacted.
+    CheckConfig,
+    /// Run the whole product on loopback: gateway + whoami upstream (no Xumm account needed).
+    Demo {
+        /// Public listener of the demo gateway (loopback only).
+        #[arg(long, default_value = "127.0.0.1:4180")]
+        listen: std::net::SocketAddr,
+        /// Admin listener of the demo gateway (loopback only).
+        #[arg(long, default_value = "127.0.0.1:9180")]
+        admin_listen: std::net::SocketAddr,
+    },
+}
+
+fn main() -> ExitCode {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cli = Cli::parse();
+    if let Some(Command::Demo { listen, admin_listen }) = cli.command {
+        return demo(listen, admin_listen);
+    }
+    let config = match Config::load(&cli.config, &process_env) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("xumm-gate: config error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match cli.command.unwrap_or(Command::Run) {
+        Command::CheckConfig => {
+            print!("{}", config.redacted_toml());
+            eprintln!("config OK");
+            ExitCode::SUCCESS
+        }
+        Command::Run => run(config),
+        Command::Demo { .. } => unreachable!("handled above"),
+    }
+}
+
+fn runtime(workers: usize) -> Result<tokio::runtime::Runtime, ExitCode> {
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    if workers > 0 {
+        rt.worker_threads(workers);
+    }
+    rt.enable_all().build().map_err(|e| {
+        eprintln!("xumm-gate: cannot start runtime: {e}");
+        ExitCode::from(1)
+    })
+}
+
+fn demo(listen: std::net::SocketAddr, admin: std::net::SocketAddr) -> ExitCode {
+    xumm_gate::logging::init(&Default::default());
+    let rt = match runtime(0) {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    rt.block_on(async move {
+        let running = match xumm_gate::demo::start(listen, admin).await {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("xumm-gate demo: {e}");
+                return ExitCode::from(1);
+            }
+        };
+        println!("xumm-gate demo is running: open http://{}/ in your browser (Ctrl-C stops it)", running.addr);
+        wait_for_signal().await;
+        running.shutdown().await;
+        ExitCode::SUCCESS
+    })
+}
+
+fn run(config: Config) -> ExitCode {
+    xumm_gate::logging::init(&config.log);
+    let rt = match runtime(config.server.workers) {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    rt.block_on(async move {
+        let running = match xumm_gate::start(config).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!("{e}");
+                eprintln!("xumm-gate: {e}");
+                return ExitCode::from(1);
+            }
+        };
+        wait_for_signal().await;
+        tracing::info!("shutdown signal received");
+        running.shutdown().await;
+        ExitCode::SUCCESS
+    })
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,89 @@
+//! Route table: which rule applies to a normalized path. It must never match on an unnormalized
+//! path, and never let a case trick widen what is public.
+
+use std::sync::Arc;
+
+use crate::config::RouteConfig;
+use crate::path::{has_prefix, has_prefix_ignore_case};
+
+#[derive(Debug)]
+pub struct Route {
+    pub path: String,
+    /// Metric and log label.
+    pub label: Arc<str>,
+    pub public: bool,
+    pub allow_accounts: Vec<String>,
+    pub allow_networks: Vec<String>,
+}
+
+/// What the table says about one request path.
+#[derive(Debug, Clone, Copy)]
+pub struct Decision<'a> {
+    pub route: Option<&'a Route>,
+    /// True only when the matching rule is public and matched in exact case.
+    pub public: bool,
+}
+
+impl Decision<'_> {
+    pub fn label(&self) -> &str {
+        self.route.map(|r| &*r.label).unwrap_or("default")
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct RouteTable {
+    routes: Vec<Route>, // longest path first
+}
+
+impl RouteTable {
+    pub fn new(cfg: &[RouteConfig]) -> RouteTable {
+        let mut routes: Vec<Route> = cfg
+            .iter()
+            .map(|r| Route {
+                path: r.path.trim_end_matches('/').to_string(),
+                label: Arc::from(r.path.as_str()),
+                public: r.public,
+                allow_accounts: r.allow_accounts.clone(),
+                allow_networks: r.allow_networks.clone(),
+            })
+            .collect();
+        routes.sort_by_key(|r| std::cmp::Reverse(r.path.len()));
+        RouteTable { routes }
+    }
+
+    /// The most specific rule for `path`. Rules match regardless of ASCII case, so `/ADMIN` is
+    /// caught by an `/admin` rule even when the upstream ignores case; but a public rule only
+    /// grants public access in its exact case (a case variant needs sign-in: fail closed).
+    pub fn decide(&self, path: &str) -> Decision<'_> {
+        match self.routes.iter().find(|r| has_prefix_ignore_case(path, &r.path)) {
+            Some(r) => Decision { route: Some(r), public: r.public && has_prefix(path, &r.path) },
+            None => Decision { route: None, public: false },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table() -> RouteTable {
+        let r = |path: &str, public: bool| RouteConfig {
+            path: path.into(),
+            public,
+            allow_accounts: vec![],
+            allow_networks: vec![],
+        };
+        RouteTable::new(&[r("/public", true), r("/public/secret", false), r("/admin", false)])
+    }
+
+    #[test]
+    fn longest_rule_wins_and_case_fails_closed() {
+        let t = table();
+        assert!(t.decide("/public/x").public);
+        assert!(!t.decide("/public/secret/x").public);
+        assert!(!t.decide("/publicity").public);
+        assert!(!t.decide("/PUBLIC/x").public);
+        assert_eq!(t.decide("/ADMIN/x").label(), "/admin");
+        assert_eq!(t.decide("/other").label(), "default");
+    }
+}

@@ -1,0 +1,270 @@
+//! Upstream selection and forwarding. It must never buffer a body, never forward hop-by-hop
+//! headers, and never trust a client's forwarding headers unless the peer is a trusted proxy.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::uri::{Authority, PathAndQuery, Scheme};
+use http::{Request, Response, StatusCode, Uri, Version};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+
+use crate::body::Body;
+use crate::config::{Server, UpstreamConfig};
+use crate::error::GatewayError;
+
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+static VIA_VALUE: HeaderValue = HeaderValue::from_static("1.1 xumm-gate");
+
+/// One configured upstream.
+#[derive(Debug)]
+pub struct Upstream {
+    /// Path prefix it serves (no trailing slash; empty for "/").
+    pub prefix: String,
+    pub label: Arc<str>,
+    scheme: Scheme,
+    authority: Authority,
+    /// Path part of the upstream URL, no trailing slash.
+    base_path: String,
+    strip_prefix: bool,
+}
+
+impl Upstream {
+    fn new(cfg: &UpstreamConfig) -> Upstream {
+        let uri: Uri = cfg.url.parse().expect("validated by config");
+        Upstream {
+            prefix: cfg.path.trim_end_matches('/').to_string(),
+            label: Arc::from(cfg.url.as_str()),
+            scheme: uri.scheme().cloned().unwrap_or(Scheme::HTTP),
+            authority: uri.authority().cloned().expect("validated by config"),
+            base_path: uri.path().trim_end_matches('/').to_string(),
+            strip_prefix: cfg.strip_prefix,
+        }
+    }
+
+    /// The URI to send upstream for a normalized request path and the original query.
+    fn target(&self, path: &str, query: Option<&str>) -> Result<Uri, GatewayError> {
+        let mut rest = path;
+        if self.strip_prefix && !self.prefix.is_empty() {
+            rest = &path[self.prefix.len()..];
+        }
+        let mut pq = String::with_capacity(self.base_path.len() + rest.len() + query.map_or(0, |q| q.len() + 1) + 1);
+        pq.push_str(&self.base_path);
+        if !rest.starts_with('/') {
+            pq.push('/');
+        }
+        pq.push_str(rest);
+        if let Some(q) = query {
+            pq.push('?');
+            pq.push_str(q);
+        }
+        let pq = PathAndQuery::try_from(pq).map_err(|_| GatewayError::NoUpstream)?;
+        Uri::builder()
+            .scheme(self.scheme.clone())
+            .authority(self.authority.clone())
+            .path_and_query(pq)
+            .build()
+            .map_err(|_| GatewayError::NoUpstream)
+    }
+}
+
+/// All upstreams and the pooled client that reaches them.
+pub struct Proxy {
+    upstreams: Vec<Upstream>, // longest prefix first
+    client: Client<HttpConnector, Incoming>,
+    timeout: Duration,
+    trusted: Vec<ipnet::IpNet>,
+    proto: HeaderValue,
+}
+
+impl Proxy {
+    pub fn new(server: &Server, upstreams: &[UpstreamConfig]) -> Proxy {
+        let mut list: Vec<Upstream> = upstreams.iter().map(Upstream::new).collect();
+        list.sort_by_key(|u| std::cmp::Reverse(u.prefix.len()));
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(server.upstream_connect_timeout));
+        connector.enforce_http(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .pool_idle_timeout(server.upstream_idle_timeout)
+            .pool_max_idle_per_host(1024)
+            .build(connector);
+        let proto = HeaderValue::from_str(server.public_url.scheme()).expect("http or https");
+        Proxy { upstreams: list, client, timeout: server.upstream_timeout, trusted: server.trusted_proxies.clone(), proto }
+    }
+
+    /// The upstream serving a normalized path (longest segment-wise prefix).
+    pub fn select(&self, path: &str) -> Option<&Upstream> {
+        self.upstreams.iter().find(|u| crate::path::has_prefix(path, &u.prefix))
+    }
+
+    pub fn is_trusted(&self, peer: &SocketAddr) -> bool {
+        let ip = peer.ip().to_canonical();
+        self.trusted.iter().any(|n| n.contains(&ip))
+    }
+
+    /// Sends the request to `up` and returns its response with the body still streaming.
+    pub async fn forward(
+        &self,
+        mut req: Request<Incoming>,
+        up: &Upstream,
+        path: &str,
+        peer: SocketAddr,
+    ) -> Result<Response<Body>, GatewayError> {
+        let upgrade = upgrade_requested(req.headers());
+        let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
+        let trusted = self.is_trusted(&peer);
+
+        let uri = up.target(path, req.uri().query())?;
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .cloned()
+            .or_else(|| req.uri().authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()));
+        *req.uri_mut() = uri;
+        *req.version_mut() = Version::HTTP_11;
+
+        let headers = req.headers_mut();
+        strip_hop_by_hop(headers);
+        headers.remove(header::HOST); // the client sets it from the upstream URI
+        set_forwarded(headers, peer, trusted, host, &self.proto);
+        if let Some(proto) = &upgrade {
+            headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+            headers.insert(header::UPGRADE, proto.clone());
+        }
+
+        let started = Instant::now();
+        let result = tokio::time::timeout(self.timeout, self.client.request(req)).await;
+        crate::metrics::upstream_latency(&up.label, started.elapsed());
+        let mut resp = match result {
+            Err(_) => {
+                tracing::warn!(upstream = %up.label, cause = "no response head within upstream_timeout", "upstream timeout");
+                return Err(GatewayError::UpstreamTimeout);
+            }
+            Ok(Err(e)) => {
+                let timed_out = is_timeout(&e);
+                tracing::warn!(upstream = %up.label, cause = %error_chain(&e), "upstream failed");
+                return Err(if timed_out { GatewayError::UpstreamTimeout } else { GatewayError::UpstreamUnavailable });
+            }
+            Ok(Ok(resp)) => resp,
+        };
+
+        if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+            if let Some(client_upgrade) = client_upgrade {
+                let proto = resp.headers().get(header::UPGRADE).cloned();
+                let upstream_upgrade = hyper::upgrade::on(&mut resp);
+                let label = up.label.clone();
+                tokio::spawn(async move {
+                    match tokio::try_join!(client_upgrade, upstream_upgrade) {
+                        Ok((c, u)) => {
+                            let (mut c, mut u) = (TokioIo::new(c), TokioIo::new(u));
+                            let _ = tokio::io::copy_bidirectional(&mut c, &mut u).await;
+                        }
+                        Err(e) => tracing::debug!(upstream = %label, cause = %e, "upgrade failed"),
+                    }
+                });
+                let (mut parts, body) = resp.into_parts();
+                strip_hop_by_hop(&mut parts.headers);
+                parts.headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+                if let Some(p) = proto {
+                    parts.headers.insert(header::UPGRADE, p);
+                }
+                return Ok(Response::from_parts(parts, Body::stream(body)));
+            }
+        }
+        let (mut parts, body) = resp.into_parts();
+        strip_hop_by_hop(&mut parts.headers);
+        Ok(Response::from_parts(parts, Body::stream(body)))
+    }
+}
+
+/// The protocol a client asks to switch to (`Connection: upgrade` + `Upgrade: x`).
+fn upgrade_requested(h: &HeaderMap) -> Option<HeaderValue> {
+    let wants = h
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+    if wants { h.get(header::UPGRADE).cloned() } else { None }
+}
+
+/// Removes hop-by-hop headers (RFC 9110 section 7.6.1): Connection and every header it names,
+/// Keep-Alive, Proxy-*, TE, Trailer, Transfer-Encoding, Upgrade.
+pub fn strip_hop_by_hop(h: &mut HeaderMap) {
+    let named: Vec<HeaderName> = h
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .collect();
+    for n in named {
+        h.remove(n);
+    }
+    for n in [&header::CONNECTION, &KEEP_ALIVE, &header::TE, &header::TRAILER, &header::TRANSFER_ENCODING, &header::UPGRADE] {
+        h.remove(n);
+    }
+    if h.keys().any(|k| k.as_str().starts_with("proxy-")) {
+        let proxy: Vec<HeaderName> = h.keys().filter(|k| k.as_str().starts_with("proxy-")).cloned().collect();
+        for n in proxy {
+            h.remove(n);
+        }
+    }
+}
+
+/// Sets X-Forwarded-For/Proto/Host and Via. A client's own X-Forwarded-* are kept (and appended
+/// to) only when the peer is a trusted proxy; otherwise they are replaced.
+fn set_forwarded(h: &mut HeaderMap, peer: SocketAddr, trusted: bool, host: Option<HeaderValue>, proto: &HeaderValue) {
+    let ip = peer.ip().to_canonical().to_string();
+    let xff = match (trusted, h.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok())) {
+        (true, Some(prev)) if !prev.is_empty() => format!("{prev}, {ip}"),
+        _ => ip,
+    };
+    if let Ok(v) = HeaderValue::from_str(&xff) {
+        h.insert(X_FORWARDED_FOR.clone(), v);
+    }
+    if !(trusted && h.contains_key(&X_FORWARDED_PROTO)) {
+        h.insert(X_FORWARDED_PROTO.clone(), proto.clone());
+    }
+    if !(trusted && h.contains_key(&X_FORWARDED_HOST)) {
+        match host {
+            Some(v) => h.insert(X_FORWARDED_HOST.clone(), v),
+            None => h.remove(&X_FORWARDED_HOST),
+        };
+    }
+    h.append(header::VIA, VIA_VALUE.clone());
+}
+
+fn is_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::TimedOut {
+                return true;
+            }
+        }
+        cur = err.source();
+    }
+    false
+}
+
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(err) = cur {
+        out.push_str(": ");
+        out.push_str(&err.to_string());
+        cur = err.source();
+    }
+    out
+}

@@ -1,0 +1,192 @@
+//! The built `xumm-gate` binary: CLI, config errors, logs, and flat memory while streaming.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use http::{Request, StatusCode};
+
+const BIN: &str = env!("CARGO_BIN_EXE_xumm-gate");
+
+fn write_config(text: &str) -> tempfile::NamedTempFile {
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    std::io::Write::write_all(&mut f, text.as_bytes()).unwrap();
+    f
+}
+
+struct Proc(Child);
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// Starts the binary on a fixed free port and waits until it answers.
+async fn spawn_gateway(config: &str, env: &[(&str, &str)]) -> (Proc, std::net::SocketAddr, std::sync::mpsc::Receiver<String>) {
+    let port = free_port();
+    let text = config.replace("\nlisten = \"127.0.0.1:0\"", &format!("\nlisten = \"127.0.0.1:{port}\""));
+    let file = write_config(&text);
+    let mut cmd = Command::new(BIN);
+    cmd.args(["run", "--config"]).arg(file.path()).stderr(Stdio::piped()).stdout(Stdio::null()).env_remove("RUST_LOG");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            std::mem::forget(file); // keep the file for the process lifetime
+            return (Proc(child), addr, rx);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("gateway binary did not start");
+}
+
+#[test]
+fn version_and_help() {
+    let out = Command::new(BIN).arg("--version").output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("xumm-gate "));
+}
+
+#[test]
+fn check_config_redacts_secrets_and_names_bad_keys() {
+    let secret = "c2VjcmV0LWNvb2tpZS1rZXktdGhhdC1pcy1sb25nLWVub3VnaC0xMjM0NQ==";
+    let out = Command::new(BIN)
+        .args(["check-config", "--config", concat!(env!("CARGO_MANIFEST_DIR"), "/config.toml")])
+        .env("XUMM_API_KEY", "11111111-2222-3333-4444-555555555555")
+        .env("XUMM_API_SECRET", "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee")
+        .env("XUMM_GATE_COOKIE_SECRET", secret)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("<redacted>"));
+    assert!(!stdout.contains("aaaaaaaa-bbbb"), "API secret printed: {stdout}");
+    assert!(!stdout.contains(secret), "cookie secret printed");
+    assert!(stdout.contains("11111111-2222-3333-4444-555555555555"), "client_id is not a secret");
+
+    // The shipped config names its env vars when they are missing.
+    let out = Command::new(BIN)
+        .args(["check-config", "--config", concat!(env!("CARGO_MANIFEST_DIR"), "/config.toml")])
+        .env_remove("XUMM_API_KEY")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("provider.client_id: env XUMM_API_KEY is not set"));
+
+    let bad = write_config("[server]\nlisten = \"x\"\n[[upstream]]\npath = \"/\"\nurl = \"http://127.0.0.1:1\"\n");
+    let out = Command::new(BIN).args(["check-config", "--config"]).arg(bad.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("server.listen: invalid socket address \"x\""));
+}
+
+#[tokio::test]
+async fn json_logs_one_line_per_request_without_query() {
+    let up = upstream().await;
+    let cfg = config_text(up, "").replace("[server]", "[log]\nformat = \"json\"\n\n[server]");
+    let (_p, addr, lines) = spawn_gateway(&cfg, &[]).await;
+    let got = get(addr, "/some/path?token=SECRETQUERY").await;
+    assert_eq!(got.status, StatusCode::OK);
+    let mut access = None;
+    for _ in 0..50 {
+        while let Ok(line) = lines.try_recv() {
+            assert!(!line.contains("SECRETQUERY"), "query logged: {line}");
+            if line.contains("\"path\":\"/some/path\"") {
+                access = Some(line);
+            }
+        }
+        if access.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let line = access.expect("an access log line");
+    let v: serde_json::Value = serde_json::from_str(&line).expect("log line is JSON");
+    assert_eq!(v["method"], "GET");
+    assert_eq!(v["status"], 200);
+    assert_eq!(v["upstream"], format!("http://{up}"));
+    assert!(v["duration_ms"].is_number());
+    assert!(v["bytes"].as_u64().unwrap() > 0);
+}
+
+#[tokio::test]
+async fn streams_100_mib_each_way_with_flat_memory() {
+    const SIZE: u64 = 100 * 1024 * 1024;
+    let up = upstream().await;
+    let (p, addr, _lines) = spawn_gateway(&config_text(up, ""), &[]).await;
+    let pid = p.0.id();
+    assert_eq!(get(addr, "/warm").await.status, StatusCode::OK);
+    let before = rss_kib(pid);
+
+    // upload: a streamed 100 MiB request body, counted by the upstream
+    let got = send(Request::post(format!("http://{addr}/upload")).body(zeros(SIZE)).unwrap()).await;
+    assert_eq!(got.status, StatusCode::OK);
+    assert_eq!(got.text(), SIZE.to_string());
+    let after_up = rss_kib(pid);
+
+    // download: a streamed 100 MiB response body, counted here without keeping it
+    use http_body_util::BodyExt;
+    let resp = client().request(Request::get(format!("http://{addr}/download?n={SIZE}")).body(full("")).unwrap()).await.unwrap();
+    let mut body = resp.into_body();
+    let mut n = 0u64;
+    while let Some(f) = body.frame().await {
+        if let Ok(d) = f.unwrap().into_data() {
+            n += d.len() as u64;
+        }
+    }
+    assert_eq!(n, SIZE);
+    let after_down = rss_kib(pid);
+    let grew = after_up.max(after_down).saturating_sub(before);
+    assert!(grew < 32 * 1024, "gateway RSS grew by {grew} KiB (before {before} KiB)");
+}
+
+#[tokio::test]
+async fn demo_serves_whoami_on_loopback_and_refuses_other_addresses() {
+    let port = free_port();
+    let admin = free_port();
+    let child = Command::new(BIN)
+        .args(["demo", "--listen", &format!("127.0.0.1:{port}"), "--admin-listen", &format!("127.0.0.1:{admin}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _p = Proc(child);
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut got = None;
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            got = Some(send(Request::get(format!("http://{addr}/")).header("accept", "text/html").body(full("")).unwrap()).await);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let got = got.expect("demo started");
+    assert_eq!(got.status, StatusCode::OK);
+    assert!(got.text().contains("<h1>whoami</h1>"));
+
+    let out = Command::new(BIN).args(["demo", "--listen", "0.0.0.0:0"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("loopback addresses only"));
+}

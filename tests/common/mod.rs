@@ -1,0 +1,227 @@
+//! Test fixtures: a real upstream (hyper), an in-process gateway, and small HTTP helpers.
+#![allow(dead_code)]
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::stream;
+use http::{Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
+use hyper::body::{Frame, Incoming};
+use hyper::service::service_fn;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use tokio::net::TcpListener;
+
+pub type TestBody = BoxBody<Bytes, Infallible>;
+
+pub fn full(b: impl Into<Bytes>) -> TestBody {
+    Full::new(b.into()).boxed()
+}
+
+/// A body of `n` zero bytes sent in 64 KiB chunks, never held whole in memory.
+pub fn zeros(n: u64) -> TestBody {
+    const CHUNK: usize = 64 * 1024;
+    let chunk = Bytes::from(vec![0u8; CHUNK]);
+    let s = stream::unfold(n, move |left| {
+        let chunk = chunk.clone();
+        async move {
+            if left == 0 {
+                return None;
+            }
+            let take = left.min(CHUNK as u64) as usize;
+            Some((Ok::<_, Infallible>(Frame::data(chunk.slice(..take))), left - take as u64))
+        }
+    });
+    StreamBody::new(s).boxed()
+}
+
+/// Starts the test upstream. Paths:
+/// - `/download?n=N`: N zero bytes, streamed
+/// - `/upload`: counts the request body, answers the count
+/// - `/slow?ms=N`: answers after N ms
+/// - `/hop`: answers with hop-by-hop headers that must not reach the client
+/// - `/ws`: WebSocket echo
+/// - anything else: JSON `{method, uri, headers: [[name, value]...]}`
+pub async fn upstream() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            tokio::spawn(async move {
+                let _ = auto::Builder::new(TokioExecutor::new())
+                    .serve_connection_with_upgrades(TokioIo::new(stream), service_fn(upstream_handle))
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+fn query_num(req: &Request<Incoming>, key: &str) -> u64 {
+    req.uri()
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .find_map(|kv| kv.strip_prefix(&format!("{key}=")).and_then(|v| v.parse().ok()))
+        .unwrap_or(0)
+}
+
+async fn upstream_handle(mut req: Request<Incoming>) -> Result<Response<TestBody>, Infallible> {
+    let path = req.uri().path().to_string();
+    Ok(match path.as_str() {
+        "/download" => Response::new(zeros(query_num(&req, "n"))),
+        "/upload" => {
+            let mut body = req.into_body();
+            let mut n = 0u64;
+            while let Some(frame) = body.frame().await {
+                if let Ok(d) = frame.unwrap().into_data() {
+                    n += d.len() as u64;
+                }
+            }
+            Response::new(full(n.to_string()))
+        }
+        "/slow" => {
+            tokio::time::sleep(Duration::from_millis(query_num(&req, "ms"))).await;
+            Response::new(full("slow done"))
+        }
+        "/hop" => Response::builder()
+            .header("connection", "x-private-hop")
+            .header("x-private-hop", "secret")
+            .header("keep-alive", "timeout=5")
+            .header("proxy-authenticate", "Basic")
+            .header("x-end-to-end", "kept")
+            .body(full("hop"))
+            .unwrap(),
+        "/ws" => {
+            let key = req.headers().get("sec-websocket-key").cloned().unwrap();
+            let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
+            let on = hyper::upgrade::on(&mut req);
+            tokio::spawn(async move {
+                use futures_util::{SinkExt, StreamExt};
+                let upgraded = on.await.unwrap();
+                let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
+                    TokioIo::new(upgraded),
+                    tokio_tungstenite::tungstenite::protocol::Role::Server,
+                    None,
+                )
+                .await;
+                while let Some(Ok(msg)) = ws.next().await {
+                    if msg.is_text() || msg.is_binary() {
+                        let _ = ws.send(msg).await;
+                    }
+                }
+            });
+            Response::builder()
+                .status(StatusCode::SWITCHING_PROTOCOLS)
+                .header(header::CONNECTION, "upgrade")
+                .header(header::UPGRADE, "websocket")
+                .header("sec-websocket-accept", accept)
+                .body(full(""))
+                .unwrap()
+        }
+        _ => {
+            let headers: Vec<(String, String)> = req
+                .headers()
+                .iter()
+                .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                .collect();
+            let v = serde_json::json!({"method": req.method().as_str(), "uri": req.uri().to_string(), "headers": headers});
+            Response::builder().header("content-type", "application/json").body(full(v.to_string())).unwrap()
+        }
+    })
+}
+
+/// A free loopback port (bound then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Minimal config text for a gateway in front of `upstream`; `extra` is appended.
+pub fn config_text(upstream: SocketAddr, extra: &str) -> String {
+    format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+admin_listen = "127.0.0.1:0"
+public_url = "http://127.0.0.1:4180"
+{extra}
+
+[[upstream]]
+path = "/"
+url = "http://{upstream}"
+
+[[route]]
+path = "/public"
+public = true
+
+[[route]]
+path = "/admin"
+"#
+    )
+}
+
+pub fn no_env(_: &str) -> Option<String> {
+    None
+}
+
+pub async fn gateway(text: &str) -> xumm_gate::Running {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cfg = xumm_gate::config::Config::from_toml(text, &no_env).expect("test config is valid");
+    xumm_gate::start(cfg).await.expect("gateway starts")
+}
+
+pub fn client() -> Client<HttpConnector, TestBody> {
+    Client::builder(TokioExecutor::new()).build(HttpConnector::new())
+}
+
+pub struct Got {
+    pub status: StatusCode,
+    pub headers: http::HeaderMap,
+    pub body: Bytes,
+}
+
+impl Got {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|_| panic!("not JSON: {:?}", self.body))
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    /// Values of a header the upstream echoed (our JSON upstream's `headers` list).
+    pub fn upstream_header(&self, name: &str) -> Vec<String> {
+        self.json()["headers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p[0].as_str().unwrap().eq_ignore_ascii_case(name))
+            .map(|p| p[1].as_str().unwrap().to_string())
+            .collect()
+    }
+}
+
+pub async fn send(req: Request<TestBody>) -> Got {
+    let resp = client().request(req).await.expect("request sent");
+    let (parts, body) = resp.into_parts();
+    let body = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+    Got { status: parts.status, headers: parts.headers, body }
+}
+
+pub async fn get(addr: SocketAddr, path: &str) -> Got {
+    send(Request::get(format!("http://{addr}{path}")).body(full("")).unwrap()).await
+}
+
+/// Sends raw bytes on a fresh TCP connection and returns everything read until EOF or `wait`.
+pub async fn raw(addr: SocketAddr, bytes: &[u8], wait: Duration) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(bytes).await.unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(wait, s.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
