@@ -41,7 +41,7 @@ pub struct Config {
     #[serde(default)]
     pub bearer: Option<toml::Table>,
     #[serde(default)]
-    pub headers: Option<toml::Table>,
+    pub headers: HeadersConfig,
     #[serde(default)]
     pub cors: Option<toml::Table>,
     #[serde(default)]
@@ -138,6 +138,13 @@ pub struct ProviderConfig {
     /// "client_secret_post" (default, what Xumm documents) or "client_secret_basic".
     #[serde(default = "default_token_auth")]
     pub token_auth: String,
+    /// Least time between two JWKS fetches triggered by tokens no cached key verifies.
+    #[serde(default = "default_jwks_min_refresh")]
+    pub jwks_min_refresh: String,
+}
+
+fn default_jwks_min_refresh() -> String {
+    "30s".into()
 }
 
 fn default_issuer() -> String {
@@ -186,6 +193,41 @@ fn default_idle() -> String {
 }
 fn default_max_sessions() -> u64 {
     100_000
+}
+
+/// Names of the identity headers set on upstream requests; "" switches one off. Every name here
+/// (and every default name) is stripped from incoming requests, whatever the client's spelling.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HeadersConfig {
+    pub account: String,
+    pub network: String,
+    pub user: Vec<String>,
+    pub user_token: String,
+    pub assertion: String,
+    /// Further header names to strip from every request.
+    pub strip: Vec<String>,
+}
+
+impl Default for HeadersConfig {
+    fn default() -> Self {
+        HeadersConfig {
+            account: "X-Xumm-Account".into(),
+            network: "X-Xumm-Network".into(),
+            user: vec!["X-Auth-Request-User".into(), "X-Forwarded-User".into()],
+            user_token: "X-Xumm-User-Token".into(),
+            assertion: "X-Xumm-Assertion".into(),
+            strip: vec![],
+        }
+    }
+}
+
+impl HeadersConfig {
+    pub fn all_names(&self) -> impl Iterator<Item = &str> {
+        [self.account.as_str(), self.network.as_str(), self.user_token.as_str(), self.assertion.as_str()]
+            .into_iter()
+            .chain(self.user.iter().map(String::as_str))
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -293,6 +335,16 @@ impl Config {
                 }
             }
         }
+        for (key, name) in [("headers.account", &self.headers.account), ("headers.network", &self.headers.network), ("headers.user_token", &self.headers.user_token), ("headers.assertion", &self.headers.assertion)] {
+            if !name.is_empty() && http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                return Err(err(key, format!("invalid header name {name:?}")));
+            }
+        }
+        for (i, name) in self.headers.user.iter().chain(self.headers.strip.iter()).enumerate() {
+            if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                return Err(err(format!("headers.user/strip[{i}]"), format!("invalid header name {name:?}")));
+            }
+        }
         match self.log.format.as_str() {
             "text" | "json" => {}
             other => return Err(err("log.format", format!("must be \"text\" or \"json\", got {other:?}"))),
@@ -319,6 +371,7 @@ impl Config {
         if let Some(p) = &self.provider {
             url::Url::parse(&p.issuer)
                 .map_err(|_| err("provider.issuer", format!("invalid URL {:?}", p.issuer)))?;
+            duration("provider.jwks_min_refresh", &p.jwks_min_refresh)?;
             if p.token_auth != "client_secret_post" && p.token_auth != "client_secret_basic" {
                 return Err(err(
                     "provider.token_auth",

@@ -3,18 +3,25 @@
 #![forbid(unsafe_code)]
 
 pub mod accesslog;
+pub mod auth;
 pub mod account;
 pub mod body;
 pub mod config;
 pub mod demo;
 pub mod error;
+pub mod identity;
 pub mod logging;
+pub mod login;
 pub mod metrics;
+pub mod oidc;
+pub mod pages;
 pub mod path;
 pub mod policy;
 pub mod proxy;
+pub mod redirect;
 pub mod router;
 pub mod server;
+pub mod session;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -33,6 +40,10 @@ pub struct Gateway {
     pub ready: AtomicBool,
     pub draining: AtomicBool,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    /// Sign-in state; None when no `[provider]` is configured (then only public routes open).
+    pub auth: Option<auth::Auth>,
+    pub identity: identity::IdentityHeaders,
+    pub allowed_redirect_hosts: Vec<String>,
     default_label: Arc<str>,
 }
 
@@ -72,7 +83,11 @@ impl Running {
 /// Binds the listeners and starts serving. Must be called inside a tokio runtime.
 pub async fn start(config: Config) -> Result<Running, StartError> {
     let server = config.server()?;
+    let auth = auth::Auth::from_config(&config, &server)?;
     let gateway = Arc::new(Gateway {
+        auth,
+        identity: identity::IdentityHeaders::new(&config.headers),
+        allowed_redirect_hosts: config.server.allowed_redirect_hosts.clone(),
         routes: policy::RouteTable::new(&config.routes),
         proxy: proxy::Proxy::new(&server, &config.upstreams),
         ready: AtomicBool::new(false),
@@ -93,7 +108,14 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         admin_task = Some(tokio::spawn(server::serve_admin(gateway.clone(), l, admin_rx)));
     }
     let public_task = tokio::spawn(server::serve_public(gateway.clone(), listener, rx));
-    gateway.ready.store(true, Ordering::Release);
+    match &gateway.auth {
+        // Ready once the provider's metadata and keys are loaded (retried with backoff).
+        Some(auth) => {
+            let gw = gateway.clone();
+            auth.provider.clone().spawn_discovery(move || gw.ready.store(true, Ordering::Release));
+        }
+        None => gateway.ready.store(true, Ordering::Release),
+    }
     tracing::info!(listen = %addr, admin = ?admin_addr, "xumm-gate serving");
     Ok(Running { addr, admin_addr, gateway, shutdown: tx, admin_shutdown: admin_tx, public_task, admin_task })
 }

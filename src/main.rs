@@ -76,16 +76,18 @@ fn demo(listen: std::net::SocketAddr, admin: std::net::SocketAddr) -> ExitCode {
         Err(code) => return code,
     };
     rt.block_on(async move {
-        let running = match xumm_gate::demo::start(listen, admin).await {
-            Ok(r) => r,
+        let demo = match xumm_gate::demo::start(listen, admin).await {
+            Ok(d) => d,
             Err(e) => {
                 eprintln!("xumm-gate demo: {e}");
                 return ExitCode::from(1);
             }
         };
-        println!("xumm-gate demo is running: open http://{}/ in your browser (Ctrl-C stops it)", running.addr);
+        println!("xumm-gate demo is running: open http://{}/ in your browser (Ctrl-C stops it)", demo.gateway.addr);
+        println!("  development identity provider: {}  (sign in with any r-address, e.g. {})", demo.idp.issuer, xumm_gate::demo::idp::DEMO_ACCOUNT);
+        println!("  whoami upstream: http://{}  admin: http://{}/metrics", demo.whoami, admin);
         wait_for_signal().await;
-        running.shutdown().await;
+        demo.gateway.shutdown().await;
         ExitCode::SUCCESS
     })
 }

@@ -6,13 +6,17 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use http::{Request, Response, Uri, header};
+use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, header};
 use hyper::body::Incoming;
 
 use crate::Gateway;
 use crate::accesslog::AccessLog;
 use crate::body::Body;
+use crate::auth::challenge;
 use crate::error::GatewayError;
+use crate::pages;
+use crate::policy::Decision;
+use crate::session::Session;
 
 impl Gateway {
     /// Entry point for every request on the public listener.
@@ -48,15 +52,20 @@ impl Gateway {
         let decision = self.routes.decide(&path);
         let route_label = decision.route.map(|r| r.label.clone()).unwrap_or_else(|| self.default_label.clone());
         let mut upstream_label = None;
+        // Client-sent identity headers never survive, on any route or endpoint.
+        self.identity.strip(req.headers_mut());
         let result = if crate::path::has_prefix(&path, &self.server.prefix) {
-            self.endpoint(&req, &path[self.server.prefix.len()..])
+            Ok(self.endpoint(&req, &path[self.server.prefix.len()..]).await)
         } else {
-            match self.proxy.select(&path) {
-                None => Err(GatewayError::NoUpstream),
-                Some(up) => {
-                    upstream_label = Some(up.label.clone());
-                    self.proxy.forward(req, up, &path, peer).await
-                }
+            match self.admit(&mut req, &decision).await {
+                Err(denied) => Ok(denied),
+                Ok(()) => match self.proxy.select(&path) {
+                    None => Err(GatewayError::NoUpstream),
+                    Some(up) => {
+                        upstream_label = Some(up.label.clone());
+                        self.proxy.forward(req, up, &path, peer).await
+                    }
+                },
             }
         };
         let mut resp = result.unwrap_or_else(|e| e.response(accept.as_ref()));
@@ -75,11 +84,68 @@ impl Gateway {
         Ok(resp)
     }
 
-    /// The gateway's own endpoints under the prefix; `rest` starts with '/' or is empty.
-    fn endpoint(&self, _req: &Request<Incoming>, rest: &str) -> Result<Response<Body>, GatewayError> {
-        let _ = rest;
-        Err(GatewayError::NotFound)
+    /// Authenticates and authorizes a request for a protected route, and sets the identity
+    /// headers. `Err` carries the response to send instead (redirect, 401, 403, 503).
+    async fn admit(&self, req: &mut Request<Incoming>, decision: &Decision<'_>) -> Result<(), Response<Body>> {
+        if let Some(auth) = &self.auth {
+            let found = auth.session(req.headers()).await;
+            crate::identity::strip_own_cookies(req.headers_mut(), &auth.cookie_name);
+            if decision.public {
+                return Ok(());
+            }
+            let session = match found {
+                Ok(Some(s)) => s,
+                Ok(None) => {
+                    let back = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
+                    return Err(challenge(req.method(), req.headers(), &self.start_url(back), "sign-in required"));
+                }
+                Err(e) => return Err(crate::login::store_unavailable(&e)),
+            };
+            if !allowed(decision.route, &session) {
+                return Err(self.forbidden(req, &session.account.to_string()));
+            }
+            self.identity.inject(req.headers_mut(), &session);
+            return Ok(());
+        }
+        if decision.public {
+            Ok(())
+        } else {
+            // No [provider]: nothing can sign in, so protected routes stay closed.
+            Err(challenge(req.method(), &HeaderMap::new(), "", "sign-in is not configured"))
+        }
     }
+
+    fn forbidden(&self, req: &Request<Incoming>, account: &str) -> Response<Body> {
+        if crate::auth::is_navigation(req.method(), req.headers()) {
+            pages::forbidden(account, &format!("{}/sign_out", self.server.prefix))
+        } else {
+            pages::json(StatusCode::FORBIDDEN, &serde_json::json!({"error": "forbidden", "account": account}))
+        }
+    }
+
+    /// The gateway's own endpoints under the prefix; `rest` starts with '/' or is empty.
+    async fn endpoint(&self, req: &Request<Incoming>, rest: &str) -> Response<Body> {
+        let accept = req.headers().get(header::ACCEPT);
+        let Some(auth) = &self.auth else {
+            return GatewayError::NotFound.response(accept);
+        };
+        let (m, h, q) = (req.method(), req.headers(), req.uri().query());
+        match (m, rest) {
+            (&Method::GET, "/start") => self.login_start(auth, h, q),
+            (&Method::GET, "/callback") => self.login_callback(auth, h, q).await,
+            (&Method::GET | &Method::POST, "/sign_out") => self.sign_out(auth, h, q).await,
+            (&Method::GET, "/userinfo") => self.userinfo(auth, h).await,
+            _ => GatewayError::NotFound.response(accept),
+        }
+    }
+}
+
+/// Route policy for a signed-in user. A rule that lists networks admits only sessions whose
+/// network is known and listed (fail closed).
+fn allowed(route: Option<&crate::policy::Route>, s: &Session) -> bool {
+    let Some(r) = route else { return true };
+    (r.allow_accounts.is_empty() || r.allow_accounts.iter().any(|a| a == s.account.as_str()))
+        && (r.allow_networks.is_empty() || s.network.as_ref().is_some_and(|n| r.allow_networks.iter().any(|x| x.eq_ignore_ascii_case(n))))
 }
 
 /// Replaces the request path with its normalized form, keeping the query.

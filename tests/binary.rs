@@ -177,7 +177,7 @@ async fn demo_serves_whoami_on_loopback_and_refuses_other_addresses() {
     let mut got = None;
     for _ in 0..100 {
         if tokio::net::TcpStream::connect(addr).await.is_ok() {
-            got = Some(send(Request::get(format!("http://{addr}/")).header("accept", "text/html").body(full("")).unwrap()).await);
+            got = Some(send(Request::get(format!("http://{addr}/public/")).header("accept", "text/html").body(full("")).unwrap()).await);
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -185,6 +185,10 @@ async fn demo_serves_whoami_on_loopback_and_refuses_other_addresses() {
     let got = got.expect("demo started");
     assert_eq!(got.status, StatusCode::OK);
     assert!(got.text().contains("<h1>whoami</h1>"));
+    // everything else needs sign-in: a browser is sent to the development provider's flow
+    let got = send(Request::get(format!("http://{addr}/")).header("accept", "text/html").body(full("")).unwrap()).await;
+    assert_eq!(got.status, StatusCode::FOUND);
+    assert_eq!(got.headers["location"], "/.xumm/start?rd=%2F");
 
     let out = Command::new(BIN).args(["demo", "--listen", "0.0.0.0:0"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));

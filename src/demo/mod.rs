@@ -1,6 +1,7 @@
 //! Development-only pieces for `xumm-gate demo` and the tests. They must never bind anything but
 //! a loopback address.
 
+pub mod idp;
 pub mod whoami;
 
 use std::net::SocketAddr;
@@ -17,14 +18,30 @@ pub enum DemoError {
     Start(#[from] crate::StartError),
 }
 
-/// Starts whoami and a gateway in front of it on `listen`; returns the running gateway.
-pub async fn start(listen: SocketAddr, admin: SocketAddr) -> Result<crate::Running, DemoError> {
+/// The demo's client credentials at its development provider.
+pub const DEMO_CLIENT_ID: &str = "0d3b2c1a-5e6f-4a7b-8c9d-0e1f2a3b4c5d";
+
+/// Everything `xumm-gate demo` runs.
+pub struct Demo {
+    pub gateway: crate::Running,
+    pub idp: idp::DevIdp,
+    pub whoami: SocketAddr,
+}
+
+/// Starts the development provider, whoami and a gateway in front of it on `listen`.
+pub async fn start(listen: SocketAddr, admin: SocketAddr) -> Result<Demo, DemoError> {
     for a in [listen, admin] {
         if !a.ip().is_loopback() {
             return Err(DemoError::NotLoopback(a));
         }
     }
-    let whoami = whoami::start(SocketAddr::from(([127, 0, 0, 1], 0))).await.map_err(DemoError::Whoami)?;
+    use base64::Engine;
+    let secret = crate::session::new_id();
+    let cookie_secret = base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>());
+    let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+    let client = idp::ClientApp { id: DEMO_CLIENT_ID.into(), secret: secret.clone(), name: "xumm-gate demo".into() };
+    let provider = idp::DevIdp::start(loopback, vec![client]).await.map_err(DemoError::Whoami)?;
+    let whoami = whoami::start(loopback).await.map_err(DemoError::Whoami)?;
     let text = format!(
         r#"
 [server]
@@ -32,15 +49,30 @@ listen = "{listen}"
 admin_listen = "{admin}"
 public_url = "http://{listen}"
 
+[provider]
+issuer = "{issuer}"
+client_id = "{DEMO_CLIENT_ID}"
+client_secret = "{secret}"
+
+[session]
+cookie_secrets = ["{cookie_secret}"]
+
 [[upstream]]
 path = "/"
 url = "http://{whoami}"
 
 [[route]]
-path = "/"
+path = "/public"
 public = true
-"#
+
+[[route]]
+path = "/admin"
+allow_accounts = ["{account}"]
+"#,
+        issuer = provider.issuer,
+        account = idp::DEMO_ACCOUNT,
     );
     let config = Config::from_toml(&text, &|_| None).map_err(crate::StartError::from)?;
-    Ok(crate::start(config).await?)
+    let gateway = crate::start(config).await?;
+    Ok(Demo { gateway, idp: provider, whoami })
 }

@@ -157,6 +157,10 @@ path = "/"
 url = "http://{upstream}"
 
 [[route]]
+path = "/"
+public = true
+
+[[route]]
 path = "/public"
 public = true
 
@@ -224,4 +228,142 @@ pub async fn raw(addr: SocketAddr, bytes: &[u8], wait: Duration) -> String {
     let mut out = Vec::new();
     let _ = tokio::time::timeout(wait, s.read_to_end(&mut out)).await;
     String::from_utf8_lossy(&out).into_owned()
+}
+
+// ---------- sign-in fixtures ----------
+
+pub const CLIENT_ID: &str = "6a7b8c9d-0e1f-4a2b-8c3d-4e5f6a7b8c9d";
+pub const CLIENT_SECRET: &str = "f0e1d2c3-b4a5-4697-8889-aabbccddeeff";
+pub const NATIVE_CLIENT_ID: &str = "11111111-2222-4333-8444-555555555555";
+pub const COOKIE_SECRET: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+pub const COOKIE_SECRET_2: &str = "ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA=";
+pub const ACCOUNT: &str = "rHb9CJAWyB4rj91VRWn96DkukG4bwdtyTh";
+pub const OTHER_ACCOUNT: &str = "r9DvujRNfGrZr4nBjudEJJWFBNfkDfcwNA";
+
+pub async fn idp() -> xumm_gate::demo::idp::DevIdp {
+    use xumm_gate::demo::idp::{ClientApp, DevIdp};
+    DevIdp::start(
+        "127.0.0.1:0".parse().unwrap(),
+        vec![
+            ClientApp { id: CLIENT_ID.into(), secret: CLIENT_SECRET.into(), name: "test app".into() },
+            ClientApp { id: NATIVE_CLIENT_ID.into(), secret: "native-secret".into(), name: "native app".into() },
+        ],
+    )
+    .await
+    .unwrap()
+}
+
+/// Config for a gateway with sign-in against `idp`; `extra` goes into [server], `more` at the end.
+pub fn auth_config(upstream: SocketAddr, issuer: &str, extra: &str, more: &str) -> String {
+    auth_config_with(upstream, issuer, extra, "", more)
+}
+
+pub fn auth_config_with(upstream: SocketAddr, issuer: &str, extra: &str, provider_extra: &str, more: &str) -> String {
+    format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+admin_listen = "127.0.0.1:0"
+public_url = "http://127.0.0.1:4180"
+allowed_redirect_hosts = ["app.example.com"]
+{extra}
+
+[provider]
+issuer = "{issuer}"
+client_id = "{CLIENT_ID}"
+client_secret = "{CLIENT_SECRET}"
+{provider_extra}
+
+[session]
+cookie_secrets = ["{COOKIE_SECRET}"]
+
+[[upstream]]
+path = "/"
+url = "http://{upstream}"
+
+[[route]]
+path = "/public"
+public = true
+
+[[route]]
+path = "/admin"
+allow_accounts = ["{ACCOUNT}"]
+
+[[route]]
+path = "/mainnet"
+allow_networks = ["MAINNET"]
+{more}
+"#
+    )
+}
+
+/// Starts a gateway and waits until it is ready (provider discovered).
+pub async fn ready_gateway(text: &str) -> xumm_gate::Running {
+    let gw = gateway(text).await;
+    for _ in 0..100 {
+        if gw.gateway.ready.load(std::sync::atomic::Ordering::Acquire) {
+            return gw;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("gateway never became ready");
+}
+
+/// Cookie name=value pairs from Set-Cookie headers (deletions excluded).
+pub fn set_cookies(h: &http::HeaderMap) -> Vec<(String, String)> {
+    h.get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter(|v| !v.contains("Max-Age=0"))
+        .filter_map(|v| v.split(';').next()?.split_once('=').map(|(n, v)| (n.to_string(), v.to_string())))
+        .collect()
+}
+
+pub fn cookie_header(c: &[(String, String)]) -> String {
+    c.iter().map(|(n, v)| format!("{n}={v}")).collect::<Vec<_>>().join("; ")
+}
+
+pub async fn get_with(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Got {
+    let mut b = Request::get(format!("http://{addr}{path}"));
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    send(b.body(full("")).unwrap()).await
+}
+
+/// The first half of a sign-in: /start, then the provider's answer to the user's decision.
+/// Returns (pending cookies, the callback path+query the provider redirected to).
+pub async fn begin_login(gw: SocketAddr, rd: &str, account: &str, network: &str, action: &str) -> (Vec<(String, String)>, String) {
+    let start = get_with(gw, &format!("/.xumm/start?rd={}", url_encode(rd)), &[]).await;
+    assert_eq!(start.status, StatusCode::FOUND, "start: {}", start.text());
+    let pending = set_cookies(&start.headers);
+    let auth_url = url::Url::parse(start.headers["location"].to_str().unwrap()).unwrap();
+    let mut form = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in auth_url.query_pairs() {
+        form.append_pair(&k, &v);
+    }
+    form.append_pair("account", account).append_pair("network", network).append_pair("action", action);
+    let idp_addr = format!("{}:{}", auth_url.host_str().unwrap(), auth_url.port().unwrap());
+    let decided = send(
+        Request::post(format!("http://{idp_addr}/auth/decide"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(full(form.finish()))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(decided.status, StatusCode::FOUND, "decide: {}", decided.text());
+    let cb = url::Url::parse(decided.headers["location"].to_str().unwrap()).unwrap();
+    (pending, format!("{}?{}", cb.path(), cb.query().unwrap_or("")))
+}
+
+/// A whole sign-in; returns the session cookie pair.
+pub async fn login(gw: SocketAddr, account: &str, network: &str) -> (String, String) {
+    let (pending, callback) = begin_login(gw, "/", account, network, "approve").await;
+    let done = get_with(gw, &callback, &[("cookie", &cookie_header(&pending))]).await;
+    assert_eq!(done.status, StatusCode::FOUND, "callback: {}", done.text());
+    set_cookies(&done.headers).into_iter().find(|(n, _)| n == "_xumm_gate").expect("session cookie")
+}
+
+pub fn url_encode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }

@@ -1,0 +1,100 @@
+//! Authentication state and the per-request check. It must never make a network call on the
+//! signed-in hot path (open the cookie, one cache lookup), and never treat an unopenable cookie
+//! as anything but "no session".
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{HeaderMap, Method, StatusCode, header};
+
+use crate::body::Body;
+use crate::config::{Config, ConfigError};
+use crate::oidc::Provider;
+use crate::session::cookie::{Sealer, cookies};
+use crate::session::memory::MemoryStore;
+use crate::session::{Session, SessionStore};
+
+pub struct Auth {
+    pub provider: Arc<Provider>,
+    pub sealer: Sealer,
+    pub store: MemoryStore,
+    pub cookie_name: String,
+    /// Pending-login cookies are named `{login_prefix}{state}`.
+    pub login_prefix: String,
+    pub ttl: Duration,
+    /// States already used at the callback (replay defence within this replica).
+    pub used_states: moka::sync::Cache<String, ()>,
+    pub redirect_uri: String,
+}
+
+impl Auth {
+    /// Builds the auth state when `[provider]` is configured.
+    pub fn from_config(config: &Config, server: &crate::config::Server) -> Result<Option<Auth>, ConfigError> {
+        let Some(p) = &config.provider else { return Ok(None) };
+        let session = config.session.clone().unwrap_or_else(|| toml::from_str("").expect("defaults"));
+        if session.cookie_secrets.is_empty() {
+            return Err(ConfigError { path: "session.cookie_secrets".into(), msg: "at least one secret is required when [provider] is set".into() });
+        }
+        if p.client_id.is_empty() {
+            return Err(ConfigError { path: "provider.client_id".into(), msg: "is required".into() });
+        }
+        use base64::Engine;
+        let secrets: Vec<Vec<u8>> = session
+            .cookie_secrets
+            .iter()
+            .map(|s| base64::engine::general_purpose::STANDARD.decode(s.trim()).expect("validated"))
+            .collect();
+        let secure = !(server.public_url.scheme() == "http"
+            && server.public_url.host().is_some_and(|h| match h {
+                url::Host::Domain(d) => d == "localhost",
+                url::Host::Ipv4(ip) => ip.is_loopback(),
+                url::Host::Ipv6(ip) => ip.is_loopback(),
+            }));
+        let idle = crate::config::duration("session.idle_timeout", &session.idle_timeout)?;
+        let base = server.public_url.as_str().trim_end_matches('/');
+        Ok(Some(Auth {
+            provider: Arc::new(Provider::new(p.clone())),
+            sealer: Sealer::new(&secrets, secure),
+            store: MemoryStore::new(session.max_entries, idle),
+            login_prefix: format!("{}_login_", session.cookie_name),
+            cookie_name: session.cookie_name,
+            ttl: crate::config::duration("session.ttl", &session.ttl)?,
+            used_states: moka::sync::Cache::builder().max_capacity(100_000).time_to_live(Duration::from_secs(900)).build(),
+            redirect_uri: format!("{base}{}/callback", server.prefix),
+        }))
+    }
+
+    /// The session id in the request's session cookie, if one opens.
+    pub fn session_id(&self, headers: &HeaderMap) -> Option<String> {
+        cookies(headers).filter(|(n, _)| *n == self.cookie_name).find_map(|(_, v)| self.sealer.open(&self.cookie_name, v))
+    }
+
+    /// The signed-in session for this request, if any.
+    pub async fn session(&self, headers: &HeaderMap) -> Result<Option<Arc<Session>>, crate::session::StoreError> {
+        match self.session_id(headers) {
+            Some(id) => self.store.get(&id).await,
+            None => Ok(None),
+        }
+    }
+}
+
+/// True for a top-level browser navigation that may be redirected to sign-in.
+pub fn is_navigation(method: &Method, headers: &HeaderMap) -> bool {
+    if method != Method::GET && method != Method::HEAD {
+        return false;
+    }
+    let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("");
+    h(header::ACCEPT.as_str()).contains("text/html")
+        && !h("x-requested-with").eq_ignore_ascii_case("xmlhttprequest")
+        && !h("sec-fetch-mode").eq_ignore_ascii_case("cors")
+}
+
+/// The answer to a request that needs sign-in and has none.
+pub fn challenge(method: &Method, headers: &HeaderMap, start_url: &str, reason: &str) -> http::Response<Body> {
+    if is_navigation(method, headers) {
+        return crate::pages::redirect(StatusCode::FOUND, start_url);
+    }
+    let mut r = crate::pages::json(StatusCode::UNAUTHORIZED, &serde_json::json!({"error": "unauthorized", "reason": reason}));
+    r.headers_mut().insert(header::WWW_AUTHENTICATE, http::HeaderValue::from_static("Bearer"));
+    r
+}

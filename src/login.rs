@@ -1,0 +1,239 @@
+//! The sign-in flow: `{prefix}/start`, `{prefix}/callback`, `{prefix}/sign_out`, `{prefix}/userinfo`.
+//! It must never open a session without a verified token, never reuse a session id across
+//! sign-ins, never follow an unchecked return URL, and never show a token or secret.
+
+use std::sync::Arc;
+
+use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
+use serde::{Deserialize, Serialize};
+
+use crate::Gateway;
+use crate::auth::Auth;
+use crate::body::Body;
+use crate::oidc::OidcError;
+use crate::pages;
+use crate::session::{Session, SessionStore, Source, new_id, now};
+
+/// Most pending logins a browser keeps at once (tabs signing in together); the oldest goes.
+const MAX_PENDING: usize = 5;
+/// A pending login older than this is refused at the callback.
+const PENDING_TTL: u64 = 600;
+
+#[derive(Serialize, Deserialize)]
+struct Pending {
+    /// state
+    s: String,
+    /// nonce
+    n: String,
+    /// PKCE verifier
+    v: String,
+    /// return URL (already checked)
+    r: String,
+    /// created, unix seconds
+    t: u64,
+}
+
+fn b64_random(n: usize) -> String {
+    use base64::Engine;
+    let bytes: Vec<u8> = (0..n).map(|_| rand::random::<u8>()).collect();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Query parameters as pairs; `None` when a parameter in `single` appears more than once.
+fn query_pairs(query: Option<&str>, single: &[&str]) -> Option<Vec<(String, String)>> {
+    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.unwrap_or("").as_bytes()).into_owned().collect();
+    for key in single {
+        if pairs.iter().filter(|(k, _)| k == key).count() > 1 {
+            return None;
+        }
+    }
+    Some(pairs)
+}
+
+fn param<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+}
+
+impl Gateway {
+    fn start_path(&self) -> String {
+        format!("{}/start", self.server.prefix)
+    }
+
+    /// Where a request without a session is sent to sign in.
+    pub fn start_url(&self, return_to: &str) -> String {
+        let rd: String = url::form_urlencoded::byte_serialize(return_to.as_bytes()).collect();
+        format!("{}?rd={rd}", self.start_path())
+    }
+
+    fn return_url(&self, rd: Option<&str>) -> String {
+        crate::redirect::safe_return(rd.unwrap_or("/"), &self.allowed_redirect_hosts, self.server.public_url.host_str())
+    }
+
+    /// GET {prefix}/start?rd=: new state, nonce and PKCE; pending-login cookie; 302 to the provider.
+    pub fn login_start(&self, auth: &Auth, headers: &HeaderMap, query: Option<&str>) -> Response<Body> {
+        let Some(pairs) = query_pairs(query, &["rd"]) else {
+            return pages::login_problem(StatusCode::BAD_REQUEST, "The sign-in link was malformed.", "/");
+        };
+        let rd = self.return_url(param(&pairs, "rd"));
+        let Some(meta) = auth.provider.metadata() else {
+            let mut r = pages::page(StatusCode::SERVICE_UNAVAILABLE, "Sign-in is starting up", "<p>The identity provider is not reachable yet. Please retry in a moment.</p>");
+            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            return r;
+        };
+        let (challenge, verifier) = openidconnect::PkceCodeChallenge::new_random_sha256();
+        let pending = Pending { s: b64_random(16), n: b64_random(16), v: verifier.secret().to_string(), r: rd, t: now() };
+        let cookie_name = format!("{}{}", auth.login_prefix, pending.s);
+        let sealed = auth.sealer.seal(&cookie_name, &serde_json::to_string(&pending).expect("serializable"));
+
+        let mut url = match url::Url::parse(&meta.authorization_endpoint) {
+            Ok(u) => u,
+            Err(_) => return pages::login_problem(StatusCode::BAD_GATEWAY, "The identity provider's metadata is invalid.", &self.start_path()),
+        };
+        url.query_pairs_mut()
+            .append_pair("client_id", &auth.provider.cfg.client_id)
+            .append_pair("redirect_uri", &auth.redirect_uri)
+            .append_pair("response_type", "code")
+            .append_pair("scope", &auth.provider.cfg.scopes.join(" "))
+            .append_pair("state", &pending.s)
+            .append_pair("nonce", &pending.n)
+            .append_pair("code_challenge", challenge.as_str())
+            .append_pair("code_challenge_method", "S256");
+        let mut resp = pages::redirect(StatusCode::FOUND, url.as_str());
+        let h = resp.headers_mut();
+        append_cookie(h, &auth.sealer.set_cookie(&cookie_name, sealed, &self.server.prefix, Some(PENDING_TTL as i64)));
+        // Keep at most MAX_PENDING pending logins: drop the oldest (and any that do not open).
+        let mut others: Vec<(u64, String)> = crate::session::cookie::cookies(headers)
+            .filter(|(n, _)| n.starts_with(&auth.login_prefix))
+            .map(|(n, v)| {
+                let created = auth.sealer.open(n, v).and_then(|p| serde_json::from_str::<Pending>(&p).ok()).map_or(0, |p| p.t);
+                (created, n.to_string())
+            })
+            .collect();
+        others.sort();
+        let excess = (others.len() + 1).saturating_sub(MAX_PENDING);
+        for (i, (created, name)) in others.iter().enumerate() {
+            if i < excess || *created == 0 {
+                append_cookie(h, &auth.sealer.clear_cookie(name, &self.server.prefix));
+            }
+        }
+        resp
+    }
+
+    /// GET {prefix}/callback: checks state, exchanges the code, verifies the id_token, opens the session.
+    pub async fn login_callback(&self, auth: &Auth, headers: &HeaderMap, query: Option<&str>) -> Response<Body> {
+        let retry = self.start_path();
+        let Some(pairs) = query_pairs(query, &["state", "code", "authorization_code", "error", "nonce"]) else {
+            return pages::login_problem(StatusCode::BAD_REQUEST, "The sign-in response repeated a parameter; it was refused.", &retry);
+        };
+        if let Some(err) = param(&pairs, "error") {
+            let what = if err == "access_denied" { "The sign-in request was rejected in Xumm." } else { "The identity provider reported an error." };
+            tracing::info!(error = %err, "sign-in ended with a provider error");
+            return pages::login_problem(StatusCode::UNAUTHORIZED, what, &retry);
+        }
+        let code = match (param(&pairs, "code"), param(&pairs, "authorization_code")) {
+            (Some(a), Some(b)) if a != b => None,
+            (Some(a), _) | (None, Some(a)) => Some(a),
+            (None, None) => None,
+        };
+        let (Some(state), Some(code)) = (param(&pairs, "state"), code) else {
+            return pages::login_problem(StatusCode::BAD_REQUEST, "The sign-in response is missing its state or code.", &retry);
+        };
+        let cookie_name = format!("{}{}", auth.login_prefix, state);
+        let pending = crate::session::cookie::cookies(headers)
+            .filter(|(n, _)| *n == cookie_name)
+            .find_map(|(n, v)| auth.sealer.open(n, v))
+            .and_then(|p| serde_json::from_str::<Pending>(&p).ok())
+            .filter(|p| p.s == state && now().saturating_sub(p.t) <= PENDING_TTL);
+        let Some(pending) = pending else {
+            return pages::login_problem(StatusCode::BAD_REQUEST, "This sign-in is unknown or expired (state mismatch).", &retry);
+        };
+        if auth.used_states.contains_key(state) {
+            return pages::login_problem(StatusCode::BAD_REQUEST, "This sign-in response was already used.", &retry);
+        }
+        auth.used_states.insert(state.to_string(), ());
+        let clear_pending = auth.sealer.clear_cookie(&cookie_name, &self.server.prefix);
+
+        let outcome = async {
+            let token = auth.provider.exchange(code, &pending.v, &auth.redirect_uri).await?;
+            let audiences = vec![auth.provider.cfg.client_id.clone()];
+            auth.provider.verify(&token, &audiences, &[jsonwebtoken::Algorithm::RS256], Some(&pending.n)).await
+        }
+        .await;
+        let verified = match outcome {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(cause = %e, "sign-in failed");
+                let (status, what) = match &e {
+                    OidcError::Token(t) => (StatusCode::BAD_REQUEST, format!("The identity token was refused: {t}.")),
+                    OidcError::Status { status, .. } if status.is_client_error() => (StatusCode::BAD_REQUEST, "The identity provider refused the sign-in code.".to_string()),
+                    _ => (StatusCode::BAD_GATEWAY, "The identity provider could not be reached.".to_string()),
+                };
+                let mut r = pages::login_problem(status, &what, &retry);
+                append_cookie(r.headers_mut(), &clear_pending);
+                return r;
+            }
+        };
+        let expires_at = verified.expires_at.min(now() + auth.ttl.as_secs());
+        let session = Session::new(verified.account, verified.network, verified.user_token, Source::Session, expires_at);
+        tracing::info!(account = %session.account, network = session.network.as_deref().unwrap_or("-"), "signed in");
+        // A fresh id at every sign-in: a session id planted before sign-in is never promoted.
+        let old = auth.session_id(headers);
+        let id = new_id();
+        if let Err(e) = auth.store.put(id.clone(), Arc::new(session)).await {
+            tracing::error!(cause = %e, "cannot store session");
+            return pages::page(StatusCode::SERVICE_UNAVAILABLE, "Sessions unavailable", "<p>Please retry shortly.</p>");
+        }
+        if let Some(old) = old {
+            let _ = auth.store.delete(&old).await;
+        }
+        let sealed = auth.sealer.seal(&auth.cookie_name, &id);
+        let mut r = pages::redirect(StatusCode::FOUND, &pending.r);
+        append_cookie(r.headers_mut(), &auth.sealer.set_cookie(&auth.cookie_name, sealed, "/", Some(expires_at.saturating_sub(now()) as i64)));
+        append_cookie(r.headers_mut(), &clear_pending);
+        r
+    }
+
+    /// GET/POST {prefix}/sign_out: deletes the session server-side, clears the cookie.
+    pub async fn sign_out(&self, auth: &Auth, headers: &HeaderMap, query: Option<&str>) -> Response<Body> {
+        if let Some(id) = auth.session_id(headers) {
+            if let Err(e) = auth.store.delete(&id).await {
+                tracing::error!(cause = %e, "cannot delete session");
+            }
+        }
+        let rd = query_pairs(query, &["rd"]).and_then(|p| param(&p, "rd").map(|r| self.return_url(Some(r))));
+        let mut r = match rd {
+            Some(rd) => pages::redirect(StatusCode::FOUND, &rd),
+            None => pages::page(StatusCode::OK, "Signed out", "<p>You are signed out.</p><p><a href=\"/\">Continue</a></p>"),
+        };
+        append_cookie(r.headers_mut(), &auth.sealer.clear_cookie(&auth.cookie_name, "/"));
+        r
+    }
+
+    /// GET {prefix}/userinfo: who is signed in, or 401.
+    pub async fn userinfo(&self, auth: &Auth, headers: &HeaderMap) -> Response<Body> {
+        match auth.session(headers).await {
+            Ok(Some(s)) => pages::json(
+                StatusCode::OK,
+                &serde_json::json!({"account": s.account, "network": s.network, "source": s.source, "expires_at": s.expires_at}),
+            ),
+            Ok(None) => {
+                // userinfo is an API: never a redirect, whatever the Accept header says
+                crate::auth::challenge(&Method::POST, headers, "", "not signed in")
+            }
+            Err(e) => store_unavailable(&e),
+        }
+    }
+}
+
+pub fn store_unavailable(e: &crate::session::StoreError) -> Response<Body> {
+    tracing::error!(cause = %e, "session store unavailable");
+    let mut r = pages::json(StatusCode::SERVICE_UNAVAILABLE, &serde_json::json!({"error": "session_store_unavailable"}));
+    r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+    r
+}
+
+fn append_cookie(h: &mut HeaderMap, v: &str) {
+    if let Ok(v) = HeaderValue::from_str(v) {
+        h.append(header::SET_COOKIE, v);
+    }
+}

@@ -1,0 +1,43 @@
+//! In-memory session store (moka). It must never return an entry past its own expiry.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use moka::future::Cache;
+use moka::Expiry;
+
+use super::{Session, SessionStore, StoreError, now};
+
+struct UntilExpiry;
+
+impl Expiry<String, Arc<Session>> for UntilExpiry {
+    fn expire_after_create(&self, _: &String, s: &Arc<Session>, _: Instant) -> Option<Duration> {
+        Some(Duration::from_secs(s.expires_at.saturating_sub(now())))
+    }
+}
+
+pub struct MemoryStore {
+    cache: Cache<String, Arc<Session>>,
+}
+
+impl MemoryStore {
+    pub fn new(max_entries: u64, idle: Duration) -> MemoryStore {
+        MemoryStore {
+            cache: Cache::builder().max_capacity(max_entries).time_to_idle(idle).expire_after(UntilExpiry).build(),
+        }
+    }
+}
+
+impl SessionStore for MemoryStore {
+    async fn get(&self, id: &str) -> Result<Option<Arc<Session>>, StoreError> {
+        Ok(self.cache.get(id).await.filter(|s| !s.expired()))
+    }
+    async fn put(&self, id: String, session: Arc<Session>) -> Result<(), StoreError> {
+        self.cache.insert(id, session).await;
+        Ok(())
+    }
+    async fn delete(&self, id: &str) -> Result<(), StoreError> {
+        self.cache.invalidate(id).await;
+        Ok(())
+    }
+}

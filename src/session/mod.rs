@@ -1,0 +1,74 @@
+//! Sessions: what a signed-in user is, and where that is kept. It must never hand a session to a
+//! request whose cookie did not open with one of the configured keys, and never keep a session
+//! past its expiry.
+
+pub mod cookie;
+pub mod memory;
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use http::HeaderValue;
+
+use crate::account::Account;
+
+/// How the identity was established.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    Session,
+    Bearer,
+}
+
+/// A signed-in user. Header values are computed once at sign-in so the hot path only clones
+/// them (a refcount bump).
+#[derive(Debug)]
+pub struct Session {
+    pub account: Account,
+    pub network: Option<String>,
+    /// Xumm's user token: kept server-side, never sent upstream or to the browser.
+    pub user_token: Option<String>,
+    pub source: Source,
+    /// Unix seconds.
+    pub expires_at: u64,
+    pub account_header: HeaderValue,
+    pub network_header: Option<HeaderValue>,
+}
+
+impl Session {
+    pub fn new(account: Account, network: Option<String>, user_token: Option<String>, source: Source, expires_at: u64) -> Session {
+        let account_header = HeaderValue::from_str(account.as_str()).expect("a validated r-address is a valid header value");
+        // Only a plain network name may become a header value (no CR/LF or other control bytes).
+        let network = network.filter(|n| !n.is_empty() && n.len() <= 32 && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'));
+        let network_header = network.as_deref().and_then(|n| HeaderValue::from_str(n).ok());
+        Session { account, network, user_token, source, expires_at, account_header, network_header }
+    }
+
+    pub fn expired(&self) -> bool {
+        self.expires_at <= now()
+    }
+}
+
+/// Unix time in seconds.
+pub fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("session store unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Where sessions live, keyed by an opaque random id.
+pub trait SessionStore: Send + Sync {
+    fn get(&self, id: &str) -> impl std::future::Future<Output = Result<Option<Arc<Session>>, StoreError>> + Send;
+    fn put(&self, id: String, session: Arc<Session>) -> impl std::future::Future<Output = Result<(), StoreError>> + Send;
+    fn delete(&self, id: &str) -> impl std::future::Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// A new random session id (256 bits, URL-safe).
+pub fn new_id() -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>())
+}
