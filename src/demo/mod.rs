@@ -35,6 +35,13 @@ pub async fn start(listen: SocketAddr, admin: SocketAddr) -> Result<Demo, DemoEr
             return Err(DemoError::NotLoopback(a));
         }
     }
+    // public_url must name the real port, so an ephemeral port is picked here, not by the listener.
+    let listen = if listen.port() == 0 {
+        let probe = std::net::TcpListener::bind(listen).map_err(DemoError::Whoami)?;
+        probe.local_addr().map_err(DemoError::Whoami)?
+    } else {
+        listen
+    };
     use base64::Engine;
     let secret = crate::session::new_id();
     let cookie_secret = base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>());

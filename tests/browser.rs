@@ -1,0 +1,39 @@
+//! End-to-end: a real headless Chromium (Debian `chromium`) signs in through `xumm-gate demo`
+//! (development provider + whoami) via playwright-core. `.ci/run` installs chromium and runs
+//! `npm ci` in tests/browser; this test runs `npm ci` itself when node_modules is missing.
+
+use std::process::Command;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn chromium_signs_in_through_the_demo() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser");
+    if !std::path::Path::new(dir).join("node_modules/playwright-core").exists() {
+        let ok = Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(dir).status().expect("npm runs");
+        assert!(ok.success(), "npm ci failed in tests/browser");
+    }
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let demo = xumm_gate::demo::start("127.0.0.1:0".parse().unwrap(), "127.0.0.1:0".parse().unwrap()).await.expect("demo starts");
+    for _ in 0..100 {
+        if demo.gateway.gateway.ready.load(std::sync::atomic::Ordering::Acquire) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // the gateway's public_url is the demo listen address; use the bound one
+    let base = format!("http://{}", demo.gateway.addr);
+    let account = "r9DvujRNfGrZr4nBjudEJJWFBNfkDfcwNA";
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("node").arg("signin.mjs").arg(&base).arg(account).current_dir(dir).output().expect("node runs")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "browser run failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let mut lines = stdout.lines();
+    let first: serde_json::Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+    assert_eq!(first["account"], account);
+    assert_eq!(first["path"], "/dashboard?tab=1");
+    assert_eq!(first["network"], true);
+    let second: serde_json::Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+    assert_eq!(second["after_sign_out"], "/auth");
+}

@@ -1,0 +1,41 @@
+// Signs in through xumm-gate in headless Chromium and prints what the whoami page shows.
+// Usage: node signin.mjs <gateway base URL> <account>
+// Exits non-zero (with a screenshot in $SCREENSHOT_DIR if set) when any step fails.
+import { chromium } from 'playwright-core';
+
+const [base, account] = process.argv.slice(2);
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+         '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+});
+const page = await browser.newPage();
+let code = 0;
+try {
+  // 1. A protected page sends the browser to sign in, on to the (development) provider.
+  await page.goto(`${base}/dashboard?tab=1`);
+  await page.waitForSelector('#account', { timeout: 10000 });
+  if (!page.url().includes('/auth')) throw new Error(`expected the provider's page, got ${page.url()}`);
+  // 2. The user picks an account and approves, as they would in Xumm.
+  await page.fill('#account', account);
+  await page.selectOption('#network', 'TESTNET');
+  await page.click('#approve');
+  // 3. Back at the original URL, the upstream sees the identity headers.
+  await page.waitForSelector('#account', { timeout: 10000 });
+  const shown = await page.textContent('#account');
+  const url = new URL(page.url());
+  console.log(JSON.stringify({ path: url.pathname + url.search, account: shown,
+                               network: await page.evaluate(() => document.body.innerText.includes('TESTNET')) }));
+  // 4. Sign-out ends it: the next visit goes back to the provider.
+  await page.goto(`${base}/.xumm/sign_out`);
+  await page.goto(`${base}/dashboard`);
+  await page.waitForSelector('#approve', { timeout: 10000 });
+  console.log(JSON.stringify({ after_sign_out: new URL(page.url()).pathname }));
+} catch (e) {
+  console.error(String(e));
+  if (process.env.SCREENSHOT_DIR) await page.screenshot({ path: `${process.env.SCREENSHOT_DIR}/failure.png` });
+  code = 1;
+} finally {
+  await browser.close();
+}
+process.exit(code);
