@@ -22,7 +22,9 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; "$NGI
 trap cleanup EXIT
 
 port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
-UP=$(port); NG=$(port); GW=$(port); ADMIN=$(port)
+UP=$(port); NG=$(port); GW=$(port); ADMIN=$(port); IDP=$(port)
+CLIENT_ID=bench-client; CLIENT_SECRET=bench-secret
+COOKIE_SECRET=$(python3 -c 'import base64,os;print(base64.b64encode(os.urandom(32)).decode())')
 
 # Upstream: nginx serving a small static response (fast, so it is not the bottleneck).
 mkdir -p "$work/logs"
@@ -48,22 +50,33 @@ cat > "$work/gate.toml" <<TOML
 listen = "127.0.0.1:$GW"
 admin_listen = "127.0.0.1:$ADMIN"
 workers = $WORKERS
+public_url = "http://127.0.0.1:$GW"
 [log]
 level = "warn"
+[provider]
+issuer = "http://127.0.0.1:$IDP"
+client_id = "$CLIENT_ID"
+client_secret = "$CLIENT_SECRET"
+[session]
+cookie_secrets = ["$COOKIE_SECRET"]
 [[upstream]]
 path = "/"
 url = "http://127.0.0.1:$UP"
 [[route]]
-path = "/"
+path = "/public"
 public = true
 TOML
+"$BIN" dev-provider --listen "127.0.0.1:$IDP" --client-id "$CLIENT_ID" --client-secret "$CLIENT_SECRET" >/dev/null 2>&1 &
+pids+=($!)
 "$BIN" run --config "$work/gate.toml" 2>"$work/gate.log" &
 pids+=($!)
-for _ in $(seq 50); do curl -sf "http://127.0.0.1:$GW/" >/dev/null 2>&1 && break; sleep 0.1; done
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$ADMIN/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
+COOKIE=$(python3 benches/login.py "http://127.0.0.1:$GW" rHb9CJAWyB4rj91VRWn96DkukG4bwdtyTh)
+curl -sf -H "Cookie: $COOKIE" "http://127.0.0.1:$GW/" >/dev/null || { echo "signed-in request failed" >&2; exit 1; }
 
 run() { # name url
   local out rps p50 p99
-  out=$(wrk -t1 -c"$CONNS" -d"$DUR" --latency "$2")
+  out=$(wrk -t1 -c"$CONNS" -d"$DUR" --latency "${@:3}" "$2")
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   p50=$(awk '$1=="50%" {print $2}' <<<"$out")
   p99=$(awk '$1=="99%" {print $2}' <<<"$out")
@@ -73,5 +86,6 @@ run() { # name url
 echo "wrk -t1 -c$CONNS -d$DUR, gateway workers=$WORKERS, nginx worker_processes=$WORKERS" >&2
 run "upstream direct" "http://127.0.0.1:$UP/" >/dev/null
 NGX=$(run "nginx proxy" "http://127.0.0.1:$NG/")
-GWR=$(run "xumm-gate (public)" "http://127.0.0.1:$GW/")
-python3 -c "print('ratio xumm-gate/nginx (public): %.2f' % ($GWR/$NGX))"
+GWR=$(run "xumm-gate (public)" "http://127.0.0.1:$GW/public/")
+GWS=$(run "xumm-gate (signed in)" "http://127.0.0.1:$GW/" -H "Cookie: $COOKIE")
+python3 -c "print('ratio xumm-gate/nginx: public %.2f, signed in %.2f' % ($GWR/$NGX, $GWS/$NGX))"

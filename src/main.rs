@@ -23,6 +23,15 @@ enum Command {
     Run,
     /// Validate the config and print it with secrets redacted.
     CheckConfig,
+    /// Run only the development identity provider (loopback only), for benchmarks and local setups.
+    DevProvider {
+        #[arg(long, default_value = "127.0.0.1:4190")]
+        listen: std::net::SocketAddr,
+        #[arg(long)]
+        client_id: String,
+        #[arg(long)]
+        client_secret: String,
+    },
     /// Run the whole product on loopback: gateway + whoami upstream (no Xumm account needed).
     Demo {
         /// Public listener of the demo gateway (loopback only).
@@ -37,8 +46,10 @@ enum Command {
 fn main() -> ExitCode {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
-    if let Some(Command::Demo { listen, admin_listen }) = cli.command {
-        return demo(listen, admin_listen);
+    match cli.command {
+        Some(Command::Demo { listen, admin_listen }) => return demo(listen, admin_listen),
+        Some(Command::DevProvider { listen, client_id, client_secret }) => return dev_provider(listen, client_id, client_secret),
+        _ => {}
     }
     let config = match Config::load(&cli.config, &process_env) {
         Ok(c) => c,
@@ -54,7 +65,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Run => run(config),
-        Command::Demo { .. } => unreachable!("handled above"),
+        Command::Demo { .. } | Command::DevProvider { .. } => unreachable!("handled above"),
     }
 }
 
@@ -66,6 +77,28 @@ fn runtime(workers: usize) -> Result<tokio::runtime::Runtime, ExitCode> {
     rt.enable_all().build().map_err(|e| {
         eprintln!("xumm-gate: cannot start runtime: {e}");
         ExitCode::from(1)
+    })
+}
+
+fn dev_provider(listen: std::net::SocketAddr, id: String, secret: String) -> ExitCode {
+    xumm_gate::logging::init(&Default::default());
+    let rt = match runtime(1) {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    rt.block_on(async move {
+        let app = xumm_gate::demo::idp::ClientApp { id, secret, name: "development app".into() };
+        match xumm_gate::demo::idp::DevIdp::start(listen, vec![app]).await {
+            Ok(idp) => {
+                println!("development identity provider: {}", idp.issuer);
+                wait_for_signal().await;
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("xumm-gate dev-provider: {e}");
+                ExitCode::from(1)
+            }
+        }
     })
 }
 
@@ -85,7 +118,8 @@ fn demo(listen: std::net::SocketAddr, admin: std::net::SocketAddr) -> ExitCode {
         };
         println!("xumm-gate demo is running: open http://{}/ in your browser (Ctrl-C stops it)", demo.gateway.addr);
         println!("  development identity provider: {}  (sign in with any r-address, e.g. {})", demo.idp.issuer, xumm_gate::demo::idp::DEMO_ACCOUNT);
-        println!("  whoami upstream: http://{}  admin: http://{}/metrics", demo.whoami, admin);
+        let admin = demo.gateway.admin_addr.map_or_else(|| "-".to_string(), |a| a.to_string());
+        println!("  whoami upstream: http://{}  admin: http://{admin}/metrics", demo.whoami);
         wait_for_signal().await;
         demo.gateway.shutdown().await;
         ExitCode::SUCCESS

@@ -169,13 +169,18 @@ async fn demo_serves_whoami_on_loopback_and_refuses_other_addresses() {
     let child = Command::new(BIN)
         .args(["demo", "--listen", &format!("127.0.0.1:{port}"), "--admin-listen", &format!("127.0.0.1:{admin}")])
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let _p = Proc(child);
+    let mut p = Proc(child);
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     let mut got = None;
-    for _ in 0..100 {
+    for _ in 0..300 {
+        if let Ok(Some(status)) = p.0.try_wait() {
+            let mut err = String::new();
+            std::io::Read::read_to_string(p.0.stderr.as_mut().unwrap(), &mut err).unwrap();
+            panic!("demo exited with {status}: {err}");
+        }
         if tokio::net::TcpStream::connect(addr).await.is_ok() {
             got = Some(send(Request::get(format!("http://{addr}/public/")).header("accept", "text/html").body(full("")).unwrap()).await);
             break;

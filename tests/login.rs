@@ -350,3 +350,25 @@ async fn rotated_provider_keys_verify_after_one_refetch_and_old_tokens_fail() {
     let session = login(gw.addr, ACCOUNT, "MAINNET").await;
     assert_eq!(get_with(gw.addr, "/x", &[("cookie", &format!("{}={}", session.0, session.1))]).await.status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn another_replica_with_rotated_keys_finishes_the_login() {
+    let up = upstream().await;
+    let idp = idp().await;
+    let a = ready_gateway(&auth_config(up, &idp.issuer, "", "")).await;
+    // replica B: a new first key (seals), the old one still listed (opens)
+    let b_cfg = auth_config(up, &idp.issuer, "", "").replace(
+        &format!("cookie_secrets = [\"{COOKIE_SECRET}\"]"),
+        &format!("cookie_secrets = [\"{COOKIE_SECRET_2}\", \"{COOKIE_SECRET}\"]"),
+    );
+    let b = ready_gateway(&b_cfg).await;
+    let (pending, cb) = begin_login(a.addr, "/from-a", ACCOUNT, "MAINNET", "approve").await;
+    let done = get_with(b.addr, &cb, &[("cookie", &cookie_header(&pending))]).await;
+    assert_eq!(done.status, StatusCode::FOUND, "{}", done.text());
+    assert_eq!(done.headers["location"], "/from-a");
+    let (name, value) = set_cookies(&done.headers).into_iter().find(|(n, _)| n == "_xumm_gate").unwrap();
+    // B sealed with the new key: B opens it, A (old key only) cannot
+    assert!(b.gateway.auth.as_ref().unwrap().sealer.open(&name, &value).is_some());
+    assert!(a.gateway.auth.as_ref().unwrap().sealer.open(&name, &value).is_none());
+    assert_eq!(get_with(b.addr, "/x", &[("cookie", &format!("{name}={value}"))]).await.status, StatusCode::OK);
+}
