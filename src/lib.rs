@@ -27,6 +27,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -63,6 +64,8 @@ pub struct Running {
     shutdown: watch::Sender<bool>,
     admin_shutdown: watch::Sender<bool>,
     public_task: JoinHandle<()>,
+    /// Extra listener threads, one current-thread runtime each.
+    workers: Vec<std::thread::JoinHandle<()>>,
     admin_task: Option<JoinHandle<()>>,
 }
 
@@ -72,6 +75,8 @@ impl Running {
         self.gateway.draining.store(true, Ordering::Release);
         let _ = self.shutdown.send(true);
         let _ = self.public_task.await;
+        let workers = self.workers;
+        let _ = tokio::task::spawn_blocking(move || workers.into_iter().for_each(|w| drop(w.join()))).await;
         // The admin listener outlives the drain so /readyz can say "draining" meanwhile.
         let _ = self.admin_shutdown.send(true);
         if let Some(t) = self.admin_task {
@@ -83,6 +88,7 @@ impl Running {
 /// Binds the listeners and starts serving. Must be called inside a tokio runtime.
 pub async fn start(config: Config) -> Result<Running, StartError> {
     let server = config.server()?;
+    let (tx, rx) = watch::channel(false);
     let auth = auth::Auth::from_config(&config, &server)?;
     let gateway = Arc::new(Gateway {
         auth,
@@ -96,14 +102,38 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         default_label: Arc::from("default"),
         server,
     });
-    let listener = server::bind(gateway.server.listen).map_err(|source| StartError::Bind { addr: gateway.server.listen, source })?;
-    let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: gateway.server.listen, source })?;
-    let (tx, rx) = watch::channel(false);
+    let workers = match gateway.server.workers {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    let bind_err = |source| StartError::Bind { addr: gateway.server.listen, source };
+    let listener = server::bind(gateway.server.listen, workers > 1).map_err(bind_err)?;
+    let addr = listener.local_addr().map_err(bind_err)?;
+    // One current-thread runtime per extra worker, each with its own SO_REUSEPORT listener on the
+    // same address (and, through the proxy's per-thread pools, its own upstream connections).
+    let mut worker_threads = Vec::new();
+    for i in 1..workers {
+        let l = server::bind(addr, true).map_err(bind_err)?.into_std().map_err(bind_err)?;
+        let (gw, rx) = (gateway.clone(), rx.clone());
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(bind_err)?;
+        let t = std::thread::Builder::new()
+            .name(format!("xumm-gate-worker-{i}"))
+            .spawn(move || {
+                rt.block_on(async move {
+                    match TcpListener::from_std(l) {
+                        Ok(l) => server::serve_public(gw, l, rx).await,
+                        Err(e) => tracing::error!(cause = %e, "worker listener failed"),
+                    }
+                })
+            })
+            .map_err(bind_err)?;
+        worker_threads.push(t);
+    }
     let (admin_tx, admin_rx) = watch::channel(false);
     let mut admin_addr = None;
     let mut admin_task = None;
     if let Some(a) = gateway.server.admin_listen {
-        let l = server::bind(a).map_err(|source| StartError::Bind { addr: a, source })?;
+        let l = server::bind(a, false).map_err(|source| StartError::Bind { addr: a, source })?;
         admin_addr = Some(l.local_addr().map_err(|source| StartError::Bind { addr: a, source })?);
         admin_task = Some(tokio::spawn(server::serve_admin(gateway.clone(), l, admin_rx)));
     }
@@ -117,5 +147,5 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         None => gateway.ready.store(true, Ordering::Release),
     }
     tracing::info!(listen = %addr, admin = ?admin_addr, "xumm-gate serving");
-    Ok(Running { addr, admin_addr, gateway, shutdown: tx, admin_shutdown: admin_tx, public_task, admin_task })
+    Ok(Running { addr, admin_addr, gateway, shutdown: tx, admin_shutdown: admin_tx, public_task, workers: worker_threads, admin_task })
 }

@@ -128,7 +128,11 @@ fn demo(listen: std::net::SocketAddr, admin: std::net::SocketAddr) -> ExitCode {
 
 fn run(config: Config) -> ExitCode {
     xumm_gate::logging::init(&config.log);
-    let rt = match runtime(config.server.workers) {
+    // The main thread is one worker (plus admin and background tasks); `start` adds the others.
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| {
+        eprintln!("xumm-gate: cannot start runtime: {e}");
+        ExitCode::from(1)
+    }) {
         Ok(rt) => rt,
         Err(code) => return code,
     };

@@ -75,10 +75,22 @@ impl Upstream {
     }
 }
 
-/// All upstreams and the pooled client that reaches them.
+type UpstreamClient = Client<HttpConnector, Incoming>;
+
+static NEXT_PROXY_ID: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+thread_local! {
+    /// One connection pool per thread and proxy: with one current-thread runtime per core, each
+    /// runtime keeps its own upstream connections and never wakes another core for them.
+    static POOLS: std::cell::RefCell<Vec<(usize, UpstreamClient)>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// All upstreams and the pooled clients that reach them.
 pub struct Proxy {
     upstreams: Vec<Upstream>, // longest prefix first
-    client: Client<HttpConnector, Incoming>,
+    id: usize,
+    connect_timeout: Duration,
+    idle_timeout: Duration,
     timeout: Duration,
     trusted: Vec<ipnet::IpNet>,
     proto: HeaderValue,
@@ -88,18 +100,38 @@ impl Proxy {
     pub fn new(server: &Server, upstreams: &[UpstreamConfig]) -> Proxy {
         let mut list: Vec<Upstream> = upstreams.iter().map(Upstream::new).collect();
         list.sort_by_key(|u| std::cmp::Reverse(u.prefix.len()));
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(server.upstream_connect_timeout));
-        connector.enforce_http(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .pool_idle_timeout(server.upstream_idle_timeout)
-            .pool_max_idle_per_host(1024)
-            .build(connector);
         let proto = HeaderValue::from_str(server.public_url.scheme()).expect("http or https");
-        Proxy { upstreams: list, client, timeout: server.upstream_timeout, trusted: server.trusted_proxies.clone(), proto }
+        Proxy {
+            upstreams: list,
+            id: NEXT_PROXY_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            connect_timeout: server.upstream_connect_timeout,
+            idle_timeout: server.upstream_idle_timeout,
+            timeout: server.upstream_timeout,
+            trusted: server.trusted_proxies.clone(),
+            proto,
+        }
+    }
+
+    /// This thread's pooled client (built on first use; cloning it is a refcount bump).
+    fn client(&self) -> UpstreamClient {
+        POOLS.with(|pools| {
+            let mut pools = pools.borrow_mut();
+            if let Some((_, c)) = pools.iter().find(|(id, _)| *id == self.id) {
+                return c.clone();
+            }
+            let mut connector = HttpConnector::new();
+            connector.set_nodelay(true);
+            connector.set_connect_timeout(Some(self.connect_timeout));
+            connector.enforce_http(true);
+            let client = Client::builder(TokioExecutor::new())
+                .pool_timer(TokioTimer::new())
+                .timer(TokioTimer::new())
+                .pool_idle_timeout(self.idle_timeout)
+                .pool_max_idle_per_host(1024)
+                .build(connector);
+            pools.push((self.id, client.clone()));
+            client
+        })
     }
 
     /// The upstream serving a normalized path (longest segment-wise prefix).
@@ -143,7 +175,7 @@ impl Proxy {
         }
 
         let started = Instant::now();
-        let result = tokio::time::timeout(self.timeout, self.client.request(req)).await;
+        let result = tokio::time::timeout(self.timeout, self.client().request(req)).await;
         crate::metrics::upstream_latency(&up.label, started.elapsed());
         let mut resp = match result {
             Err(_) => {
