@@ -25,6 +25,8 @@ pub struct Auth {
     /// States already used at the callback (replay defence within this replica).
     pub used_states: moka::sync::Cache<String, ()>,
     pub redirect_uri: String,
+    /// None when `[bearer] enabled = false`.
+    pub bearer: Option<crate::bearer::BearerVerifier>,
 }
 
 impl Auth {
@@ -61,6 +63,7 @@ impl Auth {
             ttl: crate::config::duration("session.ttl", &session.ttl)?,
             used_states: moka::sync::Cache::builder().max_capacity(100_000).time_to_live(Duration::from_secs(900)).build(),
             redirect_uri: format!("{base}{}/callback", server.prefix),
+            bearer: if config.bearer.enabled { Some(crate::bearer::BearerVerifier::new(&config.bearer, &p.client_id)?) } else { None },
         }))
     }
 
@@ -75,6 +78,20 @@ impl Auth {
             Some(id) => self.store.get(&id).await,
             None => Ok(None),
         }
+    }
+
+    /// Who makes this request: the session cookie first, then a Bearer JWT. `Err` is the
+    /// response to send (bad token, store down).
+    pub async fn identify(&self, headers: &HeaderMap) -> Result<Option<Arc<Session>>, http::Response<Body>> {
+        match self.session(headers).await {
+            Ok(Some(s)) => return Ok(Some(s)),
+            Ok(None) => {}
+            Err(e) => return Err(crate::login::store_unavailable(&e)),
+        }
+        let (Some(verifier), Some(token)) = (&self.bearer, crate::bearer::BearerVerifier::token(headers)) else {
+            return Ok(None);
+        };
+        verifier.verify(&self.provider, token).await.map(Some).map_err(|e| crate::bearer::invalid_token(&e))
     }
 }
 

@@ -39,7 +39,9 @@ pub struct Config {
     #[serde(default)]
     pub session: Option<SessionConfig>,
     #[serde(default)]
-    pub bearer: Option<toml::Table>,
+    pub bearer: BearerConfig,
+    #[serde(default)]
+    pub forward_auth: ForwardAuthConfig,
     #[serde(default)]
     pub headers: HeadersConfig,
     #[serde(default)]
@@ -195,6 +197,42 @@ fn default_max_sessions() -> u64 {
     100_000
 }
 
+/// `Authorization: Bearer <JWT>` from native apps and SPAs that signed in with Xumm themselves.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BearerConfig {
+    pub enabled: bool,
+    /// Accepted `aud` values besides `provider.client_id` (native apps registered as their own client).
+    pub audiences: Vec<String>,
+    /// Signature algorithms accepted with the provider's keys (asymmetric only).
+    pub algorithms: Vec<String>,
+    /// Clock skew allowed on exp/nbf/iat.
+    pub max_skew: String,
+    /// Verified tokens kept in the cache (each until its own `exp`).
+    pub cache_entries: u64,
+}
+
+impl Default for BearerConfig {
+    fn default() -> Self {
+        BearerConfig { enabled: true, audiences: vec![], algorithms: vec!["RS256".into()], max_skew: "60s".into(), cache_entries: 100_000 }
+    }
+}
+
+/// `{prefix}/auth` for nginx auth_request, Traefik ForwardAuth and ingress-nginx auth-url.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ForwardAuthConfig {
+    /// "status": 401 for no session (nginx, ingress-nginx). "redirect": browsers get 302/303 to
+    /// sign-in (Traefik). `?mode=` on the request overrides it.
+    pub mode: String,
+}
+
+impl Default for ForwardAuthConfig {
+    fn default() -> Self {
+        ForwardAuthConfig { mode: "status".into() }
+    }
+}
+
 /// Names of the identity headers set on upstream requests; "" switches one off. Every name here
 /// (and every default name) is stripped from incoming requests, whatever the client's spelling.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -344,6 +382,15 @@ impl Config {
             if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
                 return Err(err(format!("headers.user/strip[{i}]"), format!("invalid header name {name:?}")));
             }
+        }
+        for (i, a) in self.bearer.algorithms.iter().enumerate() {
+            if !matches!(a.as_str(), "RS256" | "RS384" | "RS512" | "PS256" | "PS384" | "PS512" | "ES256" | "ES384") {
+                return Err(err(format!("bearer.algorithms[{i}]"), format!("{a:?} is not an accepted asymmetric algorithm (never none or HMAC)")));
+            }
+        }
+        duration("bearer.max_skew", &self.bearer.max_skew)?;
+        if self.forward_auth.mode != "status" && self.forward_auth.mode != "redirect" {
+            return Err(err("forward_auth.mode", format!("must be \"status\" or \"redirect\", got {:?}", self.forward_auth.mode)));
         }
         match self.log.format.as_str() {
             "text" | "json" => {}

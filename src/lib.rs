@@ -5,10 +5,12 @@
 pub mod accesslog;
 pub mod auth;
 pub mod account;
+pub mod bearer;
 pub mod body;
 pub mod config;
 pub mod demo;
 pub mod error;
+pub mod forward_auth;
 pub mod identity;
 pub mod logging;
 pub mod login;
@@ -45,6 +47,8 @@ pub struct Gateway {
     pub auth: Option<auth::Auth>,
     pub identity: identity::IdentityHeaders,
     pub allowed_redirect_hosts: Vec<String>,
+    /// `[forward_auth] mode = "redirect"`.
+    pub forward_auth_redirect: bool,
     default_label: Arc<str>,
 }
 
@@ -94,6 +98,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         auth,
         identity: identity::IdentityHeaders::new(&config.headers),
         allowed_redirect_hosts: config.server.allowed_redirect_hosts.clone(),
+        forward_auth_redirect: config.forward_auth.mode == "redirect",
         routes: policy::RouteTable::new(&config.routes),
         proxy: proxy::Proxy::new(&server, &config.upstreams),
         ready: AtomicBool::new(false),

@@ -211,16 +211,14 @@ impl Gateway {
 
     /// GET {prefix}/userinfo: who is signed in, or 401.
     pub async fn userinfo(&self, auth: &Auth, headers: &HeaderMap) -> Response<Body> {
-        match auth.session(headers).await {
+        match auth.identify(headers).await {
             Ok(Some(s)) => pages::json(
                 StatusCode::OK,
                 &serde_json::json!({"account": s.account, "network": s.network, "source": s.source, "expires_at": s.expires_at}),
             ),
-            Ok(None) => {
-                // userinfo is an API: never a redirect, whatever the Accept header says
-                crate::auth::challenge(&Method::POST, headers, "", "not signed in")
-            }
-            Err(e) => store_unavailable(&e),
+            // userinfo is an API: never a redirect, whatever the Accept header says
+            Ok(None) => crate::auth::challenge(&Method::POST, headers, "", "not signed in"),
+            Err(resp) => resp,
         }
     }
 }

@@ -20,7 +20,7 @@ use crate::account::Account;
 use crate::config::ProviderConfig;
 
 const MAX_RESPONSE: usize = 256 * 1024;
-pub const MAX_SKEW_SECS: u64 = 60;
+pub const DEFAULT_SKEW_SECS: u64 = 60;
 
 pub type HttpsClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
@@ -302,6 +302,13 @@ impl Provider {
     /// `aud` (one of `audiences`), `exp`/`nbf` with bounded skew, nonce when given, and the
     /// account claim. An unknown key triggers one rate-limited JWKS refetch.
     pub async fn verify(&self, token: &str, audiences: &[String], algorithms: &[Algorithm], nonce: Option<&str>) -> Result<Verified, OidcError> {
+        self.verify_with_skew(token, audiences, algorithms, nonce, DEFAULT_SKEW_SECS).await
+    }
+
+    pub async fn verify_with_skew(&self, token: &str, audiences: &[String], algorithms: &[Algorithm], nonce: Option<&str>, skew: u64) -> Result<Verified, OidcError> {
+        if token.len() > 8192 {
+            return Err(OidcError::Token(TokenError::Malformed));
+        }
         let meta = self.metadata().ok_or(OidcError::NotReady)?;
         let header = jsonwebtoken::decode_header(token).map_err(|_| OidcError::Token(TokenError::Malformed))?;
         if !algorithms.contains(&header.alg) || !matches!(header.alg, Algorithm::RS256 | Algorithm::RS384 | Algorithm::RS512 | Algorithm::PS256 | Algorithm::PS384 | Algorithm::PS512 | Algorithm::ES256 | Algorithm::ES384) {
@@ -310,7 +317,7 @@ impl Provider {
         let mut v = Validation::new(header.alg);
         v.set_issuer(&[&meta.issuer]);
         v.set_audience(audiences);
-        v.leeway = MAX_SKEW_SECS;
+        v.leeway = skew;
         v.validate_nbf = true;
         v.set_required_spec_claims(&["exp", "iss", "aud"]);
         let claims = match self.try_keys(token, header.kid.as_deref(), &v) {
@@ -324,7 +331,7 @@ impl Provider {
             }
         }
         if let Some(iat) = claims.get("iat").and_then(|v| v.as_u64()) {
-            if iat > crate::session::now() + MAX_SKEW_SECS {
+            if iat > crate::session::now() + skew {
                 return Err(OidcError::Token(TokenError::NotYetValid));
             }
         }

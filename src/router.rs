@@ -55,7 +55,7 @@ impl Gateway {
         // Client-sent identity headers never survive, on any route or endpoint.
         self.identity.strip(req.headers_mut());
         let result = if crate::path::has_prefix(&path, &self.server.prefix) {
-            Ok(self.endpoint(&req, &path[self.server.prefix.len()..]).await)
+            Ok(self.endpoint(&req, &path[self.server.prefix.len()..], peer).await)
         } else {
             match self.admit(&mut req, &decision).await {
                 Err(denied) => Ok(denied),
@@ -88,21 +88,25 @@ impl Gateway {
     /// headers. `Err` carries the response to send instead (redirect, 401, 403, 503).
     async fn admit(&self, req: &mut Request<Incoming>, decision: &Decision<'_>) -> Result<(), Response<Body>> {
         if let Some(auth) = &self.auth {
-            let found = auth.session(req.headers()).await;
-            crate::identity::strip_own_cookies(req.headers_mut(), &auth.cookie_name);
             if decision.public {
+                crate::identity::strip_own_cookies(req.headers_mut(), &auth.cookie_name);
                 return Ok(());
             }
-            let session = match found {
-                Ok(Some(s)) => s,
-                Ok(None) => {
+            let found = auth.identify(req.headers()).await;
+            crate::identity::strip_own_cookies(req.headers_mut(), &auth.cookie_name);
+            let session = match found? {
+                Some(s) => s,
+                None => {
                     let back = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
                     return Err(challenge(req.method(), req.headers(), &self.start_url(back), "sign-in required"));
                 }
-                Err(e) => return Err(crate::login::store_unavailable(&e)),
             };
             if !allowed(decision.route, &session) {
                 return Err(self.forbidden(req, &session.account.to_string()));
+            }
+            if session.source == crate::session::Source::Bearer {
+                // The whole JWT stays at the gateway; the upstream gets the identity headers.
+                req.headers_mut().remove(header::AUTHORIZATION);
             }
             self.identity.inject(req.headers_mut(), &session);
             return Ok(());
@@ -124,7 +128,7 @@ impl Gateway {
     }
 
     /// The gateway's own endpoints under the prefix; `rest` starts with '/' or is empty.
-    async fn endpoint(&self, req: &Request<Incoming>, rest: &str) -> Response<Body> {
+    async fn endpoint(&self, req: &Request<Incoming>, rest: &str, peer: SocketAddr) -> Response<Body> {
         let accept = req.headers().get(header::ACCEPT);
         let Some(auth) = &self.auth else {
             return GatewayError::NotFound.response(accept);
@@ -135,6 +139,7 @@ impl Gateway {
             (&Method::GET, "/callback") => self.login_callback(auth, h, q).await,
             (&Method::GET | &Method::POST, "/sign_out") => self.sign_out(auth, h, q).await,
             (&Method::GET, "/userinfo") => self.userinfo(auth, h).await,
+            (&Method::GET | &Method::HEAD, "/auth") => self.forward_auth(auth, req, peer).await,
             _ => GatewayError::NotFound.response(accept),
         }
     }
@@ -142,7 +147,7 @@ impl Gateway {
 
 /// Route policy for a signed-in user. A rule that lists networks admits only sessions whose
 /// network is known and listed (fail closed).
-fn allowed(route: Option<&crate::policy::Route>, s: &Session) -> bool {
+pub(crate) fn allowed(route: Option<&crate::policy::Route>, s: &Session) -> bool {
     let Some(r) = route else { return true };
     (r.allow_accounts.is_empty() || r.allow_accounts.iter().any(|a| a == s.account.as_str()))
         && (r.allow_networks.is_empty() || s.network.as_ref().is_some_and(|n| r.allow_networks.iter().any(|x| x.eq_ignore_ascii_case(n))))

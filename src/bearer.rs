@@ -1,0 +1,100 @@
+//! Bearer JWTs from native apps and SPAs. It must never accept `none` or HMAC with provider keys,
+//! never skip a claim check on a cache hit (entries live only until the token's own `exp`), and
+//! never log or echo a token.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use jsonwebtoken::Algorithm;
+use moka::Expiry;
+use sha2::{Digest, Sha256};
+
+use crate::body::Body;
+use crate::config::{BearerConfig, ConfigError};
+use crate::oidc::{OidcError, Provider, TokenError};
+use crate::session::{Session, Source, now};
+
+struct UntilExp;
+
+impl Expiry<[u8; 32], Arc<Session>> for UntilExp {
+    fn expire_after_create(&self, _: &[u8; 32], s: &Arc<Session>, _: Instant) -> Option<Duration> {
+        Some(Duration::from_secs(s.expires_at.saturating_sub(now())))
+    }
+}
+
+pub struct BearerVerifier {
+    audiences: Vec<String>,
+    algorithms: Vec<Algorithm>,
+    skew: u64,
+    cache: moka::sync::Cache<[u8; 32], Arc<Session>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BearerError {
+    #[error("{0}")]
+    Invalid(TokenError),
+    #[error("identity provider not ready")]
+    NotReady,
+}
+
+impl BearerVerifier {
+    pub fn new(cfg: &BearerConfig, client_id: &str) -> Result<BearerVerifier, ConfigError> {
+        let algorithms = cfg.algorithms.iter().map(|a| a.parse::<Algorithm>().expect("validated by config")).collect();
+        let mut audiences = vec![client_id.to_string()];
+        audiences.extend(cfg.audiences.iter().cloned());
+        Ok(BearerVerifier {
+            audiences,
+            algorithms,
+            skew: crate::config::duration("bearer.max_skew", &cfg.max_skew)?.as_secs(),
+            cache: moka::sync::Cache::builder().max_capacity(cfg.cache_entries).expire_after(UntilExp).build(),
+        })
+    }
+
+    /// The token from `Authorization: Bearer <token>`, if that is the scheme used.
+    pub fn token(headers: &HeaderMap) -> Option<&str> {
+        let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+        let (scheme, token) = v.split_once(' ')?;
+        scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+    }
+
+    /// Verifies (or finds in the cache) a token; a repeated token costs a hash and a lookup.
+    pub async fn verify(&self, provider: &Provider, token: &str) -> Result<Arc<Session>, BearerError> {
+        let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        if let Some(s) = self.cache.get(&key) {
+            if !s.expired() {
+                return Ok(s);
+            }
+        }
+        let v = provider
+            .verify_with_skew(token, &self.audiences, &self.algorithms, None, self.skew)
+            .await
+            .map_err(|e| match e {
+                OidcError::Token(t) => BearerError::Invalid(t),
+                OidcError::NotReady => BearerError::NotReady,
+                _ => BearerError::Invalid(TokenError::Signature),
+            })?;
+        let s = Arc::new(Session::new(v.account, v.network, v.user_token, Source::Bearer, v.expires_at));
+        self.cache.insert(key, s.clone());
+        Ok(s)
+    }
+
+    pub fn cached(&self) -> u64 {
+        self.cache.run_pending_tasks();
+        self.cache.entry_count()
+    }
+}
+
+/// RFC 6750 answer for a bad token: 401, `WWW-Authenticate: Bearer error="invalid_token"`.
+pub fn invalid_token(e: &BearerError) -> http::Response<Body> {
+    let (status, reason) = match e {
+        BearerError::Invalid(t) => (StatusCode::UNAUTHORIZED, t.to_string()),
+        BearerError::NotReady => (StatusCode::SERVICE_UNAVAILABLE, "identity provider not ready".to_string()),
+    };
+    let mut r = crate::pages::json(status, &serde_json::json!({"error": "invalid_token", "reason": reason}));
+    let www = format!("Bearer error=\"invalid_token\", error_description=\"{reason}\"");
+    if let Ok(v) = HeaderValue::from_str(&www) {
+        r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    }
+    r
+}

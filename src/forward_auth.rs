@@ -1,0 +1,112 @@
+//! Forward auth (`{prefix}/auth`) for nginx auth_request, Traefik ForwardAuth and ingress-nginx.
+//! It must never believe X-Original-* / X-Forwarded-* from a peer outside `server.trusted_proxies`,
+//! never answer 2xx for a malformed original URI, and never decide on a query or fragment.
+
+use std::net::SocketAddr;
+
+use http::{HeaderMap, Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+
+use crate::Gateway;
+use crate::auth::Auth;
+use crate::body::Body;
+use crate::policy::Decision;
+
+/// The normalized path of an original URI (`/p?q`, or an absolute URL from X-Original-URL).
+fn original_path(u: &str) -> Option<String> {
+    if u.is_empty() || u.len() > 8192 || u.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return None;
+    }
+    let path = if u.starts_with("http://") || u.starts_with("https://") {
+        url::Url::parse(u).ok()?.path().to_string()
+    } else if u.starts_with('/') {
+        u.split(['?', '#']).next()?.to_string()
+    } else {
+        return None;
+    };
+    crate::path::normalize(&path).ok()
+}
+
+fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    h.get(name).and_then(|v| v.to_str().ok())
+}
+
+impl Gateway {
+    pub async fn forward_auth(&self, auth: &Auth, req: &Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+        let h = req.headers();
+        let trusted = self.proxy.is_trusted(&peer);
+        let redirect_mode = match req.uri().query().and_then(|q| url::form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "mode")) {
+            Some((_, m)) => m == "redirect",
+            None => self.forward_auth_redirect,
+        };
+        let original = trusted.then(|| header(h, "x-original-uri").or_else(|| header(h, "x-forwarded-uri")).or_else(|| header(h, "x-original-url"))).flatten();
+        let path = match original {
+            Some(u) => match original_path(u) {
+                Some(p) => Some(p),
+                None => return crate::auth::challenge(&Method::POST, h, "", "malformed original URI"),
+            },
+            None => None,
+        };
+        // No (believable) original URI: decide as for a path no rule names.
+        let decision = match &path {
+            Some(p) => self.routes.decide(p),
+            None => Decision { route: None, public: false },
+        };
+        if decision.public {
+            return crate::pages::json(StatusCode::OK, &serde_json::json!({"public": true}));
+        }
+        let session = match auth.identify(h).await {
+            Ok(s) => s,
+            Err(resp) => return resp,
+        };
+        let Some(s) = session else {
+            return self.forward_auth_challenge(req, trusted, redirect_mode, path.as_deref());
+        };
+        if !crate::router::allowed(decision.route, &s) {
+            return crate::pages::json(StatusCode::FORBIDDEN, &serde_json::json!({"error": "forbidden", "account": s.account}));
+        }
+        let mut r = crate::pages::json(StatusCode::OK, &serde_json::json!({"account": s.account, "network": s.network}));
+        self.identity.inject(r.headers_mut(), &s);
+        r
+    }
+
+    /// 401, or in redirect mode a 302 (GET/HEAD) / 303 (others) to sign-in for browsers.
+    fn forward_auth_challenge(&self, req: &Request<Incoming>, trusted: bool, redirect_mode: bool, path: Option<&str>) -> Response<Body> {
+        let h = req.headers();
+        let method = trusted.then(|| header(h, "x-forwarded-method").and_then(|m| m.parse::<Method>().ok())).flatten().unwrap_or_else(|| req.method().clone());
+        let accept_html = header(h, "accept").is_some_and(|a| a.contains("text/html"));
+        let xhr = header(h, "x-requested-with").is_some_and(|v| v.eq_ignore_ascii_case("xmlhttprequest")) || header(h, "sec-fetch-mode").is_some_and(|v| v.eq_ignore_ascii_case("cors"));
+        if !redirect_mode || !accept_html || xhr {
+            return crate::auth::challenge(&Method::POST, h, "", "sign-in required");
+        }
+        // Return to the original URL when its host may be redirected to; otherwise to its path.
+        let original_uri = trusted.then(|| header(h, "x-forwarded-uri").or_else(|| header(h, "x-original-uri"))).flatten().unwrap_or("/");
+        let host = trusted.then(|| header(h, "x-forwarded-host")).flatten();
+        let proto = trusted.then(|| header(h, "x-forwarded-proto")).flatten().filter(|p| *p == "http" || *p == "https").unwrap_or("https");
+        let back = match host {
+            Some(host) => format!("{proto}://{host}{original_uri}"),
+            None => path.unwrap_or("/").to_string(),
+        };
+        let rd = crate::redirect::safe_return(&back, &self.allowed_redirect_hosts, self.server.public_url.host_str());
+        let base = self.server.public_url.as_str().trim_end_matches('/');
+        let location = format!("{base}{}", self.start_url(&rd));
+        let status = if method == Method::GET || method == Method::HEAD { StatusCode::FOUND } else { StatusCode::SEE_OTHER };
+        crate::pages::redirect(status, &location)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::original_path;
+
+    #[test]
+    fn original_uris() {
+        assert_eq!(original_path("/private?x=/public").as_deref(), Some("/private"));
+        assert_eq!(original_path("/private#/public").as_deref(), Some("/private"));
+        assert_eq!(original_path("/private%23/public").as_deref(), Some("/private%23/public"));
+        assert_eq!(original_path("https://app.example.com/a/../b?x").as_deref(), Some("/b"));
+        for bad in ["", "private", "/a b", "/a\r\nb", "/a%2Fb", "/../x", "javascript:x"] {
+            assert_eq!(original_path(bad), None, "{bad:?}");
+        }
+    }
+}
