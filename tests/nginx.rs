@@ -1,0 +1,93 @@
+//! Real nginx (Debian package) with `auth_request` to the gateway, running deploy/nginx/xumm-gate.conf.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use http::StatusCode;
+
+struct Nginx(Child, #[allow(dead_code)] tempfile::TempDir); // the dir lives as long as nginx
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn nginx_bin() -> &'static str {
+    if std::path::Path::new("/usr/sbin/nginx").exists() { "/usr/sbin/nginx" } else { "nginx" }
+}
+
+async fn start_nginx(gateway: std::net::SocketAddr, app: std::net::SocketAddr) -> (Nginx, std::net::SocketAddr) {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let site = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/nginx/xumm-gate.conf"))
+        .unwrap()
+        .replace("127.0.0.1:4180", &gateway.to_string())
+        .replace("127.0.0.1:8080", &app.to_string())
+        .replace("listen 8000;", &format!("listen 127.0.0.1:{port};"));
+    let d = dir.path().display();
+    let conf = format!(
+        "worker_processes 1;\nerror_log {d}/error.log warn;\npid {d}/nginx.pid;\nevents {{ worker_connections 256; }}\n\
+         http {{\n access_log off;\n client_body_temp_path {d}/body;\n proxy_temp_path {d}/proxy;\n fastcgi_temp_path {d}/fcgi;\n \
+         uwsgi_temp_path {d}/uwsgi;\n scgi_temp_path {d}/scgi;\n{site}\n}}\n"
+    );
+    std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
+    let child = Command::new(nginx_bin())
+        .args(["-p", &d.to_string(), "-c", &format!("{d}/nginx.conf"), "-g", "daemon off;"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("nginx is installed (.ci/run installs it)");
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            return (Nginx(child, dir), addr);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("nginx did not start: {}", std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default());
+}
+
+#[tokio::test]
+async fn nginx_auth_request_in_front_of_an_app() {
+    let app = upstream().await;
+    let idp = idp().await;
+    let more = format!("\n[bearer]\naudiences = [\"{NATIVE_CLIENT_ID}\"]\n");
+    let gw = ready_gateway(&auth_config(app, &idp.issuer, "", &more)).await;
+    let (_nginx, ng) = start_nginx(gw.addr, app).await;
+
+    // no session: 401 for API clients, a sign-in redirect for browsers
+    let got = get_with(ng, "/app", &[("accept", "application/json"), ("x-xumm-account", ACCOUNT)]).await;
+    assert_eq!(got.status, StatusCode::UNAUTHORIZED);
+    let got = get_with(ng, "/app", &[("accept", "text/html")]).await;
+    assert_eq!(got.status, StatusCode::FOUND);
+    assert!(got.headers["location"].to_str().unwrap().ends_with("/.xumm/start?rd=/app"));
+
+    // a session reaches the app with the account header, and spoofed copies are replaced
+    let (name, value) = login(gw.addr, ACCOUNT, "MAINNET").await;
+    let cookie = format!("{name}={value}");
+    let got = get_with(ng, "/app", &[("cookie", &cookie), ("x-xumm-account", "rEVIL"), ("x-forwarded-user", "rEVIL")]).await;
+    assert_eq!(got.status, StatusCode::OK, "{}", got.text());
+    assert_eq!(got.upstream_header("x-xumm-account"), vec![ACCOUNT]);
+    assert_eq!(got.upstream_header("x-xumm-network"), vec!["MAINNET"]);
+    assert_eq!(got.upstream_header("x-forwarded-user"), vec![ACCOUNT]);
+
+    // policy is applied on the URI nginx asks about
+    let (name, value) = login(gw.addr, OTHER_ACCOUNT, "MAINNET").await;
+    let got = get_with(ng, "/admin/panel", &[("cookie", &format!("{name}={value}"))]).await;
+    assert_eq!(got.status, StatusCode::FORBIDDEN);
+    assert_eq!(get_with(ng, "/public/x", &[]).await.status, StatusCode::OK);
+
+    // a Bearer token from a native app works the same; the JWT itself is not passed on
+    let token = idp.issue_token(NATIVE_CLIENT_ID, ACCOUNT, "TESTNET", serde_json::json!({}));
+    let got = get_with(ng, "/api/me", &[("authorization", &format!("Bearer {token}"))]).await;
+    assert_eq!(got.status, StatusCode::OK);
+    assert_eq!(got.upstream_header("x-xumm-account"), vec![ACCOUNT]);
+    assert!(got.upstream_header("authorization").is_empty());
+
+    // the sign-in endpoints are reachable through nginx
+    assert_eq!(get_with(ng, "/.xumm/userinfo", &[("cookie", &cookie)]).await.json()["account"], ACCOUNT);
+}
