@@ -45,7 +45,7 @@ pub struct Config {
     #[serde(default)]
     pub headers: HeadersConfig,
     #[serde(default)]
-    pub cors: Option<toml::Table>,
+    pub cors: CorsConfig,
     #[serde(default)]
     pub xumm: Option<toml::Table>,
     #[serde(default)]
@@ -216,6 +216,14 @@ impl Default for BearerConfig {
     fn default() -> Self {
         BearerConfig { enabled: true, audiences: vec![], algorithms: vec!["RS256".into()], max_skew: "60s".into(), cache_entries: 100_000 }
     }
+}
+
+/// Cross-origin callers (SPAs on another origin calling with Bearer tokens or cookies).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CorsConfig {
+    /// Exact origins (`https://app.example.com`) allowed to call; credentials only for these.
+    pub allowed_origins: Vec<String>,
 }
 
 /// `{prefix}/auth` for nginx auth_request, Traefik ForwardAuth and ingress-nginx auth-url.
@@ -389,6 +397,13 @@ impl Config {
             }
         }
         duration("bearer.max_skew", &self.bearer.max_skew)?;
+        for (i, o) in self.cors.allowed_origins.iter().enumerate() {
+            let ok = url::Url::parse(o).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some() && u.path() == "/" && u.query().is_none())
+                && !o.ends_with('/');
+            if !ok {
+                return Err(err(format!("cors.allowed_origins[{i}]"), format!("must be an origin like \"https://app.example.com\", got {o:?}")));
+            }
+        }
         if self.forward_auth.mode != "status" && self.forward_auth.mode != "redirect" {
             return Err(err("forward_auth.mode", format!("must be \"status\" or \"redirect\", got {:?}", self.forward_auth.mode)));
         }

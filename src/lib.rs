@@ -8,6 +8,7 @@ pub mod account;
 pub mod bearer;
 pub mod body;
 pub mod config;
+pub mod cors;
 pub mod demo;
 pub mod error;
 pub mod forward_auth;
@@ -49,6 +50,7 @@ pub struct Gateway {
     pub allowed_redirect_hosts: Vec<String>,
     /// `[forward_auth] mode = "redirect"`.
     pub forward_auth_redirect: bool,
+    pub cors: cors::Cors,
     default_label: Arc<str>,
 }
 
@@ -99,6 +101,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         identity: identity::IdentityHeaders::new(&config.headers),
         allowed_redirect_hosts: config.server.allowed_redirect_hosts.clone(),
         forward_auth_redirect: config.forward_auth.mode == "redirect",
+        cors: cors::Cors::new(&config.cors.allowed_origins),
         routes: policy::RouteTable::new(&config.routes),
         proxy: proxy::Proxy::new(&server, &config.upstreams),
         ready: AtomicBool::new(false),

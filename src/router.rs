@@ -54,7 +54,11 @@ impl Gateway {
         let mut upstream_label = None;
         // Client-sent identity headers never survive, on any route or endpoint.
         self.identity.strip(req.headers_mut());
-        let result = if crate::path::has_prefix(&path, &self.server.prefix) {
+        let origin = if self.cors.enabled() { self.cors.allowed_origin(req.headers()) } else { None };
+        let preflight = if origin.is_some() { self.cors.preflight(req.method(), req.headers()) } else { None };
+        let result = if let Some(p) = preflight {
+            Ok(p)
+        } else if crate::path::has_prefix(&path, &self.server.prefix) {
             Ok(self.endpoint(&req, &path[self.server.prefix.len()..], peer).await)
         } else {
             match self.admit(&mut req, &decision).await {
@@ -69,6 +73,7 @@ impl Gateway {
             }
         };
         let mut resp = result.unwrap_or_else(|e| e.response(accept.as_ref()));
+        self.cors.decorate(origin, resp.headers_mut());
         let log = AccessLog {
             method,
             path: path.into_boxed_str(),

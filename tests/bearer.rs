@@ -195,3 +195,51 @@ async fn forward_auth_redirect_mode_for_traefik() {
     // status mode (the default) never redirects
     assert_eq!(get_with(gw.addr, "/.xumm/auth", &h("GET", "text/html")).await.status, StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn cors_for_listed_origins_only() {
+    let up = upstream().await;
+    let idp = idp().await;
+    let gw = ready_gateway(&auth_config(up, &idp.issuer, "", "\n[cors]\nallowed_origins = [\"https://spa.example.com\"]\n")).await;
+    let pre = |origin: &'static str| {
+        let addr = gw.addr;
+        async move {
+            send(
+                http::Request::builder()
+                    .method("OPTIONS")
+                    .uri(format!("http://{addr}/api/orders"))
+                    .header("origin", origin)
+                    .header("access-control-request-method", "POST")
+                    .header("access-control-request-headers", "authorization, content-type")
+                    .body(full(""))
+                    .unwrap(),
+            )
+            .await
+        }
+    };
+    // a preflight from a listed origin is answered without authentication
+    let ok = pre("https://spa.example.com").await;
+    assert_eq!(ok.status, StatusCode::NO_CONTENT);
+    assert_eq!(ok.headers["access-control-allow-origin"], "https://spa.example.com");
+    assert_eq!(ok.headers["access-control-allow-credentials"], "true");
+    assert_eq!(ok.headers["access-control-allow-headers"], "authorization, content-type");
+    assert_eq!(ok.headers["vary"], "Origin");
+    // any other OPTIONS is a request like any other: it needs sign-in
+    let other = pre("https://evil.example").await;
+    assert_eq!(other.status, StatusCode::UNAUTHORIZED);
+    assert!(other.headers.get("access-control-allow-origin").is_none());
+    let bare = send(http::Request::builder().method("OPTIONS").uri(format!("http://{}/api/orders", gw.addr)).header("origin", "https://spa.example.com").body(full("")).unwrap()).await;
+    assert_eq!(bare.status, StatusCode::UNAUTHORIZED);
+    // actual calls: listed origin gets credentials and can read the 401; others get nothing
+    let token = idp.issue_token(CLIENT_ID, ACCOUNT, "MAINNET", serde_json::json!({}));
+    let got = get_with(gw.addr, "/api/orders", &[("origin", "https://spa.example.com"), ("authorization", &format!("Bearer {token}"))]).await;
+    assert_eq!(got.status, StatusCode::OK);
+    assert_eq!(got.headers["access-control-allow-origin"], "https://spa.example.com");
+    assert_eq!(got.headers["vary"], "Origin");
+    let got = get_with(gw.addr, "/api/orders", &[("origin", "https://evil.example"), ("authorization", &format!("Bearer {token}"))]).await;
+    assert!(got.headers.get("access-control-allow-origin").is_none());
+    assert_eq!(got.headers["vary"], "Origin");
+    let got = get_with(gw.addr, "/api/orders", &[("origin", "https://spa.example.com")]).await;
+    assert_eq!(got.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(got.headers["access-control-allow-origin"], "https://spa.example.com");
+}
