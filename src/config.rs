@@ -25,7 +25,7 @@ fn err(path: impl Into<String>, msg: impl Into<String>) -> ConfigError {
 }
 
 /// Keys whose values are secrets: redacted by `check-config`, never logged.
-const SECRET_KEYS: &[&str] = &["client_secret", "cookie_secrets", "api_secret", "secret"];
+const SECRET_KEYS: &[&str] = &["client_secret", "cookie_secrets", "api_secret", "secret", "key"];
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -42,6 +42,8 @@ pub struct Config {
     pub bearer: BearerConfig,
     #[serde(default)]
     pub forward_auth: ForwardAuthConfig,
+    #[serde(default)]
+    pub assertion: AssertionConfig,
     #[serde(default)]
     pub headers: HeadersConfig,
     #[serde(default)]
@@ -218,6 +220,24 @@ impl Default for BearerConfig {
     }
 }
 
+/// `X-Xumm-Assertion`: a short-lived ES256 JWT about the user, verifiable at `{prefix}/jwks.json`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AssertionConfig {
+    pub enabled: bool,
+    /// PKCS#8 PEM of a P-256 key (e.g. "file:/etc/xumm-gate/assertion.pem"). Empty: a key is
+    /// generated at start, which suits a single replica only (each replica would sign differently).
+    pub key: String,
+    /// Lifetime of each assertion.
+    pub ttl: String,
+}
+
+impl Default for AssertionConfig {
+    fn default() -> Self {
+        AssertionConfig { enabled: false, key: String::new(), ttl: "5m".into() }
+    }
+}
+
 /// Cross-origin callers (SPAs on another origin calling with Bearer tokens or cookies).
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -286,6 +306,9 @@ pub struct UpstreamConfig {
     /// Remove `path` from the request path before forwarding.
     #[serde(default)]
     pub strip_prefix: bool,
+    /// `aud` of the X-Xumm-Assertion sent to this upstream (default: its URL).
+    #[serde(default)]
+    pub assertion_audience: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -397,6 +420,13 @@ impl Config {
             }
         }
         duration("bearer.max_skew", &self.bearer.max_skew)?;
+        let ttl = duration("assertion.ttl", &self.assertion.ttl)?;
+        if ttl.as_secs() < 10 {
+            return Err(err("assertion.ttl", "must be at least 10s"));
+        }
+        if self.assertion.enabled && !self.assertion.key.is_empty() && crate::assertion::Asserter::parse_key(&self.assertion.key).is_none() {
+            return Err(err("assertion.key", "is not a PKCS#8 PEM P-256 private key"));
+        }
         for (i, o) in self.cors.allowed_origins.iter().enumerate() {
             let ok = url::Url::parse(o).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some() && u.path() == "/" && u.query().is_none())
                 && !o.ends_with('/');

@@ -11,6 +11,8 @@ pub struct IdentityHeaders {
     account: Option<HeaderName>,
     network: Option<HeaderName>,
     user: Vec<HeaderName>,
+    /// Where the signed assertion goes (None: switched off).
+    pub assertion: Option<HeaderName>,
     /// Names removed from every request, lowercase with '-' (compared treating '_' as '-').
     strip: Vec<String>,
 }
@@ -45,6 +47,7 @@ impl IdentityHeaders {
             account: name(&cfg.account),
             network: name(&cfg.network),
             user: cfg.user.iter().filter_map(|u| name(u)).collect(),
+            assertion: name(&cfg.assertion),
             strip,
         }
     }

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod accesslog;
+pub mod assertion;
 pub mod auth;
 pub mod account;
 pub mod bearer;
@@ -51,6 +52,7 @@ pub struct Gateway {
     /// `[forward_auth] mode = "redirect"`.
     pub forward_auth_redirect: bool,
     pub cors: cors::Cors,
+    pub asserter: Option<assertion::Asserter>,
     default_label: Arc<str>,
 }
 
@@ -102,6 +104,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         allowed_redirect_hosts: config.server.allowed_redirect_hosts.clone(),
         forward_auth_redirect: config.forward_auth.mode == "redirect",
         cors: cors::Cors::new(&config.cors.allowed_origins),
+        asserter: assertion::Asserter::from_config(&config.assertion, server.public_url.as_str())?,
         routes: policy::RouteTable::new(&config.routes),
         proxy: proxy::Proxy::new(&server, &config.upstreams),
         ready: AtomicBool::new(false),

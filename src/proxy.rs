@@ -34,6 +34,8 @@ pub struct Upstream {
     /// Path part of the upstream URL, no trailing slash.
     base_path: String,
     strip_prefix: bool,
+    /// `aud` of assertions sent to this upstream.
+    pub audience: Arc<str>,
 }
 
 impl Upstream {
@@ -46,6 +48,7 @@ impl Upstream {
             authority: uri.authority().cloned().expect("validated by config"),
             base_path: uri.path().trim_end_matches('/').to_string(),
             strip_prefix: cfg.strip_prefix,
+            audience: Arc::from(cfg.assertion_audience.as_deref().unwrap_or(cfg.url.as_str())),
         }
     }
 

@@ -63,10 +63,15 @@ impl Gateway {
         } else {
             match self.admit(&mut req, &decision).await {
                 Err(denied) => Ok(denied),
-                Ok(()) => match self.proxy.select(&path) {
+                Ok(session) => match self.proxy.select(&path) {
                     None => Err(GatewayError::NoUpstream),
                     Some(up) => {
                         upstream_label = Some(up.label.clone());
+                        if let (Some(a), Some(s), Some(name)) = (&self.asserter, &session, &self.identity.assertion) {
+                            if let Some(v) = a.header_for(s, &up.audience) {
+                                req.headers_mut().insert(name.clone(), v);
+                            }
+                        }
                         self.proxy.forward(req, up, &path, peer).await
                     }
                 },
@@ -91,11 +96,11 @@ impl Gateway {
 
     /// Authenticates and authorizes a request for a protected route, and sets the identity
     /// headers. `Err` carries the response to send instead (redirect, 401, 403, 503).
-    async fn admit(&self, req: &mut Request<Incoming>, decision: &Decision<'_>) -> Result<(), Response<Body>> {
+    async fn admit(&self, req: &mut Request<Incoming>, decision: &Decision<'_>) -> Result<Option<std::sync::Arc<Session>>, Response<Body>> {
         if let Some(auth) = &self.auth {
             if decision.public {
                 crate::identity::strip_own_cookies(req.headers_mut(), &auth.cookie_name);
-                return Ok(());
+                return Ok(None);
             }
             let found = auth.identify(req.headers()).await;
             crate::identity::strip_own_cookies(req.headers_mut(), &auth.cookie_name);
@@ -114,10 +119,10 @@ impl Gateway {
                 req.headers_mut().remove(header::AUTHORIZATION);
             }
             self.identity.inject(req.headers_mut(), &session);
-            return Ok(());
+            return Ok(Some(session));
         }
         if decision.public {
-            Ok(())
+            Ok(None)
         } else {
             // No [provider]: nothing can sign in, so protected routes stay closed.
             Err(challenge(req.method(), &HeaderMap::new(), "", "sign-in is not configured"))
@@ -145,6 +150,10 @@ impl Gateway {
             (&Method::GET | &Method::POST, "/sign_out") => self.sign_out(auth, h, q).await,
             (&Method::GET, "/userinfo") => self.userinfo(auth, h).await,
             (&Method::GET | &Method::HEAD, "/auth") => self.forward_auth(auth, req, peer).await,
+            (&Method::GET, "/jwks.json") => match &self.asserter {
+                Some(a) => pages::json(StatusCode::OK, &a.jwks()),
+                None => GatewayError::NotFound.response(accept),
+            },
             _ => GatewayError::NotFound.response(accept),
         }
     }

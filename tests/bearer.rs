@@ -243,3 +243,34 @@ async fn cors_for_listed_origins_only() {
     assert_eq!(got.status, StatusCode::UNAUTHORIZED);
     assert_eq!(got.headers["access-control-allow-origin"], "https://spa.example.com");
 }
+
+#[tokio::test]
+async fn signed_assertions_verify_with_the_published_key_and_are_reused() {
+    let up = upstream().await;
+    let idp = idp().await;
+    let cfg = auth_config(up, &idp.issuer, "", "\n[assertion]\nenabled = true\nttl = \"5m\"\n")
+        .replace(&format!("url = \"http://{up}\"\n"), &format!("url = \"http://{up}\"\nassertion_audience = \"shop\"\n"));
+    let gw = ready_gateway(&cfg).await;
+    let (name, value) = login(gw.addr, ACCOUNT, "MAINNET").await;
+    let cookie = format!("{name}={value}");
+    let first = get_with(gw.addr, "/x", &[("cookie", &cookie), ("x-xumm-assertion", "forged")]).await;
+    let a1 = first.upstream_header("x-xumm-assertion");
+    assert_eq!(a1.len(), 1);
+    assert_ne!(a1[0], "forged");
+    let second = get_with(gw.addr, "/y", &[("cookie", &cookie)]).await;
+    assert_eq!(second.upstream_header("x-xumm-assertion"), a1, "the signed value is reused, not re-signed per request");
+
+    let jwks = get(gw.addr, "/.xumm/jwks.json").await.json();
+    let set: jsonwebtoken::jwk::JwkSet = serde_json::from_value(jwks.clone()).unwrap();
+    assert!(jwks.to_string().find("\"d\"").is_none(), "no private part published");
+    let key = jsonwebtoken::DecodingKey::from_jwk(&set.keys[0]).unwrap();
+    let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
+    v.set_audience(&["shop"]);
+    v.set_issuer(&["http://127.0.0.1:4180"]);
+    let claims = jsonwebtoken::decode::<serde_json::Value>(&a1[0], &key, &v).expect("assertion verifies").claims;
+    assert_eq!(claims["sub"], ACCOUNT);
+    assert_eq!(claims["network"], "MAINNET");
+    assert!(claims["exp"].as_u64().unwrap() <= xumm_gate::session::now() + 300);
+    // public routes and anonymous requests never carry one
+    assert!(get(gw.addr, "/public/x").await.upstream_header("x-xumm-assertion").is_empty());
+}

@@ -50,6 +50,15 @@ fn each_error_names_the_key() {
         ("[[route]]\npath = \"/a\"\nallow_accounts = [\"rNOTANADDRESS\"]\n", "route[0].allow_accounts[0]: \"rNOTANADDRESS\" is not a valid XRPL r-address"),
         ("[[route]]\npath = \"/a\"\npublik = true\n", "route[0].publik: unknown field `publik`"),
         ("[server\n", "config: invalid TOML"),
+        ("[bearer]\nalgorithms = [\"HS256\"]\n", "bearer.algorithms[0]: \"HS256\" is not an accepted asymmetric algorithm"),
+        ("[bearer]\nalgorithms = [\"RS256\", \"none\"]\n", "bearer.algorithms[1]: \"none\" is not an accepted"),
+        ("[bearer]\nmax_skew = \"a while\"\n", "bearer.max_skew: invalid duration"),
+        ("[cors]\nallowed_origins = [\"https://a.example/\"]\n", "cors.allowed_origins[0]: must be an origin"),
+        ("[cors]\nallowed_origins = [\"*\"]\n", "cors.allowed_origins[0]: must be an origin"),
+        ("[forward_auth]\nmode = \"bounce\"\n", "forward_auth.mode: must be \"status\" or \"redirect\""),
+        ("[assertion]\nenabled = true\nkey = \"not a pem\"\n", "assertion.key: is not a PKCS#8 PEM P-256 private key"),
+        ("[assertion]\nttl = \"1s\"\n", "assertion.ttl: must be at least 10s"),
+        ("[headers]\naccount = \"bad header\"\n", "headers.account: invalid header name"),
     ];
     for (text, want) in cases {
         let got = error_of(&format!("{text}{UP}"));

@@ -33,6 +33,8 @@ pub struct Session {
     pub expires_at: u64,
     pub account_header: HeaderValue,
     pub network_header: Option<HeaderValue>,
+    /// Signed assertions per upstream audience: (audience, exp, header value).
+    pub assertions: std::sync::Mutex<Vec<(Arc<str>, u64, HeaderValue)>>,
 }
 
 impl Session {
@@ -41,7 +43,7 @@ impl Session {
         // Only a plain network name may become a header value (no CR/LF or other control bytes).
         let network = network.filter(|n| !n.is_empty() && n.len() <= 32 && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'));
         let network_header = network.as_deref().and_then(|n| HeaderValue::from_str(n).ok());
-        Session { account, network, user_token, source, expires_at, account_header, network_header }
+        Session { account, network, user_token, source, expires_at, account_header, network_header, assertions: Default::default() }
     }
 
     pub fn expired(&self) -> bool {
