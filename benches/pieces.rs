@@ -24,4 +24,36 @@ fn account(c: &mut Criterion) {
 }
 
 criterion_group!(benches, path, routes, account);
-criterion_main!(benches);
+
+/// Bearer verification against the development provider: cold (RSA-3072/2048 signature check and
+/// claim checks) and warm (SHA-256 of the token + one cache lookup); and the session-cookie open.
+fn tokens(c: &mut Criterion) {
+    use xumm_gate::demo::idp::{ClientApp, DevIdp};
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let (idp, provider, verifier) = rt.block_on(async {
+        let app = ClientApp { id: "bench-client".into(), secret: "s".into(), name: "bench".into() };
+        let idp = DevIdp::start("127.0.0.1:0".parse().unwrap(), vec![app]).await.unwrap();
+        let cfg: xumm_gate::config::ProviderConfig =
+            toml::from_str(&format!("issuer = \"{}\"\nclient_id = \"bench-client\"", idp.issuer)).unwrap();
+        let provider = xumm_gate::oidc::Provider::new(cfg);
+        provider.discover().await.unwrap();
+        let verifier = xumm_gate::bearer::BearerVerifier::new(&Default::default(), "bench-client").unwrap();
+        (idp, provider, verifier)
+    });
+    let token = idp.issue_token("bench-client", "rHb9CJAWyB4rj91VRWn96DkukG4bwdtyTh", "MAINNET", serde_json::json!({}));
+    let aud = vec!["bench-client".to_string()];
+    c.bench_function("bearer verify: cold (signature + claims)", |b| {
+        b.iter(|| rt.block_on(provider.verify(black_box(&token), &aud, &[jsonwebtoken::Algorithm::RS256], None)).unwrap())
+    });
+    rt.block_on(verifier.verify(&provider, &token)).unwrap();
+    c.bench_function("bearer verify: warm (hash + cache hit)", |b| {
+        b.iter(|| rt.block_on(verifier.verify(&provider, black_box(&token))).unwrap())
+    });
+    let sealer = xumm_gate::session::cookie::Sealer::new(&[vec![7u8; 32]], true);
+    let sealed = sealer.seal("_xumm_gate", &xumm_gate::session::new_id());
+    c.bench_function("session cookie open (AES-256-GCM)", |b| b.iter(|| sealer.open("_xumm_gate", black_box(&sealed)).unwrap()));
+}
+
+criterion_group!(token_benches, tokens);
+criterion_main!(benches, token_benches);

@@ -199,3 +199,37 @@ async fn demo_serves_whoami_on_loopback_and_refuses_other_addresses() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("loopback addresses only"));
 }
+
+#[tokio::test]
+async fn secrets_never_reach_the_logs() {
+    let up = upstream().await;
+    let idp = idp().await;
+    let cfg = auth_config(up, &idp.issuer, "", &format!("\n[bearer]\naudiences = [\"{NATIVE_CLIENT_ID}\"]\n"));
+    let (_p, addr, lines) = spawn_gateway(&cfg, &[("RUST_LOG", "debug")]).await;
+    let mut ready = false;
+    for _ in 0..100 {
+        if get(addr, "/.xumm/start?rd=/").await.status == StatusCode::FOUND {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(ready, "gateway binary never became ready");
+    let (name, value) = login(addr, ACCOUNT, "MAINNET").await;
+    let cookie = format!("{name}={value}");
+    assert_eq!(get_with(addr, "/x", &[("cookie", &cookie)]).await.status, StatusCode::OK);
+    let token = idp.issue_token(NATIVE_CLIENT_ID, ACCOUNT, "MAINNET", serde_json::json!({"usertoken_uuidv4": "9f8e7d6c-0000-4000-8000-123456789abc"}));
+    assert_eq!(get_with(addr, "/x", &[("authorization", &format!("Bearer {token}"))]).await.status, StatusCode::OK);
+    let forged = format!("{}x", &token[..token.len() - 1]);
+    assert_eq!(get_with(addr, "/x", &[("authorization", &format!("Bearer {forged}"))]).await.status, StatusCode::UNAUTHORIZED);
+    get_with(addr, "/.xumm/sign_out", &[("cookie", &cookie)]).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let log: Vec<String> = lines.try_iter().collect();
+    assert!(log.iter().any(|l| l.contains("signed in")), "expected a sign-in log line");
+    let sig = token.rsplit('.').next().unwrap();
+    for secret in [CLIENT_SECRET, COOKIE_SECRET, value.as_str(), sig, &forged[forged.len() - 20..], "9f8e7d6c-0000-4000-8000-123456789abc"] {
+        for l in &log {
+            assert!(!l.contains(secret), "secret {secret:?} in log line: {l}");
+        }
+    }
+}
