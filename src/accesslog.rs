@@ -10,7 +10,7 @@ pub struct AccessLog {
     pub method: Method,
     /// Normalized path, no query (queries can carry tokens).
     pub path: Box<str>,
-    pub route: Arc<str>,
+    pub route: Arc<crate::metrics::RouteMetrics>,
     pub upstream: Option<Arc<str>>,
     pub status: StatusCode,
     pub start: Instant,
@@ -23,13 +23,13 @@ pub struct AccessLog {
 impl Drop for AccessLog {
     fn drop(&mut self) {
         let ms = self.start.elapsed().as_secs_f64() * 1000.0;
-        crate::metrics::request_done(&self.route, self.status);
+        self.route.done(self.status);
         tracing::info!(
             target: "xumm_gate::access",
             method = %self.method,
             path = %self.path,
             status = self.status.as_u16(),
-            route = %self.route,
+            route = %self.route.label,
             upstream = self.upstream.as_deref().unwrap_or("-"),
             duration_ms = (ms * 1000.0).round() / 1000.0,
             bytes = self.bytes,

@@ -53,7 +53,8 @@ pub struct Gateway {
     pub forward_auth_redirect: bool,
     pub cors: cors::Cors,
     pub asserter: Option<assertion::Asserter>,
-    default_label: Arc<str>,
+    default_route: Arc<metrics::RouteMetrics>,
+    invalid_route: Arc<metrics::RouteMetrics>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -96,6 +97,8 @@ impl Running {
 /// Binds the listeners and starts serving. Must be called inside a tokio runtime.
 pub async fn start(config: Config) -> Result<Running, StartError> {
     let server = config.server()?;
+    // Installed before anything registers metric handles.
+    let prometheus = metrics::install();
     let (tx, rx) = watch::channel(false);
     let auth = auth::Auth::from_config(&config, &server)?;
     let gateway = Arc::new(Gateway {
@@ -109,8 +112,9 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         proxy: proxy::Proxy::new(&server, &config.upstreams),
         ready: AtomicBool::new(false),
         draining: AtomicBool::new(false),
-        metrics: metrics::install(),
-        default_label: Arc::from("default"),
+        metrics: prometheus,
+        default_route: Arc::new(metrics::RouteMetrics::new("default")),
+        invalid_route: Arc::new(metrics::RouteMetrics::new("invalid")),
         server,
     });
     let workers = match gateway.server.workers {

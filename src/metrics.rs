@@ -46,26 +46,60 @@ fn class(status: StatusCode) -> &'static str {
     }
 }
 
-pub fn request_done(route: &str, status: StatusCode) {
-    metrics::counter!("xumm_gate_requests_total", "route" => route.to_string(), "status" => class(status)).increment(1);
+const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+/// A route's label and its request counters, registered once so the hot path only increments.
+pub struct RouteMetrics {
+    pub label: std::sync::Arc<str>,
+    counters: [metrics::Counter; 5],
 }
 
-pub fn upstream_latency(upstream: &str, d: Duration) {
-    metrics::histogram!("xumm_gate_upstream_duration_seconds", "upstream" => upstream.to_string()).record(d.as_secs_f64());
+impl RouteMetrics {
+    /// Call after `install()`: handles bind to the recorder installed at that time.
+    pub fn new(label: &str) -> RouteMetrics {
+        RouteMetrics {
+            label: std::sync::Arc::from(label),
+            counters: CLASSES.map(|c| metrics::counter!("xumm_gate_requests_total", "route" => label.to_string(), "status" => c)),
+        }
+    }
+
+    pub fn done(&self, status: StatusCode) {
+        let i = CLASSES.iter().position(|c| *c == class(status)).unwrap_or(4);
+        self.counters[i].increment(1);
+    }
 }
+
+impl std::fmt::Debug for RouteMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.label)
+    }
+}
+
+/// The upstream latency histogram for one upstream.
+pub fn upstream_histogram(upstream: &str) -> metrics::Histogram {
+    metrics::histogram!("xumm_gate_upstream_duration_seconds", "upstream" => upstream.to_string())
+}
+
+pub fn record(h: &metrics::Histogram, d: Duration) {
+    h.record(d.as_secs_f64());
+}
+
+static IN_FLIGHT: OnceLock<metrics::Gauge> = OnceLock::new();
 
 /// Counts a request in flight for as long as the guard lives.
 pub struct InFlight;
 
 impl InFlight {
     pub fn start() -> InFlight {
-        metrics::gauge!("xumm_gate_requests_in_flight").increment(1.0);
+        IN_FLIGHT.get_or_init(|| metrics::gauge!("xumm_gate_requests_in_flight")).increment(1.0);
         InFlight
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        metrics::gauge!("xumm_gate_requests_in_flight").decrement(1.0);
+        if let Some(g) = IN_FLIGHT.get() {
+            g.decrement(1.0);
+        }
     }
 }

@@ -9,8 +9,8 @@ use crate::path::{has_prefix, has_prefix_ignore_case};
 #[derive(Debug)]
 pub struct Route {
     pub path: String,
-    /// Metric and log label.
-    pub label: Arc<str>,
+    /// Metric and log label, with the route's counters.
+    pub metrics: Arc<crate::metrics::RouteMetrics>,
     pub public: bool,
     pub allow_accounts: Vec<String>,
     pub allow_networks: Vec<String>,
@@ -26,7 +26,7 @@ pub struct Decision<'a> {
 
 impl Decision<'_> {
     pub fn label(&self) -> &str {
-        self.route.map(|r| &*r.label).unwrap_or("default")
+        self.route.map(|r| &*r.metrics.label).unwrap_or("default")
     }
 }
 
@@ -41,7 +41,7 @@ impl RouteTable {
             .iter()
             .map(|r| Route {
                 path: r.path.trim_end_matches('/').to_string(),
-                label: Arc::from(r.path.as_str()),
+                metrics: Arc::new(crate::metrics::RouteMetrics::new(&r.path)),
                 public: r.public,
                 allow_accounts: r.allow_accounts.clone(),
                 allow_networks: r.allow_networks.clone(),

@@ -36,6 +36,7 @@ pub struct Upstream {
     strip_prefix: bool,
     /// `aud` of assertions sent to this upstream.
     pub audience: Arc<str>,
+    latency: metrics::Histogram,
 }
 
 impl Upstream {
@@ -49,6 +50,7 @@ impl Upstream {
             base_path: uri.path().trim_end_matches('/').to_string(),
             strip_prefix: cfg.strip_prefix,
             audience: Arc::from(cfg.assertion_audience.as_deref().unwrap_or(cfg.url.as_str())),
+            latency: crate::metrics::upstream_histogram(&cfg.url),
         }
     }
 
@@ -179,7 +181,7 @@ impl Proxy {
 
         let started = Instant::now();
         let result = tokio::time::timeout(self.timeout, self.client().request(req)).await;
-        crate::metrics::upstream_latency(&up.label, started.elapsed());
+        crate::metrics::record(&up.latency, started.elapsed());
         let mut resp = match result {
             Err(_) => {
                 tracing::warn!(upstream = %up.label, cause = "no response head within upstream_timeout", "upstream timeout");

@@ -33,7 +33,7 @@ impl Gateway {
                 let log = AccessLog {
                     method,
                     path: "<invalid>".into(),
-                    route: Arc::from("invalid"),
+                    route: self.invalid_route.clone(),
                     upstream: None,
                     status: resp.status(),
                     start,
@@ -50,7 +50,7 @@ impl Gateway {
         }
 
         let decision = self.routes.decide(&path);
-        let route_label = decision.route.map(|r| r.label.clone()).unwrap_or_else(|| self.default_label.clone());
+        let route_label = decision.route.map(|r| r.metrics.clone()).unwrap_or_else(|| self.default_route.clone());
         let mut upstream_label = None;
         // Client-sent identity headers never survive, on any route or endpoint.
         self.identity.strip(req.headers_mut());

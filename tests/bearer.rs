@@ -274,3 +274,25 @@ async fn signed_assertions_verify_with_the_published_key_and_are_reused() {
     // public routes and anonymous requests never carry one
     assert!(get(gw.addr, "/public/x").await.upstream_header("x-xumm-assertion").is_empty());
 }
+
+#[tokio::test]
+async fn assertion_key_from_a_pem_file_and_bearer_switch() {
+    use p256::pkcs8::EncodePrivateKey;
+    let up = upstream().await;
+    let idp = idp().await;
+    let dir = tempfile::tempdir().unwrap();
+    let key = p256::SecretKey::from_slice(&[7u8; 32]).unwrap();
+    let pem = key.to_pkcs8_pem(p256::pkcs8::LineEnding::LF).unwrap();
+    let path = dir.path().join("assertion.pem");
+    std::fs::write(&path, pem.as_bytes()).unwrap();
+    let more = format!("\n[assertion]\nenabled = true\nkey = \"file:{}\"\n\n[bearer]\nenabled = false\n", path.display());
+    let gw = ready_gateway(&auth_config(up, &idp.issuer, "", &more)).await;
+    // the published key is the configured one (same x coordinate)
+    use base64::Engine;
+    let point = key.public_key().to_sec1_bytes();
+    let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&point[1..33]);
+    assert_eq!(get(gw.addr, "/.xumm/jwks.json").await.json()["keys"][0]["x"], x);
+    // with [bearer] enabled = false a valid token is not a way in
+    let token = idp.issue_token(CLIENT_ID, ACCOUNT, "MAINNET", serde_json::json!({}));
+    assert_eq!(get_with(gw.addr, "/x", &[("authorization", &format!("Bearer {token}"))]).await.status, StatusCode::UNAUTHORIZED);
+}
