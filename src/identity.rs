@@ -90,10 +90,18 @@ pub fn strip_own_cookies(h: &mut HeaderMap, cookie_name: &str) {
     if !crate::session::cookie::cookies(h).any(|(n, _)| own(n)) {
         return;
     }
-    let kept: Vec<String> = crate::session::cookie::cookies(h).filter(|(n, _)| !own(n)).map(|(n, v)| format!("{n}={v}")).collect();
+    let mut kept = String::new();
+    for (n, v) in crate::session::cookie::cookies(h).filter(|(n, _)| !own(n)) {
+        if !kept.is_empty() {
+            kept.push_str("; ");
+        }
+        kept.push_str(n);
+        kept.push('=');
+        kept.push_str(v);
+    }
     h.remove(http::header::COOKIE);
     if !kept.is_empty() {
-        if let Ok(v) = http::HeaderValue::from_str(&kept.join("; ")) {
+        if let Ok(v) = http::HeaderValue::from_str(&kept) {
             h.insert(http::header::COOKIE, v);
         }
     }
