@@ -49,9 +49,9 @@ pub struct Config {
     #[serde(default)]
     pub cors: CorsConfig,
     #[serde(default)]
-    pub xumm: Option<toml::Table>,
+    pub xumm: Option<XummConfig>,
     #[serde(default)]
-    pub broker: Option<toml::Table>,
+    pub broker: BrokerConfig,
     #[serde(default, rename = "upstream")]
     pub upstreams: Vec<UpstreamConfig>,
     #[serde(default, rename = "route")]
@@ -236,6 +236,47 @@ impl Default for AssertionConfig {
     fn default() -> Self {
         AssertionConfig { enabled: false, key: String::new(), ttl: "5m".into() }
     }
+}
+
+/// Xumm's platform API, used by the sign-request broker. The key and secret stay in the gateway.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct XummConfig {
+    #[serde(default = "default_xumm_url")]
+    pub api_url: String,
+    pub api_key: String,
+    pub api_secret: String,
+}
+
+fn default_xumm_url() -> String {
+    "https://xumm.app".into()
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BrokerConfig {
+    /// Backend apps behind the gateway, with credentials issued by the gateway (never Xumm's).
+    pub app: Vec<BrokerAppConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BrokerAppConfig {
+    pub name: String,
+    /// Sent by the app as `x-api-key`.
+    pub key: String,
+    /// Sent by the app as `x-api-secret`; only its SHA-256 is kept in memory. May be given as
+    /// "sha256:<hex>" so the plain secret never appears in the config at all.
+    pub secret: String,
+    /// Transaction types the app may ask for (empty: any).
+    #[serde(default)]
+    pub allowed_tx_types: Vec<String>,
+    #[serde(default = "default_per_minute")]
+    pub max_per_minute: u32,
+}
+
+fn default_per_minute() -> u32 {
+    30
 }
 
 /// Cross-origin callers (SPAs on another origin calling with Bearer tokens or cookies).
@@ -436,6 +477,36 @@ impl Config {
         }
         if self.forward_auth.mode != "status" && self.forward_auth.mode != "redirect" {
             return Err(err("forward_auth.mode", format!("must be \"status\" or \"redirect\", got {:?}", self.forward_auth.mode)));
+        }
+        if let Some(x) = &self.xumm {
+            let u = url::Url::parse(&x.api_url).map_err(|_| err("xumm.api_url", format!("invalid URL {:?}", x.api_url)))?;
+            if !matches!(u.scheme(), "http" | "https") {
+                return Err(err("xumm.api_url", "scheme must be http or https"));
+            }
+            if x.api_key.is_empty() {
+                return Err(err("xumm.api_key", "is required"));
+            }
+            if x.api_secret.is_empty() {
+                return Err(err("xumm.api_secret", "is required"));
+            }
+        }
+        for (i, a) in self.broker.app.iter().enumerate() {
+            if a.key.len() < 8 {
+                return Err(err(format!("broker.app[{i}].key"), "must be at least 8 characters"));
+            }
+            match a.secret.strip_prefix("sha256:") {
+                Some(h) if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                    return Err(err(format!("broker.app[{i}].secret"), "sha256: must be followed by 64 hex digits"));
+                }
+                None if a.secret.len() < 16 => return Err(err(format!("broker.app[{i}].secret"), "must be at least 16 characters")),
+                _ => {}
+            }
+            if self.broker.app[..i].iter().any(|b| b.key == a.key) {
+                return Err(err(format!("broker.app[{i}].key"), "is used by another app"));
+            }
+        }
+        if !self.broker.app.is_empty() && self.xumm.is_none() {
+            return Err(err("xumm", "[xumm] api_key and api_secret are required when [[broker.app]] is set"));
         }
         match self.log.format.as_str() {
             "text" | "json" => {}

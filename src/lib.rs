@@ -26,6 +26,7 @@ pub mod redirect;
 pub mod router;
 pub mod server;
 pub mod session;
+pub mod xumm;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -53,6 +54,8 @@ pub struct Gateway {
     pub forward_auth_redirect: bool,
     pub cors: cors::Cors,
     pub asserter: Option<assertion::Asserter>,
+    /// The sign-request broker, when `[xumm]` is configured.
+    pub broker: Option<xumm::broker::Broker>,
     default_route: Arc<metrics::RouteMetrics>,
     invalid_route: Arc<metrics::RouteMetrics>,
 }
@@ -107,6 +110,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         allowed_redirect_hosts: config.server.allowed_redirect_hosts.clone(),
         forward_auth_redirect: config.forward_auth.mode == "redirect",
         cors: cors::Cors::new(&config.cors.allowed_origins),
+        broker: config.xumm.as_ref().map(|x| xumm::broker::Broker::new(x, &config.broker.app)),
         asserter: assertion::Asserter::from_config(&config.assertion, server.public_url.as_str())?,
         routes: policy::RouteTable::new(&config.routes),
         proxy: proxy::Proxy::new(&server, &config.upstreams),

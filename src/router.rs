@@ -59,7 +59,7 @@ impl Gateway {
         let result = if let Some(p) = preflight {
             Ok(p)
         } else if crate::path::has_prefix(&path, &self.server.prefix) {
-            Ok(self.endpoint(&req, &path[self.server.prefix.len()..], peer).await)
+            Ok(self.endpoint(req, &path[self.server.prefix.len()..], peer).await)
         } else {
             match self.admit(&mut req, &decision).await {
                 Err(denied) => Ok(denied),
@@ -138,7 +138,13 @@ impl Gateway {
     }
 
     /// The gateway's own endpoints under the prefix; `rest` starts with '/' or is empty.
-    async fn endpoint(&self, req: &Request<Incoming>, rest: &str, peer: SocketAddr) -> Response<Body> {
+    async fn endpoint(&self, req: Request<Incoming>, rest: &str, peer: SocketAddr) -> Response<Body> {
+        if let Some(broker) = &self.broker {
+            if let Some(call) = rest.strip_prefix("/api/v1/platform/").or_else(|| rest.strip_prefix("/api/v1/jwt/")) {
+                return self.broker_call(broker, req, call).await;
+            }
+        }
+        let req = &req;
         let accept = req.headers().get(header::ACCEPT);
         let Some(auth) = &self.auth else {
             return GatewayError::NotFound.response(accept);

@@ -59,6 +59,13 @@ fn each_error_names_the_key() {
         ("[assertion]\nenabled = true\nkey = \"not a pem\"\n", "assertion.key: is not a PKCS#8 PEM P-256 private key"),
         ("[assertion]\nttl = \"1s\"\n", "assertion.ttl: must be at least 10s"),
         ("[headers]\naccount = \"bad header\"\n", "headers.account: invalid header name"),
+        ("[xumm]\napi_key = \"k\"\napi_secret = \"env:XUMM_API_SECRET\"\n", "xumm.api_secret: env XUMM_API_SECRET is not set"),
+        ("[xumm]\napi_key = \"\"\napi_secret = \"s\"\n", "xumm.api_key: is required"),
+        ("[xumm]\napi_url = \"ftp://x\"\napi_key = \"k\"\napi_secret = \"s\"\n", "xumm.api_url: scheme must be http or https"),
+        ("[[broker.app]]\nname = \"a\"\nkey = \"abcdefgh\"\nsecret = \"0123456789abcdef\"\n", "xumm: [xumm] api_key and api_secret are required"),
+        ("[xumm]\napi_key = \"k\"\napi_secret = \"s\"\n[[broker.app]]\nname = \"a\"\nkey = \"abcdefgh\"\nsecret = \"short\"\n", "broker.app[0].secret: must be at least 16 characters"),
+        ("[xumm]\napi_key = \"k\"\napi_secret = \"s\"\n[[broker.app]]\nname = \"a\"\nkey = \"abcdefgh\"\nsecret = \"sha256:zz\"\n", "broker.app[0].secret: sha256: must be followed by 64 hex digits"),
+        ("[xumm]\napi_key = \"k\"\napi_secret = \"s\"\n[[broker.app]]\nname = \"a\"\nkey = \"abc\"\nsecret = \"0123456789abcdef\"\n", "broker.app[0].key: must be at least 8 characters"),
     ];
     for (text, want) in cases {
         let got = error_of(&format!("{text}{UP}"));

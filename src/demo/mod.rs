@@ -2,6 +2,7 @@
 //! a loopback address.
 
 pub mod idp;
+pub mod platform;
 pub mod whoami;
 
 use std::net::SocketAddr;

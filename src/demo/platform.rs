@@ -1,0 +1,169 @@
+//! The development Xumm platform: the payload API (`/api/v1/platform/...`) with Xumm's wire
+//! shapes, for the demo and the tests. It must never bind a non-loopback address.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+#[derive(Clone, Debug)]
+pub struct Payload {
+    pub request: Value,
+    pub resolved: bool,
+    pub signed: bool,
+    pub cancelled: bool,
+    pub account: Option<String>,
+    pub nodetype: String,
+}
+
+#[derive(Default)]
+struct State {
+    key: String,
+    secret: String,
+    payloads: Mutex<HashMap<String, Payload>>,
+    /// Status codes to answer the next calls with (front first), for failure tests.
+    fail: Mutex<Vec<StatusCode>>,
+    calls: Mutex<Vec<String>>,
+}
+
+#[derive(Clone)]
+pub struct DevPlatform {
+    pub addr: SocketAddr,
+    pub url: String,
+    state: Arc<State>,
+}
+
+impl DevPlatform {
+    pub async fn start(addr: SocketAddr, key: &str, secret: &str) -> std::io::Result<DevPlatform> {
+        if !addr.ip().is_loopback() {
+            return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "the development platform binds loopback addresses only"));
+        }
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(State { key: key.into(), secret: secret.into(), ..Default::default() });
+        let st = state.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { continue };
+                let st = st.clone();
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req| handle(st.clone(), req));
+                    let _ = auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(stream), svc).await;
+                });
+            }
+        });
+        Ok(DevPlatform { addr, url: format!("http://{addr}"), state })
+    }
+
+    /// The user acts on a payload in the wallet.
+    pub fn resolve(&self, uuid: &str, signed: bool, account: &str, nodetype: &str) {
+        if let Some(p) = self.state.payloads.lock().unwrap().get_mut(uuid) {
+            p.resolved = true;
+            p.signed = signed;
+            p.account = Some(account.to_string());
+            p.nodetype = nodetype.to_string();
+        }
+    }
+
+    pub fn payload(&self, uuid: &str) -> Option<Payload> {
+        self.state.payloads.lock().unwrap().get(uuid).cloned()
+    }
+
+    /// The next calls are answered with these statuses.
+    pub fn fail_next(&self, statuses: &[StatusCode]) {
+        self.state.fail.lock().unwrap().extend_from_slice(statuses);
+    }
+
+    /// "METHOD path" of every call received.
+    pub fn calls(&self) -> Vec<String> {
+        self.state.calls.lock().unwrap().clone()
+    }
+}
+
+fn reply(status: StatusCode, v: Value) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(v.to_string())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(header::CONTENT_TYPE, "application/json".parse().unwrap());
+    r
+}
+
+fn error(status: StatusCode, code: i64) -> Response<Full<Bytes>> {
+    reply(status, json!({"error": {"reference": uuid_like(), "code": code}}))
+}
+
+fn uuid_like() -> String {
+    let b: [u8; 16] = rand::random();
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!("{}-{}-4{}-a{}-{}", &h[0..8], &h[8..12], &h[13..16], &h[17..20], &h[20..32])
+}
+
+async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let path = req.uri().path().to_string();
+    st.calls.lock().unwrap().push(format!("{} {path}", req.method()));
+    if let Some(s) = { let mut f = st.fail.lock().unwrap(); if f.is_empty() { None } else { Some(f.remove(0)) } } {
+        return Ok(error(s, s.as_u16() as i64));
+    }
+    let h = req.headers();
+    let ok = h.get("x-api-key").is_some_and(|v| v.as_bytes() == st.key.as_bytes()) && h.get("x-api-secret").is_some_and(|v| v.as_bytes() == st.secret.as_bytes());
+    if !ok {
+        return Ok(error(StatusCode::FORBIDDEN, 813));
+    }
+    let Some(rest) = path.strip_prefix("/api/v1/platform/") else { return Ok(error(StatusCode::NOT_FOUND, 404)) };
+    let method = req.method().clone();
+    let base = format!("http://{}", h.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("127.0.0.1"));
+    Ok(match (method, rest) {
+        (Method::GET, "ping") => reply(StatusCode::OK, json!({"pong": true, "auth": {"application": {"uuidv4": st.key, "name": "development app", "disabled": 0}}})),
+        (Method::POST, "payload") => {
+            let body = match Limited::new(req.into_body(), 64 * 1024).collect().await {
+                Ok(b) => b.to_bytes(),
+                Err(_) => return Ok(error(StatusCode::BAD_REQUEST, 400)),
+            };
+            let Ok(request) = serde_json::from_slice::<Value>(&body) else { return Ok(error(StatusCode::BAD_REQUEST, 602)) };
+            if request.get("txjson").is_none() && request.get("txblob").is_none() {
+                return Ok(error(StatusCode::BAD_REQUEST, 602));
+            }
+            let uuid = uuid_like();
+            let pushed = request.get("user_token").is_some();
+            st.payloads.lock().unwrap().insert(uuid.clone(), Payload { request, resolved: false, signed: false, cancelled: false, account: None, nodetype: "MAINNET".into() });
+            reply(StatusCode::OK, json!({
+                "uuid": uuid,
+                "next": {"always": format!("{base}/sign/{uuid}"), "no_push_msg_received": format!("{base}/sign/{uuid}/qr")},
+                "refs": {"qr_png": format!("{base}/sign/{uuid}_q.png"), "qr_matrix": format!("{base}/sign/{uuid}_q.json"),
+                         "qr_uri_quality_opts": ["m", "q", "h"], "websocket_status": format!("ws://{}/sign/{uuid}", base.trim_start_matches("http://"))},
+                "pushed": pushed,
+            }))
+        }
+        (m, r) if r.starts_with("payload/") => {
+            let uuid = r.trim_start_matches("payload/").to_string();
+            let mut all = st.payloads.lock().unwrap();
+            let Some(p) = all.get_mut(&uuid) else { return Ok(error(StatusCode::NOT_FOUND, 404)) };
+            if m == Method::DELETE {
+                let reason = if p.resolved { "ALREADY_RESOLVED" } else if p.cancelled { "ALREADY_CANCELLED" } else { "OK" };
+                let cancelled = reason == "OK";
+                p.cancelled = p.cancelled || cancelled;
+                return Ok(reply(StatusCode::OK, json!({"result": {"cancelled": cancelled, "reason": reason}, "meta": {"uuid": uuid}, "custom_meta": p.request.get("custom_meta")})));
+            }
+            let tx_type = p.request["txjson"]["TransactionType"].as_str().unwrap_or("").to_string();
+            reply(StatusCode::OK, json!({
+                "meta": {"exists": true, "uuid": uuid, "resolved": p.resolved, "signed": p.signed, "cancelled": p.cancelled,
+                         "expired": p.cancelled, "pushed": p.request.get("user_token").is_some(), "submit": true, "multisign": false},
+                "application": {"name": "development app", "uuidv4": st.key, "issued_user_token": p.request.get("user_token")},
+                "payload": {"tx_type": tx_type, "request_json": p.request["txjson"]},
+                "response": {"account": p.account, "txid": if p.signed { json!("AB".repeat(32)) } else { Value::Null },
+                             "dispatched_nodetype": p.nodetype, "environment_nodetype": p.nodetype},
+                "custom_meta": p.request.get("custom_meta"),
+            }))
+        }
+        _ => error(StatusCode::NOT_FOUND, 404),
+    })
+}

@@ -1,0 +1,272 @@
+//! The sign-request broker: apps behind the gateway and signed-in users ask for Xumm sign
+//! requests; only the gateway holds the API secret. It must never let one app or user see or
+//! cancel another's payload, never report a payload signed by another account as signed, and
+//! never forward a transaction type an app may not ask for.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use http::{HeaderMap, Method, StatusCode};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::account::Account;
+use crate::config::{BrokerAppConfig, XummConfig};
+use crate::session::Session;
+use crate::xumm::client::{PlatformClient, XummError};
+
+/// Who asks.
+#[derive(Clone, Debug)]
+pub enum Caller {
+    /// A backend app with gateway-issued credentials.
+    App(Arc<App>),
+    /// A signed-in user (session cookie or Bearer JWT).
+    User(Arc<Session>),
+}
+
+#[derive(Debug)]
+pub struct App {
+    pub name: String,
+    key: String,
+    secret_sha256: [u8; 32],
+    allowed: Vec<String>,
+    limiter: Limiter,
+}
+
+/// A fixed one-minute window counter.
+#[derive(Debug)]
+struct Limiter {
+    max: u32,
+    window: Mutex<(Instant, u32)>,
+}
+
+impl Limiter {
+    fn new(max: u32) -> Limiter {
+        Limiter { max, window: Mutex::new((Instant::now(), 0)) }
+    }
+    /// Ok, or the seconds until the window resets.
+    fn take(&self) -> Result<(), u64> {
+        let mut w = self.window.lock().unwrap();
+        if w.0.elapsed() >= Duration::from_secs(60) {
+            *w = (Instant::now(), 0);
+        }
+        if w.1 >= self.max {
+            return Err(60u64.saturating_sub(w.0.elapsed().as_secs()).max(1));
+        }
+        w.1 += 1;
+        Ok(())
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Record {
+    owner: String,
+    account: Option<Account>,
+    tx_type: String,
+    audited: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    #[error("unknown app credentials")]
+    BadCredentials,
+    #[error("sign in or send app credentials")]
+    NoCaller,
+    #[error("request body must be a JSON object")]
+    BadBody,
+    #[error("transaction type {0:?} is not allowed for this app")]
+    TxTypeNotAllowed(String),
+    #[error("user_token is not the signed-in user's")]
+    ForeignUserToken,
+    #[error("too many sign requests")]
+    RateLimited(u64),
+    #[error("payload not found")]
+    NotFound,
+    #[error(transparent)]
+    Xumm(#[from] XummError),
+}
+
+impl BrokerError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            BrokerError::BadCredentials | BrokerError::NoCaller => StatusCode::UNAUTHORIZED,
+            BrokerError::BadBody => StatusCode::BAD_REQUEST,
+            BrokerError::TxTypeNotAllowed(_) | BrokerError::ForeignUserToken => StatusCode::FORBIDDEN,
+            BrokerError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            BrokerError::NotFound => StatusCode::NOT_FOUND,
+            BrokerError::Xumm(XummError::RateLimited { .. }) => StatusCode::TOO_MANY_REQUESTS,
+            BrokerError::Xumm(XummError::Api { status, .. }) if status.is_client_error() => *status,
+            BrokerError::Xumm(_) => StatusCode::BAD_GATEWAY,
+        }
+    }
+
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            BrokerError::RateLimited(s) => Some(*s),
+            BrokerError::Xumm(XummError::RateLimited { retry_after }) => Some(*retry_after),
+            _ => None,
+        }
+    }
+
+    /// Xumm's error shape, so the official SDK reports it: `{"error": {"reference", "code"}}`.
+    pub fn body(&self) -> Value {
+        let code = match self {
+            BrokerError::Xumm(XummError::Api { code, .. }) => *code,
+            other => other.status().as_u16() as i64,
+        };
+        json!({"error": {"reference": "", "code": code, "message": self.to_string()}})
+    }
+}
+
+pub struct Broker {
+    client: PlatformClient,
+    apps: Vec<Arc<App>>,
+    user_limiters: moka::sync::Cache<String, Arc<Limiter>>,
+    records: moka::sync::Cache<String, Record>,
+}
+
+fn sha256(s: &str) -> [u8; 32] {
+    Sha256::digest(s.as_bytes()).into()
+}
+
+impl Broker {
+    pub fn new(xumm: &XummConfig, apps: &[BrokerAppConfig]) -> Broker {
+        let apps = apps
+            .iter()
+            .map(|a| {
+                let secret_sha256 = match a.secret.strip_prefix("sha256:") {
+                    Some(hex) => {
+                        let mut out = [0u8; 32];
+                        for (i, b) in out.iter_mut().enumerate() {
+                            *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap_or(0);
+                        }
+                        out
+                    }
+                    None => sha256(&a.secret),
+                };
+                Arc::new(App { name: a.name.clone(), key: a.key.clone(), secret_sha256, allowed: a.allowed_tx_types.clone(), limiter: Limiter::new(a.max_per_minute) })
+            })
+            .collect();
+        Broker {
+            client: PlatformClient::new(xumm),
+            apps,
+            user_limiters: moka::sync::Cache::builder().max_capacity(100_000).time_to_idle(Duration::from_secs(120)).build(),
+            records: moka::sync::Cache::builder().max_capacity(1_000_000).time_to_live(Duration::from_secs(7 * 24 * 3600)).build(),
+        }
+    }
+
+    /// The app whose x-api-key / x-api-secret these are (the secret compared by its hash).
+    pub fn app(&self, h: &HeaderMap) -> Option<Result<Arc<App>, BrokerError>> {
+        let key = h.get("x-api-key")?.to_str().ok()?;
+        let secret = h.get("x-api-secret").and_then(|v| v.to_str().ok()).unwrap_or("");
+        let given = sha256(secret);
+        Some(
+            self.apps
+                .iter()
+                .find(|a| a.key == key && constant_eq(&a.secret_sha256, &given))
+                .cloned()
+                .ok_or(BrokerError::BadCredentials),
+        )
+    }
+
+    pub async fn ping(&self, caller: &Caller) -> Result<Value, BrokerError> {
+        let name = match caller {
+            Caller::App(a) => a.name.clone(),
+            Caller::User(s) => s.account.to_string(),
+        };
+        Ok(json!({"pong": true, "auth": {"application": {"name": name}}}))
+    }
+
+    /// POST payload: policy, binding to the user, forwarding, recording.
+    pub async fn create(&self, caller: &Caller, mut body: Value) -> Result<Value, BrokerError> {
+        let obj = body.as_object_mut().ok_or(BrokerError::BadBody)?;
+        let tx_type = obj
+            .get("txjson")
+            .and_then(|t| t.get("TransactionType"))
+            .and_then(|t| t.as_str())
+            .map(str::to_string)
+            .unwrap_or_else(|| if obj.contains_key("txblob") { "txblob".into() } else { String::new() });
+        if tx_type.is_empty() {
+            return Err(BrokerError::BadBody);
+        }
+        let (owner, account) = match caller {
+            Caller::App(app) => {
+                if !app.allowed.is_empty() && !app.allowed.iter().any(|t| *t == tx_type) {
+                    return Err(BrokerError::TxTypeNotAllowed(tx_type));
+                }
+                app.limiter.take().map_err(BrokerError::RateLimited)?;
+                (format!("app:{}", app.name), None)
+            }
+            Caller::User(s) => {
+                let limiter = self.user_limiters.get_with(s.account.to_string(), || Arc::new(Limiter::new(10)));
+                limiter.take().map_err(BrokerError::RateLimited)?;
+                // The request goes to this user's phone: their own user token, never another's.
+                match (obj.get("user_token").and_then(|t| t.as_str()), &s.user_token) {
+                    (Some(given), Some(own)) if given != own => return Err(BrokerError::ForeignUserToken),
+                    (Some(_), None) => return Err(BrokerError::ForeignUserToken),
+                    _ => {}
+                }
+                if let Some(own) = &s.user_token {
+                    obj.insert("user_token".into(), json!(own));
+                }
+                (format!("user:{}", s.account), Some(s.account.clone()))
+            }
+        };
+        let resp = self.client.call(Method::POST, "payload", Some(&body)).await?;
+        let uuid = resp["uuid"].as_str().unwrap_or_default().to_string();
+        if !uuid.is_empty() {
+            self.records.insert(uuid.clone(), Record { owner: owner.clone(), account, tx_type: tx_type.clone(), audited: false });
+        }
+        tracing::info!(target: "xumm_gate::audit", owner = %owner, tx_type = %tx_type, uuid = %uuid, outcome = "created", "sign request");
+        Ok(resp)
+    }
+
+    fn owned(&self, caller: &Caller, uuid: &str) -> Result<Record, BrokerError> {
+        let owner = match caller {
+            Caller::App(a) => format!("app:{}", a.name),
+            Caller::User(s) => format!("user:{}", s.account),
+        };
+        self.records.get(uuid).filter(|r| r.owner == owner).ok_or(BrokerError::NotFound)
+    }
+
+    /// GET payload: Xumm's answer, with the signer checked against the bound account.
+    pub async fn get(&self, caller: &Caller, uuid: &str) -> Result<Value, BrokerError> {
+        let mut rec = self.owned(caller, uuid)?;
+        let mut resp = self.client.call(Method::GET, &format!("payload/{uuid}"), None).await?;
+        let resolved = resp["meta"]["resolved"].as_bool().unwrap_or(false);
+        let signed = resp["meta"]["signed"].as_bool().unwrap_or(false);
+        let outcome = match (resolved, signed) {
+            (true, true) => {
+                let signer = resp["response"]["account"].as_str().unwrap_or("");
+                match &rec.account {
+                    Some(a) if a.as_str() != signer => {
+                        // Never reported as signed: the wrong wallet signed it.
+                        resp["meta"]["signed"] = json!(false);
+                        "signer_mismatch"
+                    }
+                    _ => "signed",
+                }
+            }
+            (true, false) => "rejected",
+            _ if resp["meta"]["cancelled"].as_bool() == Some(true) => "cancelled",
+            _ if resp["meta"]["expired"].as_bool() == Some(true) => "expired",
+            _ => "pending",
+        };
+        resp["gateway"] = json!({"outcome": outcome});
+        if outcome != "pending" && !rec.audited {
+            rec.audited = true;
+            tracing::info!(target: "xumm_gate::audit", owner = %rec.owner, account = rec.account.as_ref().map_or("-", |a| a.as_str()), tx_type = %rec.tx_type, uuid = %uuid, outcome, "sign request");
+            self.records.insert(uuid.to_string(), rec);
+        }
+        Ok(resp)
+    }
+
+    pub async fn cancel(&self, caller: &Caller, uuid: &str) -> Result<Value, BrokerError> {
+        self.owned(caller, uuid)?;
+        Ok(self.client.call(Method::DELETE, &format!("payload/{uuid}"), None).await?)
+    }
+}
+
+fn constant_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

@@ -1,0 +1,80 @@
+//! HTTP face of the broker: Xumm-shaped routes under `{prefix}/api/v1/platform/` and
+//! `{prefix}/api/v1/jwt/`. It must never accept a cookie-authenticated write from another origin,
+//! and never answer with anything but Xumm's shapes (so the official SDK works unchanged).
+
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+
+use crate::Gateway;
+use crate::body::Body;
+use crate::session::Source;
+use crate::xumm::broker::{Broker, BrokerError, Caller};
+
+const MAX_BODY: usize = 64 * 1024;
+
+impl Gateway {
+    pub async fn broker_call(&self, broker: &Broker, req: Request<Incoming>, rest: &str) -> Response<Body> {
+        match self.broker_inner(broker, req, rest).await {
+            Ok(v) => crate::pages::json(StatusCode::OK, &v),
+            Err(e) => {
+                let mut r = crate::pages::json(e.status(), &e.body());
+                if let Some(s) = e.retry_after() {
+                    r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(s));
+                }
+                if !matches!(e, BrokerError::NotFound | BrokerError::TxTypeNotAllowed(_)) {
+                    tracing::info!(cause = %e, "broker call refused or failed");
+                }
+                r
+            }
+        }
+    }
+
+    async fn broker_inner(&self, broker: &Broker, req: Request<Incoming>, rest: &str) -> Result<serde_json::Value, BrokerError> {
+        let caller = match broker.app(req.headers()) {
+            Some(app) => Caller::App(app?),
+            None => {
+                let auth = self.auth.as_ref().ok_or(BrokerError::NoCaller)?;
+                let session = auth.identify(req.headers()).await.map_err(|_| BrokerError::NoCaller)?.ok_or(BrokerError::NoCaller)?;
+                if session.source == Source::Session && req.method() != Method::GET {
+                    self.check_same_origin(&req)?;
+                }
+                Caller::User(session)
+            }
+        };
+        let method = req.method().clone();
+        match (method, rest) {
+            (Method::GET, "ping") => broker.ping(&caller).await,
+            (Method::POST, "payload") => {
+                let bytes = Limited::new(req.into_body(), MAX_BODY).collect().await.map_err(|_| BrokerError::BadBody)?.to_bytes();
+                let body: serde_json::Value = serde_json::from_slice(&bytes).map_err(|_| BrokerError::BadBody)?;
+                broker.create(&caller, body).await
+            }
+            (Method::GET, r) if r.starts_with("payload/") => broker.get(&caller, uuid(r)?).await,
+            (Method::DELETE, r) if r.starts_with("payload/") => broker.cancel(&caller, uuid(r)?).await,
+            _ => Err(BrokerError::NotFound),
+        }
+    }
+
+    /// CSRF defence for cookie callers: JSON only, and an Origin (when sent) that is ours or a
+    /// configured CORS origin.
+    fn check_same_origin(&self, req: &Request<Incoming>) -> Result<(), BrokerError> {
+        let h = req.headers();
+        let json = h.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|c| c.starts_with("application/json"));
+        if req.method() == Method::POST && !json {
+            return Err(BrokerError::BadBody);
+        }
+        if let Some(origin) = h.get(header::ORIGIN) {
+            let own = self.server.public_url.origin().ascii_serialization();
+            if origin.as_bytes() != own.as_bytes() && self.cors.allowed_origin(h).is_none() {
+                return Err(BrokerError::NoCaller);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn uuid(rest: &str) -> Result<&str, BrokerError> {
+    let u = rest.trim_start_matches("payload/");
+    if u.len() == 36 && u.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') { Ok(u) } else { Err(BrokerError::NotFound) }
+}

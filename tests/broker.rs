@@ -1,0 +1,188 @@
+//! The sign-request broker against the development Xumm platform, over real sockets.
+
+mod common;
+
+use common::*;
+use http::{Request, StatusCode};
+use xumm_gate::demo::platform::DevPlatform;
+
+const XUMM_KEY: &str = "aaaaaaaa-1111-4222-8333-444444444444";
+const XUMM_SECRET: &str = "bbbbbbbb-5555-4666-8777-888888888888";
+const SHOP_KEY: &str = "shop-key-123";
+const SHOP_SECRET: &str = "shop-secret-0123456789";
+
+async fn setup() -> (xumm_gate::Running, DevPlatform) {
+    let up = upstream().await;
+    let idp = idp().await;
+    let platform = DevPlatform::start("127.0.0.1:0".parse().unwrap(), XUMM_KEY, XUMM_SECRET).await.unwrap();
+    // the "other" app's secret is configured only as its SHA-256
+    let other_hash: String = {
+        use sha2::Digest;
+        sha2::Sha256::digest(b"other-secret-0123456789").iter().map(|b| format!("{b:02x}")).collect()
+    };
+    let more = format!(
+        r#"
+[xumm]
+api_url = "{}"
+api_key = "{XUMM_KEY}"
+api_secret = "{XUMM_SECRET}"
+
+[[broker.app]]
+name = "shop"
+key = "{SHOP_KEY}"
+secret = "{SHOP_SECRET}"
+allowed_tx_types = ["Payment"]
+max_per_minute = 3
+
+[[broker.app]]
+name = "other"
+key = "other-key-123"
+secret = "sha256:{other_hash}"
+"#,
+        platform.url
+    );
+    let gw = ready_gateway(&auth_config(up, &idp.issuer, "", &more)).await;
+    (gw, platform)
+}
+
+async fn call(gw: std::net::SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: Option<serde_json::Value>) -> Got {
+    let mut b = Request::builder().method(method).uri(format!("http://{gw}/.xumm/api/v1/platform/{path}"));
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    let body = match body {
+        Some(v) => {
+            b = b.header("content-type", "application/json");
+            full(v.to_string())
+        }
+        None => full(""),
+    };
+    send(b.body(body).unwrap()).await
+}
+
+fn shop() -> Vec<(&'static str, &'static str)> {
+    vec![("x-api-key", SHOP_KEY), ("x-api-secret", SHOP_SECRET)]
+}
+
+fn payment() -> serde_json::Value {
+    serde_json::json!({"txjson": {"TransactionType": "Payment", "Destination": OTHER_ACCOUNT, "Amount": "1000000"}})
+}
+
+#[tokio::test]
+async fn backend_app_creates_reads_and_cancels() {
+    let (gw, platform) = setup().await;
+    let created = call(gw.addr, "POST", "payload", &shop(), Some(payment())).await;
+    assert_eq!(created.status, StatusCode::OK, "{}", created.text());
+    let uuid = created.json()["uuid"].as_str().unwrap().to_string();
+    assert!(created.json()["next"]["always"].as_str().unwrap().contains(&uuid));
+    let got = call(gw.addr, "GET", &format!("payload/{uuid}"), &shop(), None).await;
+    assert_eq!(got.json()["gateway"]["outcome"], "pending");
+    platform.resolve(&uuid, true, ACCOUNT, "MAINNET");
+    let got = call(gw.addr, "GET", &format!("payload/{uuid}"), &shop(), None).await;
+    assert_eq!(got.json()["meta"]["signed"], true);
+    assert_eq!(got.json()["gateway"]["outcome"], "signed");
+    let second = call(gw.addr, "POST", "payload", &shop(), Some(payment())).await.json()["uuid"].as_str().unwrap().to_string();
+    let cancelled = call(gw.addr, "DELETE", &format!("payload/{second}"), &shop(), None).await;
+    assert_eq!(cancelled.json()["result"]["cancelled"], true);
+    let got = call(gw.addr, "GET", &format!("payload/{second}"), &shop(), None).await;
+    assert_eq!(got.json()["gateway"]["outcome"], "cancelled");
+    assert_eq!(call(gw.addr, "GET", "ping", &shop(), None).await.json()["pong"], true);
+}
+
+#[tokio::test]
+async fn policy_refusals_and_cross_app_access() {
+    let (gw, platform) = setup().await;
+    let bad = call(gw.addr, "POST", "payload", &[("x-api-key", SHOP_KEY), ("x-api-secret", "wrong-secret-0000000")], Some(payment())).await;
+    assert_eq!(bad.status, StatusCode::UNAUTHORIZED);
+    assert!(bad.json()["error"]["code"].is_number());
+    let trust = serde_json::json!({"txjson": {"TransactionType": "TrustSet"}});
+    let before = platform.calls().len();
+    let refused = call(gw.addr, "POST", "payload", &shop(), Some(trust)).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert_eq!(platform.calls().len(), before, "a refused request never reaches Xumm");
+    assert_eq!(call(gw.addr, "POST", "payload", &shop(), Some(serde_json::json!([1]))).await.status, StatusCode::BAD_REQUEST);
+
+    let uuid = call(gw.addr, "POST", "payload", &shop(), Some(payment())).await.json()["uuid"].as_str().unwrap().to_string();
+    let other = [("x-api-key", "other-key-123"), ("x-api-secret", "other-secret-0123456789")];
+    assert_eq!(call(gw.addr, "GET", &format!("payload/{uuid}"), &other, None).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(call(gw.addr, "DELETE", &format!("payload/{uuid}"), &other, None).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(call(gw.addr, "GET", "payload/not-a-uuid", &other, None).await.status, StatusCode::NOT_FOUND);
+    // the "other" app, configured with only a hash, may ask for any type
+    assert_eq!(call(gw.addr, "POST", "payload", &other, Some(serde_json::json!({"txjson": {"TransactionType": "TrustSet"}}))).await.status, StatusCode::OK);
+    // nobody at all
+    assert_eq!(call(gw.addr, "POST", "payload", &[], Some(payment())).await.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn per_app_rate_limit_answers_429_with_retry_after() {
+    let (gw, _platform) = setup().await;
+    for _ in 0..3 {
+        assert_eq!(call(gw.addr, "POST", "payload", &shop(), Some(payment())).await.status, StatusCode::OK);
+    }
+    let limited = call(gw.addr, "POST", "payload", &shop(), Some(payment())).await;
+    assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(limited.headers["retry-after"].to_str().unwrap().parse::<u64>().unwrap() >= 1);
+}
+
+#[tokio::test]
+async fn signed_in_user_requests_are_bound_to_the_user() {
+    let (gw, platform) = setup().await;
+    let (name, value) = login(gw.addr, ACCOUNT, "MAINNET").await;
+    let cookie = format!("{name}={value}");
+    let own_origin = "http://127.0.0.1:4180";
+    let h = [("cookie", cookie.as_str()), ("origin", own_origin)];
+    let created = call(gw.addr, "POST", "payload", &h, Some(payment())).await;
+    assert_eq!(created.status, StatusCode::OK, "{}", created.text());
+    assert_eq!(created.json()["pushed"], true, "the user's token was filled in, so Xumm pushes it");
+    let uuid = created.json()["uuid"].as_str().unwrap().to_string();
+    let forwarded = platform.payload(&uuid).unwrap().request;
+    assert!(forwarded["user_token"].as_str().is_some_and(|t| t.len() == 36));
+    // a user_token that is not the user's own is refused
+    let mut foreign = payment();
+    foreign["user_token"] = serde_json::json!("00000000-0000-4000-8000-000000000000");
+    assert_eq!(call(gw.addr, "POST", "payload", &h, Some(foreign)).await.status, StatusCode::FORBIDDEN);
+    // signed by another wallet: reported as signer_mismatch, never as signed
+    platform.resolve(&uuid, true, OTHER_ACCOUNT, "MAINNET");
+    let got = call(gw.addr, "GET", &format!("payload/{uuid}"), &[("cookie", cookie.as_str())], None).await;
+    assert_eq!(got.json()["gateway"]["outcome"], "signer_mismatch");
+    assert_eq!(got.json()["meta"]["signed"], false);
+    // rejected
+    let uuid2 = call(gw.addr, "POST", "payload", &h, Some(payment())).await.json()["uuid"].as_str().unwrap().to_string();
+    platform.resolve(&uuid2, false, ACCOUNT, "MAINNET");
+    assert_eq!(call(gw.addr, "GET", &format!("payload/{uuid2}"), &[("cookie", cookie.as_str())], None).await.json()["gateway"]["outcome"], "rejected");
+    // another user cannot see it
+    let (n2, v2) = login(gw.addr, OTHER_ACCOUNT, "MAINNET").await;
+    assert_eq!(call(gw.addr, "GET", &format!("payload/{uuid2}"), &[("cookie", &format!("{n2}={v2}"))], None).await.status, StatusCode::NOT_FOUND);
+    // CSRF: a cookie write from a foreign origin, or not JSON, is refused
+    assert_eq!(call(gw.addr, "POST", "payload", &[("cookie", cookie.as_str()), ("origin", "https://evil.example")], Some(payment())).await.status, StatusCode::UNAUTHORIZED);
+    let plain = send(
+        Request::post(format!("http://{}/.xumm/api/v1/platform/payload", gw.addr))
+            .header("cookie", &cookie)
+            .header("content-type", "text/plain")
+            .body(full(payment().to_string()))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(plain.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn xumm_failures_retry_idempotent_calls_and_never_leak_the_secret() {
+    let (gw, platform) = setup().await;
+    let uuid = call(gw.addr, "POST", "payload", &shop(), Some(payment())).await.json()["uuid"].as_str().unwrap().to_string();
+    platform.fail_next(&[StatusCode::SERVICE_UNAVAILABLE]);
+    let got = call(gw.addr, "GET", &format!("payload/{uuid}"), &shop(), None).await;
+    assert_eq!(got.status, StatusCode::OK, "GET is retried after a 503");
+    platform.fail_next(&[StatusCode::SERVICE_UNAVAILABLE]);
+    let posts_before = platform.calls().iter().filter(|c| c.starts_with("POST")).count();
+    let got = call(gw.addr, "POST", "payload", &shop(), Some(payment())).await;
+    assert_eq!(got.status, StatusCode::BAD_GATEWAY, "POST is not retried");
+    assert_eq!(platform.calls().iter().filter(|c| c.starts_with("POST")).count(), posts_before + 1);
+    platform.fail_next(&[StatusCode::TOO_MANY_REQUESTS]);
+    let got = call(gw.addr, "GET", &format!("payload/{uuid}"), &shop(), None).await;
+    assert_eq!(got.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(got.headers.contains_key("retry-after"));
+    for body in [got.text(), call(gw.addr, "POST", "payload", &shop(), Some(serde_json::json!({"txjson": {}}))).await.text()] {
+        assert!(!body.contains(XUMM_SECRET) && !body.contains(SHOP_SECRET), "{body}");
+    }
+}
