@@ -138,7 +138,10 @@ impl Gateway {
     }
 
     /// The gateway's own endpoints under the prefix; `rest` starts with '/' or is empty.
-    async fn endpoint(&self, req: Request<Incoming>, rest: &str, peer: SocketAddr) -> Response<Body> {
+    async fn endpoint(self: &Arc<Self>, req: Request<Incoming>, rest: &str, peer: SocketAddr) -> Response<Body> {
+        if rest == "/webhook" && req.method() == Method::POST {
+            return self.webhook(req).await;
+        }
         if let Some(broker) = &self.broker {
             if let Some(call) = rest.strip_prefix("/api/v1/platform/").or_else(|| rest.strip_prefix("/api/v1/jwt/")) {
                 return self.broker_call(broker, req, call).await;

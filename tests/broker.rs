@@ -186,3 +186,45 @@ async fn xumm_failures_retry_idempotent_calls_and_never_leak_the_secret() {
         assert!(!body.contains(XUMM_SECRET) && !body.contains(SHOP_SECRET), "{body}");
     }
 }
+
+#[tokio::test]
+async fn webhooks_are_verified_over_the_raw_body() {
+    let (gw, platform) = setup().await;
+    let uuid = call(gw.addr, "POST", "payload", &shop(), Some(payment())).await.json()["uuid"].as_str().unwrap().to_string();
+    platform.resolve(&uuid, true, ACCOUNT, "MAINNET");
+    let body = format!(r#"{{"meta":{{"url":"x","application_uuidv4":"{XUMM_KEY}","payload_uuidv4":"{uuid}","opened_by_deeplink":true}},"payloadResponse":{{"payload_uuidv4":"{uuid}","signed":true}},"userToken":null}}"#);
+    let hook = |ts: String, sig: String, body: String| {
+        let addr = gw.addr;
+        async move {
+            send(
+                Request::post(format!("http://{addr}/.xumm/webhook"))
+                    .header("content-type", "application/json")
+                    .header("user-agent", "xumm-webhook")
+                    .header("x-xumm-request-timestamp", ts)
+                    .header("x-xumm-request-signature", sig)
+                    .body(full(body))
+                    .unwrap(),
+            )
+            .await
+        }
+    };
+    let now = xumm_gate::session::now().to_string();
+    let good = xumm_gate::xumm::webhook::sign(XUMM_SECRET, &now, body.as_bytes());
+    let gets_before = platform.calls().iter().filter(|c| c.starts_with("GET") && c.contains(&uuid)).count();
+    assert_eq!(hook(now.clone(), good.clone(), body.clone()).await.status, StatusCode::OK);
+    // replayed delivery
+    assert_eq!(hook(now.clone(), good.clone(), body.clone()).await.status, StatusCode::UNAUTHORIZED);
+    // a changed body (even one byte) or a wrong key
+    let changed = body.replace("true}", "false}");
+    assert_eq!(hook(now.clone(), good.clone(), changed).await.status, StatusCode::UNAUTHORIZED);
+    let all_dashes = xumm_gate::xumm::webhook::sign(&XUMM_SECRET.replace('-', ""), &now, body.as_bytes());
+    assert_eq!(hook(now.clone(), all_dashes, body.clone()).await.status, StatusCode::UNAUTHORIZED);
+    // stale timestamp
+    let old = (xumm_gate::session::now() - 3600).to_string();
+    let stale = xumm_gate::xumm::webhook::sign(XUMM_SECRET, &old, body.as_bytes());
+    assert_eq!(hook(old, stale, body.clone()).await.status, StatusCode::UNAUTHORIZED);
+    // the accepted one made the gateway fetch the payload for its result
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let gets_after = platform.calls().iter().filter(|c| c.starts_with("GET") && c.contains(&uuid)).count();
+    assert_eq!(gets_after, gets_before + 1);
+}

@@ -120,6 +120,7 @@ impl BrokerError {
 
 pub struct Broker {
     client: PlatformClient,
+    pub webhook: crate::xumm::webhook::WebhookVerifier,
     apps: Vec<Arc<App>>,
     user_limiters: moka::sync::Cache<String, Arc<Limiter>>,
     records: moka::sync::Cache<String, Record>,
@@ -149,6 +150,7 @@ impl Broker {
             .collect();
         Broker {
             client: PlatformClient::new(xumm),
+            webhook: crate::xumm::webhook::WebhookVerifier::new(&xumm.api_secret),
             apps,
             user_limiters: moka::sync::Cache::builder().max_capacity(100_000).time_to_idle(Duration::from_secs(120)).build(),
             records: moka::sync::Cache::builder().max_capacity(1_000_000).time_to_live(Duration::from_secs(7 * 24 * 3600)).build(),
@@ -259,6 +261,31 @@ impl Broker {
             self.records.insert(uuid.to_string(), rec);
         }
         Ok(resp)
+    }
+
+    /// A verified webhook told us a payload resolved: fetch it (the body is deliberately partial)
+    /// and write its audit line with the signer check.
+    pub async fn resolved(&self, uuid: &str) {
+        let Some(rec) = self.records.get(uuid) else { return };
+        let caller_owner = rec.owner.clone();
+        let resp = match self.client.call(Method::GET, &format!("payload/{uuid}"), None).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(uuid = %uuid, cause = %e, "cannot fetch a webhook's payload");
+                return;
+            }
+        };
+        let signed = resp["meta"]["resolved"].as_bool() == Some(true) && resp["meta"]["signed"].as_bool() == Some(true);
+        let signer = resp["response"]["account"].as_str().unwrap_or("");
+        let outcome = match (&rec.account, signed) {
+            (Some(a), true) if a.as_str() != signer => "signer_mismatch",
+            (_, true) => "signed",
+            _ => "rejected",
+        };
+        if !rec.audited {
+            tracing::info!(target: "xumm_gate::audit", owner = %caller_owner, account = rec.account.as_ref().map_or("-", |a| a.as_str()), tx_type = %rec.tx_type, uuid = %uuid, outcome, via = "webhook", "sign request");
+            self.records.insert(uuid.to_string(), Record { audited: true, ..rec });
+        }
     }
 
     pub async fn cancel(&self, caller: &Caller, uuid: &str) -> Result<Value, BrokerError> {

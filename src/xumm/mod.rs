@@ -4,3 +4,4 @@
 pub mod broker;
 pub mod client;
 pub mod routes;
+pub mod webhook;

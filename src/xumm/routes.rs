@@ -14,6 +14,33 @@ use crate::xumm::broker::{Broker, BrokerError, Caller};
 const MAX_BODY: usize = 64 * 1024;
 
 impl Gateway {
+    /// POST {prefix}/webhook: verify, answer 200 fast, then look the payload up in the background.
+    pub async fn webhook(self: &std::sync::Arc<Self>, req: Request<Incoming>) -> Response<Body> {
+        let Some(broker) = &self.broker else { return crate::pages::json(StatusCode::NOT_FOUND, &serde_json::json!({"error": "not_found"})) };
+        let h = req.headers();
+        let ts = h.get("x-xumm-request-timestamp").and_then(|v| v.to_str().ok()).map(str::to_string);
+        let sig = h.get("x-xumm-request-signature").and_then(|v| v.to_str().ok()).map(str::to_string);
+        let Ok(body) = Limited::new(req.into_body(), MAX_BODY).collect().await.map(|b| b.to_bytes()) else {
+            return crate::pages::json(StatusCode::PAYLOAD_TOO_LARGE, &serde_json::json!({"error": "too_large"}));
+        };
+        if let Err(e) = broker.webhook.verify(ts.as_deref(), sig.as_deref(), &body, crate::session::now()) {
+            tracing::warn!(cause = %e, "webhook refused");
+            return crate::pages::json(StatusCode::UNAUTHORIZED, &serde_json::json!({"error": "invalid_webhook", "reason": e.to_string()}));
+        }
+        let uuid = serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v["meta"]["payload_uuidv4"].as_str().or(v["payloadResponse"]["payload_uuidv4"].as_str()).map(str::to_string));
+        if let Some(uuid) = uuid {
+            let gw = self.clone();
+            tokio::spawn(async move {
+                if let Some(b) = &gw.broker {
+                    b.resolved(&uuid).await;
+                }
+            });
+        }
+        crate::pages::json(StatusCode::OK, &serde_json::json!({"ok": true}))
+    }
+
     pub async fn broker_call(&self, broker: &Broker, req: Request<Incoming>, rest: &str) -> Response<Body> {
         match self.broker_inner(broker, req, rest).await {
             Ok(v) => crate::pages::json(StatusCode::OK, &v),
