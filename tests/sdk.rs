@@ -1,0 +1,41 @@
+//! The official `xumm-sdk` npm package, unchanged but for `setEndpoint`, against the broker.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+use xumm_gate::demo::platform::DevPlatform;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn official_xumm_sdk_creates_reads_and_cancels_through_the_gateway() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser");
+    if !std::path::Path::new(dir).join("node_modules/xumm-sdk").exists() {
+        assert!(Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(dir).status().unwrap().success());
+    }
+    // the SDK insists on UUIDv4-shaped credentials; the gateway issues such for this app
+    let (app_key, app_secret) = ("0f0e0d0c-0b0a-4908-8706-050403020100", "1a2b3c4d-5e6f-4a1b-8c2d-3e4f5a6b7c8d");
+    let platform = DevPlatform::start("127.0.0.1:0".parse().unwrap(), "aaaaaaaa-1111-4222-8333-444444444444", "bbbbbbbb-5555-4666-8777-888888888888").await.unwrap();
+    let up = upstream().await;
+    let idp = idp().await;
+    let more = format!(
+        "\n[xumm]\napi_url = \"{}\"\napi_key = \"aaaaaaaa-1111-4222-8333-444444444444\"\napi_secret = \"bbbbbbbb-5555-4666-8777-888888888888\"\n\n[[broker.app]]\nname = \"sdk-app\"\nkey = \"{app_key}\"\nsecret = \"{app_secret}\"\nallowed_tx_types = [\"Payment\"]\n",
+        platform.url
+    );
+    let gw = ready_gateway(&auth_config(up, &idp.issuer, "", &more)).await;
+    let endpoint = format!("http://{}/.xumm", gw.addr);
+    let out = tokio::task::spawn_blocking(move || Command::new("node").arg("sdk.mjs").arg(endpoint).arg(app_key).arg(app_secret).current_dir(dir).output().unwrap())
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert!(v.get("exception").is_none(), "{v}");
+    assert_eq!(v["ping"], "sdk-app");
+    let uuid = v["uuid"].as_str().unwrap();
+    assert_eq!(v["get_uuid"], uuid);
+    assert_eq!(v["resolved"], false);
+    assert_eq!(v["cancelled"], true);
+    assert_eq!(platform.payload(uuid).unwrap().cancelled, true, "the cancel reached Xumm");
+    assert!(v["refused"].as_str().unwrap().contains("Error code 403"), "{v}");
+}
