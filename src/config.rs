@@ -350,6 +350,10 @@ pub struct UpstreamConfig {
     /// `aud` of the X-Xumm-Assertion sent to this upstream (default: its URL).
     #[serde(default)]
     pub assertion_audience: Option<String>,
+    /// The `[[broker.app]]` this upstream is: its requests carry an X-Xumm-User-Token handle
+    /// that only that app can use as `user_token`.
+    #[serde(default)]
+    pub broker_app: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -432,6 +436,11 @@ impl Config {
             }
             if parsed.query().is_some() {
                 return Err(err(format!("upstream[{i}].url"), "must not carry a query string"));
+            }
+            if let Some(app) = &u.broker_app {
+                if !self.broker.app.iter().any(|a| &a.name == app) {
+                    return Err(err(format!("upstream[{i}].broker_app"), format!("no [[broker.app]] is named {app:?}")));
+                }
             }
         }
         for (i, r) in self.routes.iter().enumerate() {

@@ -13,6 +13,8 @@ pub struct IdentityHeaders {
     user: Vec<HeaderName>,
     /// Where the signed assertion goes (None: switched off).
     pub assertion: Option<HeaderName>,
+    /// Where the broker's user-token handle goes (None: switched off).
+    pub user_token: Option<HeaderName>,
     /// Names removed from every request, lowercase with '-' (compared treating '_' as '-').
     strip: Vec<String>,
 }
@@ -48,6 +50,7 @@ impl IdentityHeaders {
             network: name(&cfg.network),
             user: cfg.user.iter().filter_map(|u| name(u)).collect(),
             assertion: name(&cfg.assertion),
+            user_token: name(&cfg.user_token),
             strip,
         }
     }

@@ -174,11 +174,12 @@ impl Gateway {
             }
         };
         let expires_at = verified.expires_at.min(now() + auth.ttl.as_secs());
-        let session = Session::new(verified.account, verified.network, verified.user_token, Source::Session, expires_at);
+        let mut session = Session::new(verified.account, verified.network, verified.user_token, Source::Session, expires_at);
         tracing::info!(account = %session.account, network = session.network.as_deref().unwrap_or("-"), "signed in");
         // A fresh id at every sign-in: a session id planted before sign-in is never promoted.
         let old = auth.session_id(headers);
         let id = new_id();
+        session.id = Some(id.clone());
         if let Err(e) = auth.store.put(id.clone(), Arc::new(session)).await {
             tracing::error!(cause = %e, "cannot store session");
             return pages::page(StatusCode::SERVICE_UNAVAILABLE, "Sessions unavailable", "<p>Please retry shortly.</p>");

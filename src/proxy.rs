@@ -37,6 +37,8 @@ pub struct Upstream {
     /// `aud` of assertions sent to this upstream.
     pub audience: Arc<str>,
     latency: metrics::Histogram,
+    /// The broker app this upstream is (gets X-Xumm-User-Token handles).
+    pub broker_app: Option<Arc<str>>,
 }
 
 impl Upstream {
@@ -51,6 +53,7 @@ impl Upstream {
             strip_prefix: cfg.strip_prefix,
             audience: Arc::from(cfg.assertion_audience.as_deref().unwrap_or(cfg.url.as_str())),
             latency: crate::metrics::upstream_histogram(&cfg.url),
+            broker_app: cfg.broker_app.as_deref().map(Arc::from),
         }
     }
 

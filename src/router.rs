@@ -72,6 +72,11 @@ impl Gateway {
                                 req.headers_mut().insert(name.clone(), v);
                             }
                         }
+                        if let (Some(app), Some(s), Some(name), Some(auth)) = (&up.broker_app, &session, &self.identity.user_token, &self.auth) {
+                            if let Some(v) = crate::xumm::handle::for_session(auth, s, app) {
+                                req.headers_mut().insert(name.clone(), v);
+                            }
+                        }
                         self.proxy.forward(req, up, &path, peer).await
                     }
                 },

@@ -41,7 +41,11 @@ secret = "sha256:{other_hash}"
 "#,
         platform.url
     );
-    let gw = ready_gateway(&auth_config(up, &idp.issuer, "", &more)).await;
+    let cfg = auth_config(up, &idp.issuer, "", &more).replace(
+        "[[route]]\npath = \"/public\"",
+        &format!("[[upstream]]\npath = \"/shop\"\nurl = \"http://{up}\"\nbroker_app = \"shop\"\n\n[[route]]\npath = \"/public\""),
+    );
+    let gw = ready_gateway(&cfg).await;
     (gw, platform)
 }
 
@@ -227,4 +231,41 @@ async fn webhooks_are_verified_over_the_raw_body() {
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let gets_after = platform.calls().iter().filter(|c| c.starts_with("GET") && c.contains(&uuid)).count();
     assert_eq!(gets_after, gets_before + 1);
+}
+
+#[tokio::test]
+async fn backend_apps_get_a_user_token_handle_that_only_they_can_use() {
+    let (gw, platform) = setup().await;
+    let (name, value) = login(gw.addr, ACCOUNT, "MAINNET").await;
+    let cookie = format!("{name}={value}");
+    // the shop upstream sees a handle; other upstreams see none
+    let seen = get_with(gw.addr, "/shop/checkout", &[("cookie", &cookie), ("x-xumm-user-token", "forged")]).await;
+    let handle = seen.upstream_header("x-xumm-user-token");
+    assert_eq!(handle.len(), 1);
+    assert_ne!(handle[0], "forged");
+    assert_eq!(get_with(gw.addr, "/shop/other", &[("cookie", &cookie)]).await.upstream_header("x-xumm-user-token"), handle, "reused");
+    assert!(get_with(gw.addr, "/elsewhere", &[("cookie", &cookie)]).await.upstream_header("x-xumm-user-token").is_empty());
+    // the app passes it as user_token in an ordinary SDK call; Xumm gets the real token
+    let mut body = payment();
+    body["user_token"] = serde_json::json!(handle[0]);
+    let created = call(gw.addr, "POST", "payload", &shop(), Some(body.clone())).await;
+    assert_eq!(created.status, StatusCode::OK, "{}", created.text());
+    assert_eq!(created.json()["pushed"], true);
+    let uuid = created.json()["uuid"].as_str().unwrap().to_string();
+    let real = platform.payload(&uuid).unwrap().request["user_token"].as_str().unwrap().to_string();
+    assert_eq!(real.len(), 36);
+    assert_ne!(real, handle[0]);
+    // bound to the user: another wallet signing it is a mismatch; the real token is never shown
+    platform.resolve(&uuid, true, OTHER_ACCOUNT, "MAINNET");
+    let got = call(gw.addr, "GET", &format!("payload/{uuid}"), &shop(), None).await;
+    assert_eq!(got.json()["gateway"]["outcome"], "signer_mismatch");
+    assert!(!got.text().contains(&real), "Xumm's user token leaked: {}", got.text());
+    // useless to another app, as a made-up value, and after sign-out
+    let other = [("x-api-key", "other-key-123"), ("x-api-secret", "other-secret-0123456789")];
+    assert_eq!(call(gw.addr, "POST", "payload", &other, Some(body.clone())).await.status, StatusCode::FORBIDDEN);
+    let mut raw = payment();
+    raw["user_token"] = serde_json::json!(real);
+    assert_eq!(call(gw.addr, "POST", "payload", &shop(), Some(raw)).await.status, StatusCode::FORBIDDEN);
+    get_with(gw.addr, "/.xumm/sign_out", &[("cookie", &cookie)]).await;
+    assert_eq!(call(gw.addr, "POST", "payload", &shop(), Some(body)).await.status, StatusCode::FORBIDDEN);
 }

@@ -35,6 +35,10 @@ pub struct Session {
     pub network_header: Option<HeaderValue>,
     /// Signed assertions per upstream audience: (audience, exp, header value).
     pub assertions: std::sync::Mutex<Vec<(Arc<str>, u64, HeaderValue)>>,
+    /// The store id, for cookie sessions (server-side only; user-token handles refer to it).
+    pub id: Option<String>,
+    /// X-Xumm-User-Token handles per broker app.
+    pub handles: std::sync::Mutex<Vec<(Arc<str>, HeaderValue)>>,
 }
 
 impl Session {
@@ -43,7 +47,18 @@ impl Session {
         // Only a plain network name may become a header value (no CR/LF or other control bytes).
         let network = network.filter(|n| !n.is_empty() && n.len() <= 32 && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'));
         let network_header = network.as_deref().and_then(|n| HeaderValue::from_str(n).ok());
-        Session { account, network, user_token, source, expires_at, account_header, network_header, assertions: Default::default() }
+        Session {
+            account,
+            network,
+            user_token,
+            source,
+            expires_at,
+            account_header,
+            network_header,
+            assertions: Default::default(),
+            id: None,
+            handles: Default::default(),
+        }
     }
 
     pub fn expired(&self) -> bool {

@@ -180,7 +180,8 @@ impl Broker {
     }
 
     /// POST payload: policy, binding to the user, forwarding, recording.
-    pub async fn create(&self, caller: &Caller, mut body: Value) -> Result<Value, BrokerError> {
+    /// `bound`: for an app caller, the account its user-token handle stood for (already swapped in).
+    pub async fn create(&self, caller: &Caller, mut body: Value, bound: Option<Account>) -> Result<Value, BrokerError> {
         let obj = body.as_object_mut().ok_or(BrokerError::BadBody)?;
         let tx_type = obj
             .get("txjson")
@@ -197,7 +198,7 @@ impl Broker {
                     return Err(BrokerError::TxTypeNotAllowed(tx_type));
                 }
                 app.limiter.take().map_err(BrokerError::RateLimited)?;
-                (format!("app:{}", app.name), None)
+                (format!("app:{}", app.name), bound)
             }
             Caller::User(s) => {
                 let limiter = self.user_limiters.get_with(s.account.to_string(), || Arc::new(Limiter::new(10)));
@@ -255,6 +256,10 @@ impl Broker {
             _ => "pending",
         };
         resp["gateway"] = json!({"outcome": outcome});
+        // Xumm's user token never leaves the gateway.
+        if let Some(app) = resp.get_mut("application").and_then(|a| a.as_object_mut()) {
+            app.remove("issued_user_token");
+        }
         if outcome != "pending" && !rec.audited {
             rec.audited = true;
             tracing::info!(target: "xumm_gate::audit", owner = %rec.owner, account = rec.account.as_ref().map_or("-", |a| a.as_str()), tx_type = %rec.tx_type, uuid = %uuid, outcome, "sign request");

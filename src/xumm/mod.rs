@@ -3,5 +3,6 @@
 
 pub mod broker;
 pub mod client;
+pub mod handle;
 pub mod routes;
 pub mod webhook;

@@ -74,13 +74,26 @@ impl Gateway {
             (Method::GET, "ping") => broker.ping(&caller).await,
             (Method::POST, "payload") => {
                 let bytes = Limited::new(req.into_body(), MAX_BODY).collect().await.map_err(|_| BrokerError::BadBody)?.to_bytes();
-                let body: serde_json::Value = serde_json::from_slice(&bytes).map_err(|_| BrokerError::BadBody)?;
-                broker.create(&caller, body).await
+                let mut body: serde_json::Value = serde_json::from_slice(&bytes).map_err(|_| BrokerError::BadBody)?;
+                let bound = self.swap_handle(&caller, &mut body).await?;
+                broker.create(&caller, body, bound).await
             }
             (Method::GET, r) if r.starts_with("payload/") => broker.get(&caller, uuid(r)?).await,
             (Method::DELETE, r) if r.starts_with("payload/") => broker.cancel(&caller, uuid(r)?).await,
             _ => Err(BrokerError::NotFound),
         }
+    }
+
+    /// An app's `user_token` must be a handle the gateway gave that app for a live session; it is
+    /// replaced by the user's real Xumm token and binds the payload to the user's account.
+    async fn swap_handle(&self, caller: &Caller, body: &mut serde_json::Value) -> Result<Option<crate::account::Account>, BrokerError> {
+        let Caller::App(app) = caller else { return Ok(None) };
+        let Some(handle) = body.get("user_token").and_then(|t| t.as_str()) else { return Ok(None) };
+        let auth = self.auth.as_ref().ok_or(BrokerError::ForeignUserToken)?;
+        let session = crate::xumm::handle::resolve(auth, handle, &app.name).await.ok_or(BrokerError::ForeignUserToken)?;
+        let real = session.user_token.clone().ok_or(BrokerError::ForeignUserToken)?;
+        body["user_token"] = serde_json::json!(real);
+        Ok(Some(session.account.clone()))
     }
 
     /// CSRF defence for cookie callers: JSON only, and an Origin (when sent) that is ours or a
