@@ -273,6 +273,10 @@ pub struct BrokerAppConfig {
     pub allowed_tx_types: Vec<String>,
     #[serde(default = "default_per_minute")]
     pub max_per_minute: u32,
+    /// When set, a payload counts as signed only if Xumm dispatched it to this network
+    /// (`response.dispatched_nodetype`, e.g. "MAINNET").
+    #[serde(default)]
+    pub network: Option<String>,
 }
 
 fn default_per_minute() -> u32 {

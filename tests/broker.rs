@@ -38,6 +38,7 @@ max_per_minute = 3
 name = "other"
 key = "other-key-123"
 secret = "sha256:{other_hash}"
+network = "MAINNET"
 "#,
         platform.url
     );
@@ -268,4 +269,18 @@ async fn backend_apps_get_a_user_token_handle_that_only_they_can_use() {
     assert_eq!(call(gw.addr, "POST", "payload", &shop(), Some(raw)).await.status, StatusCode::FORBIDDEN);
     get_with(gw.addr, "/.xumm/sign_out", &[("cookie", &cookie)]).await;
     assert_eq!(call(gw.addr, "POST", "payload", &shop(), Some(body)).await.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn an_app_that_demands_a_network_never_sees_testnet_as_signed() {
+    let (gw, platform) = setup().await;
+    let other = [("x-api-key", "other-key-123"), ("x-api-secret", "other-secret-0123456789")];
+    let a = call(gw.addr, "POST", "payload", &other, Some(payment())).await.json()["uuid"].as_str().unwrap().to_string();
+    let b = call(gw.addr, "POST", "payload", &other, Some(payment())).await.json()["uuid"].as_str().unwrap().to_string();
+    platform.resolve(&a, true, ACCOUNT, "TESTNET");
+    platform.resolve(&b, true, ACCOUNT, "MAINNET");
+    let got = call(gw.addr, "GET", &format!("payload/{a}"), &other, None).await.json();
+    assert_eq!(got["gateway"]["outcome"], "network_mismatch");
+    assert_eq!(got["meta"]["signed"], false);
+    assert_eq!(call(gw.addr, "GET", &format!("payload/{b}"), &other, None).await.json()["gateway"]["outcome"], "signed");
 }

@@ -31,6 +31,7 @@ pub struct App {
     secret_sha256: [u8; 32],
     allowed: Vec<String>,
     limiter: Limiter,
+    network: Option<String>,
 }
 
 /// A fixed one-minute window counter.
@@ -145,7 +146,7 @@ impl Broker {
                     }
                     None => sha256(&a.secret),
                 };
-                Arc::new(App { name: a.name.clone(), key: a.key.clone(), secret_sha256, allowed: a.allowed_tx_types.clone(), limiter: Limiter::new(a.max_per_minute) })
+                Arc::new(App { name: a.name.clone(), key: a.key.clone(), secret_sha256, allowed: a.allowed_tx_types.clone(), limiter: Limiter::new(a.max_per_minute), network: a.network.clone() })
             })
             .collect();
         Broker {
@@ -241,12 +242,15 @@ impl Broker {
         let outcome = match (resolved, signed) {
             (true, true) => {
                 let signer = resp["response"]["account"].as_str().unwrap_or("");
+                let network = resp["response"]["dispatched_nodetype"].as_str().unwrap_or("");
+                let wanted = match caller {
+                    Caller::App(app) => app.network.as_deref(),
+                    Caller::User(_) => None,
+                };
                 match &rec.account {
-                    Some(a) if a.as_str() != signer => {
-                        // Never reported as signed: the wrong wallet signed it.
-                        resp["meta"]["signed"] = json!(false);
-                        "signer_mismatch"
-                    }
+                    // Never reported as signed: the wrong wallet signed it.
+                    Some(a) if a.as_str() != signer => "signer_mismatch",
+                    _ if wanted.is_some_and(|w| !w.eq_ignore_ascii_case(network)) => "network_mismatch",
                     _ => "signed",
                 }
             }
@@ -255,6 +259,9 @@ impl Broker {
             _ if resp["meta"]["expired"].as_bool() == Some(true) => "expired",
             _ => "pending",
         };
+        if outcome.ends_with("_mismatch") {
+            resp["meta"]["signed"] = json!(false);
+        }
         resp["gateway"] = json!({"outcome": outcome});
         // Xumm's user token never leaves the gateway.
         if let Some(app) = resp.get_mut("application").and_then(|a| a.as_object_mut()) {
