@@ -528,7 +528,11 @@ impl Config {
         if let Some(s) = &self.session {
             duration("session.ttl", &s.ttl)?;
             duration("session.idle_timeout", &s.idle_timeout)?;
-            if s.store != "memory" && s.store != "redis" {
+            if s.store == "redis" {
+                // Refused rather than silently kept in memory: replicas would not share sessions.
+                return Err(err("session.store", "\"redis\" is not available in this version yet; use \"memory\" (one replica)"));
+            }
+            if s.store != "memory" {
                 return Err(err("session.store", format!("must be \"memory\" or \"redis\", got {:?}", s.store)));
             }
             for (i, secret) in s.cookie_secrets.iter().enumerate() {

@@ -42,6 +42,7 @@ fn each_error_names_the_key() {
         ("[session]\ncookie_secrets = [\"!!notbase64\"]\n", "session.cookie_secrets[0]: is not valid base64"),
         ("[session]\ncookie_secrets = [\"c2hvcnQ=\"]\n", "session.cookie_secrets[0]: must decode to at least 32 bytes, got 5"),
         ("[session]\nstore = \"disk\"\n", "session.store: must be \"memory\" or \"redis\""),
+        ("[session]\nstore = \"redis\"\n", "session.store: \"redis\" is not available in this version yet"),
         ("[session]\nttl = \"forever\"\n", "session.ttl: invalid duration"),
         ("[provider]\nclient_secret = \"file:/nonexistent/secret\"\n", "provider.client_secret: cannot read file /nonexistent/secret: no such file"),
         ("[provider]\ntoken_auth = \"jwt\"\n", "provider.token_auth: must be"),
