@@ -34,6 +34,8 @@ async fn chromium_signs_in_through_the_demo() {
     assert_eq!(first["account"], account);
     assert_eq!(first["path"], "/dashboard?tab=1");
     assert_eq!(first["network"], true);
-    let second: serde_json::Value = serde_json::from_str(lines.next().unwrap()).unwrap();
-    assert_eq!(second["after_sign_out"], "/auth");
+    let signed: serde_json::Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+    assert_eq!(signed["sign_outcome"], "signed", "the brokered sign request resolved as signed");
+    let last: serde_json::Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+    assert_eq!(last["after_sign_out"], "/auth");
 }

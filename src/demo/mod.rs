@@ -27,6 +27,7 @@ pub struct Demo {
     pub gateway: crate::Running,
     pub idp: idp::DevIdp,
     pub whoami: SocketAddr,
+    pub platform: platform::DevPlatform,
 }
 
 /// Starts the development provider, whoami and a gateway in front of it on `listen`.
@@ -50,6 +51,8 @@ pub async fn start(listen: SocketAddr, admin: SocketAddr) -> Result<Demo, DemoEr
     let client = idp::ClientApp { id: DEMO_CLIENT_ID.into(), secret: secret.clone(), name: "xumm-gate demo".into() };
     let provider = idp::DevIdp::start(loopback, vec![client]).await.map_err(DemoError::Whoami)?;
     let whoami = whoami::start(loopback).await.map_err(DemoError::Whoami)?;
+    let (xumm_key, xumm_secret) = (crate::session::new_id(), crate::session::new_id());
+    let platform = platform::DevPlatform::start(loopback, &xumm_key, &xumm_secret).await.map_err(DemoError::Whoami)?;
     let text = format!(
         r#"
 [server]
@@ -65,6 +68,11 @@ client_secret = "{secret}"
 [session]
 cookie_secrets = ["{cookie_secret}"]
 
+[xumm]
+api_url = "{platform_url}"
+api_key = "{xumm_key}"
+api_secret = "{xumm_secret}"
+
 [[upstream]]
 path = "/"
 url = "http://{whoami}"
@@ -79,8 +87,9 @@ allow_accounts = ["{account}"]
 "#,
         issuer = provider.issuer,
         account = idp::DEMO_ACCOUNT,
+        platform_url = platform.url,
     );
     let config = Config::from_toml(&text, &|_| None).map_err(crate::StartError::from)?;
     let gateway = crate::start(config).await?;
-    Ok(Demo { gateway, idp: provider, whoami })
+    Ok(Demo { gateway, idp: provider, whoami, platform })
 }

@@ -90,6 +90,47 @@ impl DevPlatform {
     }
 }
 
+/// The "wallet": what a user's phone would show for a sign request, as a page with approve/reject.
+async fn wallet(st: &State, req: Request<Incoming>, rest: String) -> Response<Full<Bytes>> {
+    let html = |body: String| {
+        let mut r = Response::new(Full::new(Bytes::from(format!(
+            "<!doctype html><html><head><meta charset=\"utf-8\"><title>Xumm (development) wallet</title>\
+             <style>body{{font-family:system-ui,sans-serif;max-width:34rem;margin:3rem auto}}pre{{background:#f4f4f4;padding:.5rem}}</style></head><body>{body}</body></html>"
+        ))));
+        r.headers_mut().insert(header::CONTENT_TYPE, "text/html; charset=utf-8".parse().unwrap());
+        r
+    };
+    let esc = crate::pages::esc;
+    if let Some(uuid) = rest.strip_suffix("/decide") {
+        let form = match Limited::new(req.into_body(), 16 * 1024).collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(_) => Bytes::new(),
+        };
+        let f: HashMap<String, String> = url::form_urlencoded::parse(&form).into_owned().collect();
+        let mut all = st.payloads.lock().unwrap();
+        let Some(p) = all.get_mut(uuid) else { return html("<h1>Unknown sign request</h1>".into()) };
+        if p.resolved || p.cancelled {
+            return html("<h1>This sign request is already resolved</h1>".into());
+        }
+        p.resolved = true;
+        p.signed = f.get("action").map(String::as_str) == Some("approve");
+        p.account = f.get("account").cloned();
+        return html(format!("<h1 id=\"done\">{}</h1><p>You can close this tab.</p>", if p.signed { "Signed" } else { "Rejected" }));
+    }
+    let all = st.payloads.lock().unwrap();
+    let Some(p) = all.get(&rest) else { return html("<h1>Unknown sign request</h1>".into()) };
+    let tx = serde_json::to_string_pretty(&p.request["txjson"]).unwrap_or_default();
+    html(format!(
+        "<h1>Sign request</h1><p>xumm-gate's <strong>development</strong> wallet. In production this opens in Xumm on the user's phone.</p>\
+         <pre>{}</pre><form method=\"post\" action=\"/sign/{}/decide\"><label>Signing account<br>\
+         <input id=\"account\" name=\"account\" size=\"40\" value=\"{}\"></label><br>\
+         <button id=\"approve\" name=\"action\" value=\"approve\">Sign</button> <button id=\"reject\" name=\"action\" value=\"reject\">Reject</button></form>",
+        esc(&tx),
+        esc(&rest),
+        crate::demo::idp::DEMO_ACCOUNT
+    ))
+}
+
 fn reply(status: StatusCode, v: Value) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::from(v.to_string())));
     *r.status_mut() = status;
@@ -112,6 +153,9 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Response<Full<
     st.calls.lock().unwrap().push(format!("{} {path}", req.method()));
     if let Some(s) = { let mut f = st.fail.lock().unwrap(); if f.is_empty() { None } else { Some(f.remove(0)) } } {
         return Ok(error(s, s.as_u16() as i64));
+    }
+    if let Some(rest) = path.strip_prefix("/sign/") {
+        return Ok(wallet(&st, req, rest.to_string()).await);
     }
     let h = req.headers();
     let ok = h.get("x-api-key").is_some_and(|v| v.as_bytes() == st.key.as_bytes()) && h.get("x-api-secret").is_some_and(|v| v.as_bytes() == st.secret.as_bytes());

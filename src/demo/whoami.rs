@@ -61,13 +61,34 @@ async fn handle(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infalli
     Ok(resp)
 }
 
+/// Asks the gateway's broker for a sign request for the signed-in user and follows its outcome.
+const SIGN_BUTTON: &str = r#"<p><button id="sign">Request a signature</button> <span id="sign-status"></span></p>
+<script>
+document.getElementById('sign').onclick = async () => {
+  const status = document.getElementById('sign-status');
+  const r = await fetch('/.xumm/api/v1/platform/payload', {method: 'POST', headers: {'content-type': 'application/json'},
+    body: JSON.stringify({txjson: {TransactionType: 'SignIn'}, custom_meta: {instruction: 'Demo sign request from whoami'}})});
+  const p = await r.json();
+  if (!p.uuid) { status.textContent = 'refused: ' + JSON.stringify(p.error); return; }
+  status.innerHTML = 'Waiting: <a id="sign-link" target="_blank" href="' + p.next.always + '">open the sign request</a>';
+  const timer = setInterval(async () => {
+    const g = await (await fetch('/.xumm/api/v1/platform/payload/' + p.uuid)).json();
+    const outcome = g.gateway && g.gateway.outcome;
+    if (outcome && outcome !== 'pending') { clearInterval(timer); status.innerHTML = 'Outcome: <strong id="sign-outcome">' + outcome + '</strong>'; }
+  }, 1000);
+};
+</script>"#;
+
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 fn html(req: &Request<Incoming>, account: Option<&str>, headers: &[(String, String)]) -> String {
     let who = match account {
-        Some(a) => format!("<p>Signed in as <strong id=\"account\">{}</strong></p>", esc(a)),
+        Some(a) => format!(
+            "<p>Signed in as <strong id=\"account\">{}</strong> · <a href=\"/.xumm/sign_out\">sign out</a></p>{SIGN_BUTTON}",
+            esc(a)
+        ),
         None => "<p id=\"anonymous\">No identity headers: this request was not authenticated.</p>".into(),
     };
     let rows: String = headers

@@ -26,7 +26,18 @@ try {
   const url = new URL(page.url());
   console.log(JSON.stringify({ path: url.pathname + url.search, account: shown,
                                network: await page.evaluate(() => document.body.innerText.includes('TESTNET')) }));
-  // 4. Sign-out ends it: the next visit goes back to the provider.
+  // 4. The whoami page asks the gateway's broker for a sign request; the user approves it in the
+  //    (development) wallet; the page learns the outcome from the broker.
+  await page.click('#sign');
+  await page.waitForSelector('#sign-link', { timeout: 10000 });
+  const wallet = await browser.newPage();
+  await wallet.goto(await page.getAttribute('#sign-link', 'href'));
+  await wallet.fill('#account', account);
+  await wallet.click('#approve');
+  await wallet.waitForSelector('#done', { timeout: 10000 });
+  await page.waitForSelector('#sign-outcome', { timeout: 10000 });
+  console.log(JSON.stringify({ sign_outcome: await page.textContent('#sign-outcome') }));
+  // 5. Sign-out ends it: the next visit goes back to the provider.
   await page.goto(`${base}/.xumm/sign_out`);
   await page.goto(`${base}/dashboard`);
   await page.waitForSelector('#approve', { timeout: 10000 });
