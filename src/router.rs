@@ -148,6 +148,9 @@ impl Gateway {
             return self.webhook(req).await;
         }
         if let Some(broker) = &self.broker {
+            if let Some(uuid) = rest.strip_prefix("/sign/") {
+                return self.status_socket(broker, req, uuid).await;
+            }
             if let Some(call) = rest.strip_prefix("/api/v1/platform/").or_else(|| rest.strip_prefix("/api/v1/jwt/")) {
                 return self.broker_call(broker, req, call).await;
             }

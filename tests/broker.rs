@@ -284,3 +284,27 @@ async fn an_app_that_demands_a_network_never_sees_testnet_as_signed() {
     assert_eq!(got["meta"]["signed"], false);
     assert_eq!(call(gw.addr, "GET", &format!("payload/{b}"), &other, None).await.json()["gateway"]["outcome"], "signed");
 }
+
+#[tokio::test]
+async fn status_websocket_is_relayed_through_the_gateway() {
+    use futures_util::StreamExt;
+    let (gw, platform) = setup().await;
+    let created = call(gw.addr, "POST", "payload", &shop(), Some(payment())).await.json();
+    let uuid = created["uuid"].as_str().unwrap().to_string();
+    let ws_url = created["refs"]["websocket_status"].as_str().unwrap().to_string();
+    assert_eq!(ws_url, format!("ws://127.0.0.1:4180/.xumm/sign/{uuid}"), "clients are pointed at the gateway's relay");
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/.xumm/sign/{uuid}", gw.addr)).await.expect("relay upgrades");
+    let next = |m: Option<Result<tokio_tungstenite::tungstenite::Message, _>>| -> serde_json::Value {
+        serde_json::from_str(m.unwrap().unwrap().to_text().unwrap()).unwrap()
+    };
+    let welcome = next(ws.next().await);
+    assert_eq!(welcome["message"], format!("Welcome {uuid}"));
+    assert!(next(ws.next().await)["expires_in_seconds"].is_number());
+    platform.resolve(&uuid, true, ACCOUNT, "MAINNET");
+    let resolved = next(tokio::time::timeout(std::time::Duration::from_secs(5), ws.next()).await.unwrap());
+    assert_eq!(resolved["payload_uuidv4"], uuid);
+    assert_eq!(resolved["signed"], true);
+    // a payload the gateway did not create is not relayed
+    let unknown = tokio_tungstenite::connect_async(format!("ws://{}/.xumm/sign/00000000-0000-4000-8000-000000000000", gw.addr)).await;
+    assert!(unknown.is_err());
+}

@@ -23,7 +23,7 @@ async fn chromium_signs_in_through_the_demo() {
     let base = format!("http://{}", demo.gateway.addr);
     let account = "r9DvujRNfGrZr4nBjudEJJWFBNfkDfcwNA";
     let out = tokio::task::spawn_blocking(move || {
-        Command::new("node").arg("signin.mjs").arg(&base).arg(account).current_dir(dir).output().expect("node runs")
+        Command::new("timeout").args(["120", "node", "signin.mjs"]).arg(&base).arg(account).current_dir(dir).output().expect("node runs")
     })
     .await
     .unwrap();

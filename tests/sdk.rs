@@ -24,7 +24,7 @@ async fn official_xumm_sdk_creates_reads_and_cancels_through_the_gateway() {
     );
     let gw = ready_gateway(&auth_config(up, &idp.issuer, "", &more)).await;
     let endpoint = format!("http://{}/.xumm", gw.addr);
-    let out = tokio::task::spawn_blocking(move || Command::new("node").arg("sdk.mjs").arg(endpoint).arg(app_key).arg(app_secret).current_dir(dir).output().unwrap())
+    let out = tokio::task::spawn_blocking(move || Command::new("timeout").args(["120", "node", "sdk.mjs"]).arg(endpoint).arg(app_key).arg(app_secret).current_dir(dir).output().unwrap())
         .await
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -58,7 +58,7 @@ impl DevPlatform {
                 let st = st.clone();
                 tokio::spawn(async move {
                     let svc = service_fn(move |req| handle(st.clone(), req));
-                    let _ = auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(stream), svc).await;
+                    let _ = auto::Builder::new(TokioExecutor::new()).serve_connection_with_upgrades(TokioIo::new(stream), svc).await;
                 });
             }
         });
@@ -88,6 +88,53 @@ impl DevPlatform {
     pub fn calls(&self) -> Vec<String> {
         self.state.calls.lock().unwrap().clone()
     }
+}
+
+/// Xumm's status WebSocket (`wss://xumm.app/sign/{uuid}`): welcome, remaining time, then the
+/// resolution message when the user acts.
+fn status_socket(st: Arc<State>, mut req: Request<Incoming>, uuid: String) -> Response<Full<Bytes>> {
+    let Some(key) = req.headers().get("sec-websocket-key").cloned() else { return error(StatusCode::BAD_REQUEST, 400) };
+    let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
+    let on = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        use futures_util::SinkExt;
+        use tokio_tungstenite::tungstenite::Message;
+        let Ok(upgraded) = on.await else { return };
+        let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(TokioIo::new(upgraded), tokio_tungstenite::tungstenite::protocol::Role::Server, None).await;
+        let known = st.payloads.lock().unwrap().contains_key(&uuid);
+        if !known {
+            let _ = ws.send(Message::text(json!({"message": "No such payload"}).to_string())).await;
+            return;
+        }
+        let _ = ws.send(Message::text(json!({"message": format!("Welcome {uuid}")}).to_string())).await;
+        let _ = ws.send(Message::text(json!({"expires_in_seconds": 300}).to_string())).await;
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            let p = st.payloads.lock().unwrap().get(&uuid).cloned();
+            match p {
+                Some(p) if p.resolved || p.cancelled => {
+                    let msg = if p.cancelled {
+                        json!({"expired": true})
+                    } else {
+                        json!({"payload_uuidv4": uuid, "reference_call_uuidv4": uuid_like(), "signed": p.signed, "opened_by_deeplink": false,
+                               "user_token": p.request.get("user_token").is_some(), "return_url": {"app": null, "web": null},
+                               "custom_meta": p.request.get("custom_meta"), "txid": if p.signed { json!("AB".repeat(32)) } else { Value::Null }})
+                    };
+                    let _ = ws.send(Message::text(msg.to_string())).await;
+                    return;
+                }
+                Some(_) => {}
+                None => return,
+            }
+        }
+    });
+    Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(header::CONNECTION, "upgrade")
+        .header(header::UPGRADE, "websocket")
+        .header("sec-websocket-accept", accept)
+        .body(Full::new(Bytes::new()))
+        .unwrap()
 }
 
 /// The "wallet": what a user's phone would show for a sign request, as a page with approve/reject.
@@ -155,6 +202,9 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Response<Full<
         return Ok(error(s, s.as_u16() as i64));
     }
     if let Some(rest) = path.strip_prefix("/sign/") {
+        if req.headers().contains_key(header::UPGRADE) {
+            return Ok(status_socket(st, req, rest.to_string()));
+        }
         return Ok(wallet(&st, req, rest.to_string()).await);
     }
     let h = req.headers();

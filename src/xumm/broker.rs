@@ -120,7 +120,7 @@ impl BrokerError {
 }
 
 pub struct Broker {
-    client: PlatformClient,
+    pub client: PlatformClient,
     pub webhook: crate::xumm::webhook::WebhookVerifier,
     apps: Vec<Arc<App>>,
     user_limiters: moka::sync::Cache<String, Arc<Limiter>>,
@@ -223,6 +223,12 @@ impl Broker {
         }
         tracing::info!(target: "xumm_gate::audit", owner = %owner, tx_type = %tx_type, uuid = %uuid, outcome = "created", "sign request");
         Ok(resp)
+    }
+
+    /// True when the gateway created this payload (the status socket is open to whoever knows
+    /// the uuid, as Xumm's own is; the uuid is unguessable).
+    pub fn known(&self, uuid: &str) -> bool {
+        self.records.contains_key(uuid)
     }
 
     fn owned(&self, caller: &Caller, uuid: &str) -> Result<Record, BrokerError> {

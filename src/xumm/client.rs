@@ -35,6 +35,33 @@ impl PlatformClient {
         PlatformClient { base: cfg.api_url.trim_end_matches('/').to_string(), key: cfg.api_key.clone(), secret: cfg.api_secret.clone(), client: https_client() }
     }
 
+    /// Opens Xumm's status WebSocket for `uuid` with the caller's handshake headers and returns
+    /// Xumm's 101 answer (its upgrade future still attached).
+    pub async fn status_socket(&self, uuid: &str, ws_key: &http::HeaderValue, ws_version: Option<&http::HeaderValue>) -> Result<http::Response<hyper::body::Incoming>, XummError> {
+        let mut b = Request::builder()
+            .method(Method::GET)
+            .uri(format!("{}/sign/{uuid}", self.base))
+            .header(header::CONNECTION, "upgrade")
+            .header(header::UPGRADE, "websocket")
+            .header("sec-websocket-key", ws_key)
+            .header("sec-websocket-version", ws_version.cloned().unwrap_or(http::HeaderValue::from_static("13")));
+        b = b.header(header::USER_AGENT, "xumm-gate");
+        let req = b.body(Full::new(Bytes::new())).map_err(|e| XummError::Unavailable(e.to_string()))?;
+        let resp = tokio::time::timeout(Duration::from_secs(10), self.client.request(req))
+            .await
+            .map_err(|_| XummError::Unavailable("timed out".into()))?
+            .map_err(|e| XummError::Unavailable(e.to_string()))?;
+        if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
+            return Err(XummError::Unavailable(format!("status socket answered {}", resp.status())));
+        }
+        Ok(resp)
+    }
+
+    /// The public status-socket URL the gateway hands out instead of Xumm's.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     /// One call; idempotent ones (GET, DELETE) are retried with backoff on 5xx and connection errors.
     pub async fn call(&self, method: Method, path: &str, body: Option<&serde_json::Value>) -> Result<serde_json::Value, XummError> {
         let idempotent = method != Method::POST;

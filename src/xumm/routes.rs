@@ -41,6 +41,43 @@ impl Gateway {
         crate::pages::json(StatusCode::OK, &serde_json::json!({"ok": true}))
     }
 
+    /// `{prefix}/sign/{uuid}`: relays Xumm's status WebSocket byte for byte (both ends speak the
+    /// same WebSocket framing, so nothing is parsed or buffered here).
+    pub async fn status_socket(&self, broker: &Broker, mut req: Request<Incoming>, uuid: &str) -> Response<Body> {
+        let not_found = || crate::pages::json(StatusCode::NOT_FOUND, &serde_json::json!({"error": "not_found"}));
+        if !broker.known(uuid) {
+            return not_found();
+        }
+        let Some(key) = req.headers().get("sec-websocket-key").cloned() else {
+            return crate::pages::json(StatusCode::BAD_REQUEST, &serde_json::json!({"error": "websocket_required"}));
+        };
+        let version = req.headers().get("sec-websocket-version").cloned();
+        let client_side = hyper::upgrade::on(&mut req);
+        let mut upstream = match broker.client.status_socket(uuid, &key, version.as_ref()).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(cause = %e, "status socket to Xumm failed");
+                return crate::pages::json(StatusCode::BAD_GATEWAY, &serde_json::json!({"error": "bad_gateway"}));
+            }
+        };
+        let accept = upstream.headers().get("sec-websocket-accept").cloned();
+        let xumm_side = hyper::upgrade::on(&mut upstream);
+        tokio::spawn(async move {
+            if let Ok((c, x)) = tokio::try_join!(client_side, xumm_side) {
+                let (mut c, mut x) = (hyper_util::rt::TokioIo::new(c), hyper_util::rt::TokioIo::new(x));
+                let _ = tokio::io::copy_bidirectional(&mut c, &mut x).await;
+            }
+        });
+        let mut r = Response::new(Body::empty());
+        *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        r.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        r.headers_mut().insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        if let Some(a) = accept {
+            r.headers_mut().insert("sec-websocket-accept", a);
+        }
+        r
+    }
+
     pub async fn broker_call(&self, broker: &Broker, req: Request<Incoming>, rest: &str) -> Response<Body> {
         match self.broker_inner(broker, req, rest).await {
             Ok(v) => crate::pages::json(StatusCode::OK, &v),
@@ -76,7 +113,15 @@ impl Gateway {
                 let bytes = Limited::new(req.into_body(), MAX_BODY).collect().await.map_err(|_| BrokerError::BadBody)?.to_bytes();
                 let mut body: serde_json::Value = serde_json::from_slice(&bytes).map_err(|_| BrokerError::BadBody)?;
                 let bound = self.swap_handle(&caller, &mut body).await?;
-                broker.create(&caller, body, bound).await
+                let mut resp = broker.create(&caller, body, bound).await?;
+                // Status updates come through the gateway's relay, not straight from Xumm.
+                if let Some(uuid) = resp["uuid"].as_str().map(str::to_string) {
+                    let mut base = self.server.public_url.clone();
+                    let ws = if base.scheme() == "https" { "wss" } else { "ws" };
+                    let _ = base.set_scheme(ws);
+                    resp["refs"]["websocket_status"] = serde_json::json!(format!("{}{}/sign/{uuid}", base.as_str().trim_end_matches('/'), self.server.prefix));
+                }
+                Ok(resp)
             }
             (Method::GET, r) if r.starts_with("payload/") => broker.get(&caller, uuid(r)?).await,
             (Method::DELETE, r) if r.starts_with("payload/") => broker.cancel(&caller, uuid(r)?).await,
