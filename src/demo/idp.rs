@@ -11,13 +11,9 @@ use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
 use jsonwebtoken::{EncodingKey, Header};
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use tokio::net::TcpListener;
 
 /// Development-only RSA keys (public knowledge: never trust this provider outside loopback).
 const KEYS: [&str; 2] = [include_str!("keys/dev-idp-1.pem"), include_str!("keys/dev-idp-2.pem")];
@@ -80,10 +76,7 @@ pub struct DevIdp {
 impl DevIdp {
     /// Starts the provider on `addr` (loopback only) for the given client apps.
     pub async fn start(addr: SocketAddr, clients: Vec<ClientApp>) -> std::io::Result<DevIdp> {
-        if !addr.ip().is_loopback() {
-            return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "the development provider binds loopback addresses only"));
-        }
-        let listener = TcpListener::bind(addr).await?;
+        let listener = super::bind_loopback(addr, "development provider").await?;
         let addr = listener.local_addr()?;
         let issuer = format!("http://{addr}");
         let state = Arc::new(State {
@@ -94,16 +87,7 @@ impl DevIdp {
             codes: Mutex::new(HashMap::new()),
         });
         let st = state.clone();
-        tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else { continue };
-                let st = st.clone();
-                tokio::spawn(async move {
-                    let svc = service_fn(move |req| handle(st.clone(), req));
-                    let _ = auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(stream), svc).await;
-                });
-            }
-        });
+        super::serve(listener, move |req| handle(st.clone(), req));
         Ok(DevIdp { addr, issuer, state })
     }
 

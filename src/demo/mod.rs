@@ -5,7 +5,43 @@ pub mod idp;
 pub mod platform;
 pub mod whoami;
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+
+/// Binds `addr`, refusing anything but a loopback address.
+pub(crate) async fn bind_loopback(addr: SocketAddr, what: &str) -> std::io::Result<TcpListener> {
+    if !addr.ip().is_loopback() {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("the {what} binds loopback addresses only")));
+    }
+    TcpListener::bind(addr).await
+}
+
+/// Serves `handler` on `listener` (HTTP/1.1 and h2c, upgrades allowed) until the process ends.
+pub(crate) fn serve<F, Fut>(listener: TcpListener, handler: F)
+where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send + 'static,
+{
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { continue };
+            let handler = handler.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(handler);
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection_with_upgrades(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+}
 
 use crate::config::Config;
 

@@ -10,11 +10,8 @@ use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
 
 #[derive(Clone, Debug)]
 pub struct Payload {
@@ -45,23 +42,11 @@ pub struct DevPlatform {
 
 impl DevPlatform {
     pub async fn start(addr: SocketAddr, key: &str, secret: &str) -> std::io::Result<DevPlatform> {
-        if !addr.ip().is_loopback() {
-            return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "the development platform binds loopback addresses only"));
-        }
-        let listener = TcpListener::bind(addr).await?;
-        let addr = listener.local_addr()?;
         let state = Arc::new(State { key: key.into(), secret: secret.into(), ..Default::default() });
         let st = state.clone();
-        tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else { continue };
-                let st = st.clone();
-                tokio::spawn(async move {
-                    let svc = service_fn(move |req| handle(st.clone(), req));
-                    let _ = auto::Builder::new(TokioExecutor::new()).serve_connection_with_upgrades(TokioIo::new(stream), svc).await;
-                });
-            }
-        });
+        let listener = super::bind_loopback(addr, "development platform").await?;
+        let addr = listener.local_addr()?;
+        super::serve(listener, move |req| handle(st.clone(), req));
         Ok(DevPlatform { addr, url: format!("http://{addr}"), state })
     }
 

@@ -8,30 +8,15 @@ use bytes::Bytes;
 use http::{Request, Response, header};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use tokio::net::TcpListener;
 
 /// Starts whoami on `addr` (loopback only) and returns the bound address.
 pub async fn start(addr: SocketAddr) -> std::io::Result<SocketAddr> {
-    if !addr.ip().is_loopback() {
-        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "whoami binds loopback addresses only"));
-    }
-    let listener = TcpListener::bind(addr).await?;
+    let listener = super::bind_loopback(addr, "whoami upstream").await?;
     let local = listener.local_addr()?;
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
-            tokio::spawn(async move {
-                let _ = auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), service_fn(handle))
-                    .await;
-            });
-        }
-    });
+    super::serve(listener, handle);
     Ok(local)
 }
+
 
 async fn handle(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     let headers: Vec<(String, String)> = req
