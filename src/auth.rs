@@ -106,11 +106,17 @@ pub fn is_navigation(method: &Method, headers: &HeaderMap) -> bool {
         && !h("sec-fetch-mode").eq_ignore_ascii_case("cors")
 }
 
-/// The answer to a request that needs sign-in and has none.
+/// The answer to a request that needs sign-in and has none: a redirect for browser navigations,
+/// otherwise `unauthorized`.
 pub fn challenge(method: &Method, headers: &HeaderMap, start_url: &str, reason: &str) -> http::Response<Body> {
     if is_navigation(method, headers) {
         return crate::pages::redirect(StatusCode::FOUND, start_url);
     }
+    unauthorized(reason)
+}
+
+/// 401 JSON with `WWW-Authenticate: Bearer`, for callers that must never be redirected.
+pub fn unauthorized(reason: &str) -> http::Response<Body> {
     let mut r = crate::pages::json(StatusCode::UNAUTHORIZED, &serde_json::json!({"error": "unauthorized", "reason": reason}));
     r.headers_mut().insert(header::WWW_AUTHENTICATE, http::HeaderValue::from_static("Bearer"));
     r

@@ -43,7 +43,7 @@ impl Gateway {
         let path = match original {
             Some(u) => match original_path(u) {
                 Some(p) => Some(p),
-                None => return crate::auth::challenge(&Method::POST, h, "", "malformed original URI"),
+                None => return crate::auth::unauthorized("malformed original URI"),
             },
             None => None,
         };
@@ -77,7 +77,7 @@ impl Gateway {
         let accept_html = header(h, "accept").is_some_and(|a| a.contains("text/html"));
         let xhr = header(h, "x-requested-with").is_some_and(|v| v.eq_ignore_ascii_case("xmlhttprequest")) || header(h, "sec-fetch-mode").is_some_and(|v| v.eq_ignore_ascii_case("cors"));
         if !redirect_mode || !accept_html || xhr {
-            return crate::auth::challenge(&Method::POST, h, "", "sign-in required");
+            return crate::auth::unauthorized("sign-in required");
         }
         // Return to the original URL when its host may be redirected to; otherwise to its path.
         let original_uri = trusted.then(|| header(h, "x-forwarded-uri").or_else(|| header(h, "x-original-uri"))).flatten().unwrap_or("/");

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
+use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 use serde::{Deserialize, Serialize};
 
 use crate::Gateway;
@@ -218,7 +218,7 @@ impl Gateway {
                 &serde_json::json!({"account": s.account, "network": s.network, "source": s.source, "expires_at": s.expires_at}),
             ),
             // userinfo is an API: never a redirect, whatever the Accept header says
-            Ok(None) => crate::auth::challenge(&Method::POST, headers, "", "not signed in"),
+            Ok(None) => crate::auth::unauthorized("not signed in"),
             Err(resp) => resp,
         }
     }

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, header};
+use http::{Method, Request, Response, StatusCode, Uri, header};
 use hyper::body::Incoming;
 
 use crate::Gateway;
@@ -45,7 +45,7 @@ impl Gateway {
                 return Ok(resp);
             }
         };
-        if path.len() != req.uri().path().len() || path != req.uri().path() {
+        if path != req.uri().path() {
             set_path(&mut req, &path);
         }
 
@@ -130,7 +130,7 @@ impl Gateway {
             Ok(None)
         } else {
             // No [provider]: nothing can sign in, so protected routes stay closed.
-            Err(challenge(req.method(), &HeaderMap::new(), "", "sign-in is not configured"))
+            Err(crate::auth::unauthorized("sign-in is not configured"))
         }
     }
 
