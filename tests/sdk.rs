@@ -2,13 +2,14 @@
 
 mod common;
 
-use std::process::Command;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
 
 use common::*;
 use xumm_gate::demo::platform::DevPlatform;
 
 #[tokio::test(flavor = "multi_thread")]
-async fn official_xumm_sdk_creates_reads_and_cancels_through_the_gateway() {
+async fn official_xumm_sdk_creates_reads_cancels_and_subscribes_through_the_gateway() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser");
     if !std::path::Path::new(dir).join("node_modules/xumm-sdk").exists() {
         assert!(Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(dir).status().unwrap().success());
@@ -24,10 +25,29 @@ async fn official_xumm_sdk_creates_reads_and_cancels_through_the_gateway() {
     );
     let gw = ready_gateway(&auth_config(up, &idp.issuer, "", &more)).await;
     let endpoint = format!("http://{}/.xumm", gw.addr);
-    let out = tokio::task::spawn_blocking(move || Command::new("timeout").args(["120", "node", "sdk.mjs"]).arg(endpoint).arg(app_key).arg(app_secret).current_dir(dir).output().unwrap())
-        .await
+    let mut node = Command::new("timeout")
+        .args(["120", "node", "sdk.mjs"])
+        .arg(endpoint)
+        .arg(app_key)
+        .arg(app_secret)
+        .current_dir(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    // node's output, line by line, as it comes: the test plays the wallet once node subscribes
+    let (tx, mut lines) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let stdout = node.stdout.take().unwrap();
+    std::thread::spawn(move || BufReader::new(stdout).lines().map_while(Result::ok).for_each(|l| drop(tx.send(l))));
+    let mut all = Vec::new();
+    while let Some(line) = lines.recv().await {
+        if let Some(uuid) = serde_json::from_str::<serde_json::Value>(&line).ok().and_then(|v| v["subscribed"].as_str().map(str::to_string)) {
+            platform.resolve(&uuid, true, ACCOUNT, "MAINNET");
+        }
+        all.push(line);
+    }
+    let out = tokio::task::spawn_blocking(move || node.wait_with_output().unwrap()).await.unwrap();
+    let stdout = all.join("\n");
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
     assert!(v.get("exception").is_none(), "{v}");
@@ -37,5 +57,8 @@ async fn official_xumm_sdk_creates_reads_and_cancels_through_the_gateway() {
     assert_eq!(v["resolved"], false);
     assert_eq!(v["cancelled"], true);
     assert_eq!(platform.payload(uuid).unwrap().cancelled, true, "the cancel reached Xumm");
+    assert_eq!(v["subscribed_signed"], true, "the outcome came through the status socket relay: {v}");
+    assert_eq!(v["subscribed_txid"], "AB".repeat(32));
+    assert_eq!(v["subscribed_payload_signed"], true, "the SDK re-read the payload after the outcome");
     assert!(v["refused"].as_str().unwrap().contains("Error code 403"), "{v}");
 }

@@ -93,11 +93,26 @@ fn status_socket(st: Arc<State>, mut req: Request<Incoming>, uuid: String) -> Re
         }
         let _ = ws.send(Message::text(json!({"message": format!("Welcome {uuid}")}).to_string())).await;
         let _ = ws.send(Message::text(json!({"expires_in_seconds": 300}).to_string())).await;
+        // Like Xumm: the socket stays open after the outcome (the client closes it), keepalive
+        // pings are answered, and the outcome is sent once.
+        use futures_util::StreamExt;
+        let mut poll = tokio::time::interval(std::time::Duration::from_millis(100));
+        let mut told = false;
         loop {
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            let p = st.payloads.lock().unwrap().get(&uuid).cloned();
-            match p {
-                Some(p) if p.resolved || p.cancelled => {
+            tokio::select! {
+                frame = ws.next() => match frame {
+                    Some(Ok(Message::Text(t))) if t.contains("\"ping\"") => {
+                        let _ = ws.send(Message::text(json!({"message": "Right back at you!"}).to_string())).await;
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(_)) | None => return,
+                },
+                _ = poll.tick(), if !told => {
+                    let p = st.payloads.lock().unwrap().get(&uuid).cloned();
+                    let Some(p) = p else { return };
+                    if !(p.resolved || p.cancelled) {
+                        continue;
+                    }
                     let msg = if p.cancelled {
                         json!({"expired": true})
                     } else {
@@ -106,10 +121,8 @@ fn status_socket(st: Arc<State>, mut req: Request<Incoming>, uuid: String) -> Re
                                "custom_meta": p.request.get("custom_meta"), "txid": if p.signed { json!("AB".repeat(32)) } else { Value::Null }})
                     };
                     let _ = ws.send(Message::text(msg.to_string())).await;
-                    return;
+                    told = true;
                 }
-                Some(_) => {}
-                None => return,
             }
         }
     });
