@@ -25,7 +25,7 @@ fn err(path: impl Into<String>, msg: impl Into<String>) -> ConfigError {
 }
 
 /// Keys whose values are secrets: redacted by `check-config`, never logged.
-const SECRET_KEYS: &[&str] = &["client_secret", "cookie_secrets", "api_secret", "secret", "key"];
+const SECRET_KEYS: &[&str] = &["client_secret", "cookie_secrets", "api_secret", "secret", "key", "callback_secret"];
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -277,6 +277,12 @@ pub struct BrokerAppConfig {
     /// (`response.dispatched_nodetype`, e.g. "MAINNET").
     #[serde(default)]
     pub network: Option<String>,
+    /// Where the gateway POSTs a signed notification when Xumm's webhook reports one of this
+    /// app's payloads resolved (`X-Xumm-Gate-Signature`: hex HMAC-SHA256 with `callback_secret`).
+    #[serde(default)]
+    pub callback_url: Option<String>,
+    #[serde(default)]
+    pub callback_secret: Option<String>,
 }
 
 fn default_per_minute() -> u32 {
@@ -513,6 +519,15 @@ impl Config {
                 }
                 None if a.secret.len() < 16 => return Err(err(format!("broker.app[{i}].secret"), "must be at least 16 characters")),
                 _ => {}
+            }
+            if let Some(u) = &a.callback_url {
+                let ok = url::Url::parse(u).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
+                if !ok {
+                    return Err(err(format!("broker.app[{i}].callback_url"), format!("invalid http(s) URL {u:?}")));
+                }
+                if a.callback_secret.as_ref().is_none_or(|s| s.len() < 16) {
+                    return Err(err(format!("broker.app[{i}].callback_secret"), "must be at least 16 characters when callback_url is set"));
+                }
             }
             if self.broker.app[..i].iter().any(|b| b.key == a.key) {
                 return Err(err(format!("broker.app[{i}].key"), "is used by another app"));

@@ -134,17 +134,23 @@ pub fn https_client() -> HttpsClient {
 
 /// Sends a request and reads a bounded body. The client never follows redirects.
 pub async fn fetch(client: &HttpsClient, req: Request<Full<Bytes>>) -> Result<(StatusCode, Bytes), OidcError> {
+    fetch_with_headers(client, req).await.map(|(status, _, body)| (status, body))
+}
+
+/// [`fetch`], keeping the response headers (rate-limit headers, Retry-After).
+pub async fn fetch_with_headers(client: &HttpsClient, req: Request<Full<Bytes>>) -> Result<(StatusCode, http::HeaderMap, Bytes), OidcError> {
     let resp = tokio::time::timeout(Duration::from_secs(10), client.request(req))
         .await
         .map_err(|_| OidcError::Http("timed out".into()))?
         .map_err(|e| OidcError::Http(e.to_string()))?;
     let status = resp.status();
+    let headers = resp.headers().clone();
     let body = tokio::time::timeout(Duration::from_secs(10), Limited::new(resp.into_body(), MAX_RESPONSE).collect())
         .await
         .map_err(|_| OidcError::Http("body timed out".into()))?
         .map_err(|e| OidcError::Http(e.to_string()))?
         .to_bytes();
-    Ok((status, body))
+    Ok((status, headers, body))
 }
 
 async fn get_json<T: serde::de::DeserializeOwned>(client: &HttpsClient, url: &str) -> Result<T, OidcError> {

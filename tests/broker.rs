@@ -12,6 +12,11 @@ const SHOP_KEY: &str = "shop-key-123";
 const SHOP_SECRET: &str = "shop-secret-0123456789";
 
 async fn setup() -> (xumm_gate::Running, DevPlatform) {
+    setup_with("").await
+}
+
+/// `shop_extra`: more keys for the "shop" app's `[[broker.app]]` table.
+async fn setup_with(shop_extra: &str) -> (xumm_gate::Running, DevPlatform) {
     let up = upstream().await;
     let idp = idp().await;
     let platform = DevPlatform::start("127.0.0.1:0".parse().unwrap(), XUMM_KEY, XUMM_SECRET).await.unwrap();
@@ -33,6 +38,7 @@ key = "{SHOP_KEY}"
 secret = "{SHOP_SECRET}"
 allowed_tx_types = ["Payment"]
 max_per_minute = 3
+{shop_extra}
 
 [[broker.app]]
 name = "other"
@@ -186,7 +192,7 @@ async fn xumm_failures_retry_idempotent_calls_and_never_leak_the_secret() {
     platform.fail_next(&[StatusCode::TOO_MANY_REQUESTS]);
     let got = call(gw.addr, "GET", &format!("payload/{uuid}"), &shop(), None).await;
     assert_eq!(got.status, StatusCode::TOO_MANY_REQUESTS);
-    assert!(got.headers.contains_key("retry-after"));
+    assert_eq!(got.headers["retry-after"], xumm_gate::demo::platform::INJECTED_RETRY_AFTER.to_string().as_str(), "Xumm's Retry-After");
     for body in [got.text(), call(gw.addr, "POST", "payload", &shop(), Some(serde_json::json!({"txjson": {}}))).await.text()] {
         assert!(!body.contains(XUMM_SECRET) && !body.contains(SHOP_SECRET), "{body}");
     }
@@ -307,4 +313,155 @@ async fn status_websocket_is_relayed_through_the_gateway() {
     // a payload the gateway did not create is not relayed
     let unknown = tokio_tungstenite::connect_async(format!("ws://{}/.xumm/sign/00000000-0000-4000-8000-000000000000", gw.addr)).await;
     assert!(unknown.is_err());
+}
+
+#[tokio::test]
+async fn a_low_rate_limit_budget_makes_the_gateway_back_off_before_xumm_refuses() {
+    let (gw, platform) = setup().await;
+    platform.limit_calls(3);
+    let uuid = call(gw.addr, "POST", "payload", &shop(), Some(payment())).await.json()["uuid"].as_str().unwrap().to_string();
+    // 1 call left in Xumm's minute after this one: the gateway paces itself (60 s / 3 calls)
+    assert_eq!(call(gw.addr, "GET", &format!("payload/{uuid}"), &shop(), None).await.status, StatusCode::OK);
+    let sent = platform.calls().len();
+    let held = call(gw.addr, "GET", &format!("payload/{uuid}"), &shop(), None).await;
+    assert_eq!(held.status, StatusCode::TOO_MANY_REQUESTS, "{}", held.text());
+    let wait: u64 = held.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=20).contains(&wait), "Retry-After {wait}");
+    assert_eq!(held.json()["error"]["code"], 429, "Xumm's error shape");
+    assert_eq!(platform.calls().len(), sent, "the held call never reached Xumm");
+}
+
+#[tokio::test]
+async fn xumms_429_retry_after_holds_later_calls_back() {
+    let (gw, platform) = setup().await;
+    let uuid = call(gw.addr, "POST", "payload", &shop(), Some(payment())).await.json()["uuid"].as_str().unwrap().to_string();
+    // another replica spends the app's budget: this gateway learns of it from Xumm's 429
+    platform.limit_calls(2);
+    let elsewhere = send(
+        Request::get(format!("{}/api/v1/platform/ping", platform.url)).header("x-api-key", XUMM_KEY).header("x-api-secret", XUMM_SECRET).body(full("")).unwrap(),
+    )
+    .await;
+    assert_eq!(elsewhere.headers["x-ratelimit-remaining"], "0");
+    let refused = call(gw.addr, "GET", &format!("payload/{uuid}"), &shop(), None).await;
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+    let wait: u64 = refused.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((50..=61).contains(&wait), "Xumm's Retry-After passed on: {wait}");
+    let sent = platform.calls().len();
+    let held = call(gw.addr, "GET", &format!("payload/{uuid}"), &shop(), None).await;
+    assert_eq!(held.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(platform.calls().len(), sent, "no piling on while Xumm said to wait");
+}
+
+#[tokio::test]
+async fn apps_verify_their_user_token_handles_with_the_unchanged_sdk_call() {
+    let (gw, platform) = setup().await;
+    let (name, value) = login(gw.addr, ACCOUNT, "MAINNET").await;
+    let cookie = format!("{name}={value}");
+    let handle = get_with(gw.addr, "/shop/x", &[("cookie", &cookie)]).await.upstream_header("x-xumm-user-token")[0].clone();
+    let ask = |tokens: serde_json::Value, app: Vec<(&'static str, &'static str)>| {
+        let addr = gw.addr;
+        async move { call(addr, "POST", "user-tokens", &app, Some(serde_json::json!({"tokens": tokens}))).await }
+    };
+    let got = ask(serde_json::json!([handle, "made-up"]), shop()).await;
+    assert_eq!(got.status, StatusCode::OK, "{}", got.text());
+    let v = got.json();
+    assert_eq!(v["tokens"][0]["user_token"], handle.as_str(), "answered under the handle");
+    assert_eq!(v["tokens"][0]["active"], true);
+    assert!(v["tokens"][0]["expires"].is_number());
+    assert_eq!(v["tokens"][1], serde_json::json!({"user_token": "made-up", "active": false}));
+    assert!(platform.calls().iter().any(|c| c == "POST /api/v1/platform/user-tokens"), "asked Xumm");
+    // Xumm's answer for the real token, never the token itself
+    let created = call(gw.addr, "POST", "payload", &shop(), Some({
+        let mut b = payment();
+        b["user_token"] = serde_json::json!(handle);
+        b
+    }))
+    .await
+    .json();
+    let real = platform.payload(created["uuid"].as_str().unwrap()).unwrap().request["user_token"].as_str().unwrap().to_string();
+    assert!(!got.text().contains(&real));
+    platform.revoke_user_token(&real);
+    assert_eq!(ask(serde_json::json!([handle]), shop()).await.json()["tokens"][0]["active"], false, "the user revoked it at Xumm");
+    // another app's view of the handle: inactive, and Xumm is not asked
+    let before = platform.calls().len();
+    let other = vec![("x-api-key", "other-key-123"), ("x-api-secret", "other-secret-0123456789")];
+    assert_eq!(ask(serde_json::json!([handle]), other).await.json()["tokens"][0]["active"], false);
+    assert_eq!(platform.calls().len(), before);
+    assert_eq!(ask(serde_json::json!("not a list"), shop()).await.status, StatusCode::BAD_REQUEST);
+}
+
+/// A backend app's callback endpoint: records each delivery, refuses the first one.
+async fn callback_receiver() -> (std::net::SocketAddr, tokio::sync::mpsc::UnboundedReceiver<(http::HeaderMap, bytes::Bytes)>) {
+    use http_body_util::BodyExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let (tx, seen) = (tx.clone(), seen.clone());
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                    let (tx, seen) = (tx.clone(), seen.clone());
+                    async move {
+                        let (parts, body) = req.into_parts();
+                        let body = body.collect().await.unwrap().to_bytes();
+                        let _ = tx.send((parts.headers, body));
+                        let status = if seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 { 503 } else { 204 };
+                        Ok::<_, std::convert::Infallible>(http::Response::builder().status(status).body(full("")).unwrap())
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(stream), svc).await;
+            });
+        }
+    });
+    (addr, rx)
+}
+
+#[tokio::test]
+async fn resolved_payloads_are_reported_to_the_apps_callback_signed_by_the_gateway() {
+    use hmac::Mac;
+    const CALLBACK_SECRET: &str = "callback-secret-0123456789";
+    let (receiver, mut deliveries) = callback_receiver().await;
+    let (gw, platform) = setup_with(&format!("callback_url = \"http://{receiver}/xumm\"\ncallback_secret = \"{CALLBACK_SECRET}\"")).await;
+    let (name, value) = login(gw.addr, ACCOUNT, "MAINNET").await;
+    let handle = get_with(gw.addr, "/shop/x", &[("cookie", &format!("{name}={value}"))]).await.upstream_header("x-xumm-user-token")[0].clone();
+    let mut body = payment();
+    body["user_token"] = serde_json::json!(handle);
+    body["custom_meta"] = serde_json::json!({"identifier": "order-17"});
+    let uuid = call(gw.addr, "POST", "payload", &shop(), Some(body)).await.json()["uuid"].as_str().unwrap().to_string();
+    let real = platform.payload(&uuid).unwrap().request["user_token"].as_str().unwrap().to_string();
+    platform.resolve(&uuid, true, ACCOUNT, "MAINNET");
+    let hook = format!(r#"{{"meta":{{"payload_uuidv4":"{uuid}"}},"payloadResponse":{{"payload_uuidv4":"{uuid}","signed":true}},"userToken":{{"user_token":"{real}"}}}}"#);
+    let ts = xumm_gate::session::now().to_string();
+    let sig = xumm_gate::xumm::webhook::sign(XUMM_SECRET, &ts, hook.as_bytes());
+    let answered = send(
+        Request::post(format!("http://{}/.xumm/webhook", gw.addr))
+            .header("x-xumm-request-timestamp", &ts)
+            .header("x-xumm-request-signature", sig)
+            .body(full(hook))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(answered.status, StatusCode::OK);
+    // first delivery refused by the app, so the gateway tries again
+    for attempt in ["1", "2"] {
+        let (h, body) = tokio::time::timeout(std::time::Duration::from_secs(20), deliveries.recv()).await.expect("delivery").unwrap();
+        assert_eq!(h["x-xumm-gate-attempt"], attempt);
+        let ts = h["x-xumm-gate-timestamp"].to_str().unwrap();
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(CALLBACK_SECRET.as_bytes()).unwrap();
+        mac.update(format!("{ts}.").as_bytes());
+        mac.update(&body);
+        let want: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(h["x-xumm-gate-signature"], want.as_str(), "HMAC-SHA256(callback_secret, timestamp.body)");
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["uuid"], uuid.as_str());
+        assert_eq!(v["outcome"], "signed");
+        assert_eq!(v["account"], ACCOUNT);
+        assert_eq!(v["custom_meta"]["identifier"], "order-17");
+        let text = String::from_utf8_lossy(&body);
+        assert!(!text.contains(&real) && !text.contains(XUMM_SECRET), "{text}");
+    }
+    assert!(tokio::time::timeout(std::time::Duration::from_millis(500), deliveries.recv()).await.is_err(), "delivered once accepted");
 }

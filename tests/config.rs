@@ -67,6 +67,8 @@ fn each_error_names_the_key() {
         ("[xumm]\napi_key = \"k\"\napi_secret = \"s\"\n[[broker.app]]\nname = \"a\"\nkey = \"abcdefgh\"\nsecret = \"short\"\n", "broker.app[0].secret: must be at least 16 characters"),
         ("[xumm]\napi_key = \"k\"\napi_secret = \"s\"\n[[broker.app]]\nname = \"a\"\nkey = \"abcdefgh\"\nsecret = \"sha256:zz\"\n", "broker.app[0].secret: sha256: must be followed by 64 hex digits"),
         ("[xumm]\napi_key = \"k\"\napi_secret = \"s\"\n[[broker.app]]\nname = \"a\"\nkey = \"abc\"\nsecret = \"0123456789abcdef\"\n", "broker.app[0].key: must be at least 8 characters"),
+        ("[xumm]\napi_key = \"k\"\napi_secret = \"s\"\n[[broker.app]]\nname = \"a\"\nkey = \"abcdefgh\"\nsecret = \"0123456789abcdef\"\ncallback_url = \"ftp://x\"\ncallback_secret = \"0123456789abcdef\"\n", "broker.app[0].callback_url: invalid http(s) URL \"ftp://x\""),
+        ("[xumm]\napi_key = \"k\"\napi_secret = \"s\"\n[[broker.app]]\nname = \"a\"\nkey = \"abcdefgh\"\nsecret = \"0123456789abcdef\"\ncallback_url = \"https://app.example/cb\"\n", "broker.app[0].callback_secret: must be at least 16 characters when callback_url is set"),
     ];
     for (text, want) in cases {
         let got = error_of(&format!("{text}{UP}"));

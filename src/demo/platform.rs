@@ -13,6 +13,9 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 
+/// The Retry-After an injected 429 carries.
+pub const INJECTED_RETRY_AFTER: u64 = 7;
+
 #[derive(Clone, Debug)]
 pub struct Payload {
     pub request: Value,
@@ -31,6 +34,10 @@ struct State {
     /// Status codes to answer the next calls with (front first), for failure tests.
     fail: Mutex<Vec<StatusCode>>,
     calls: Mutex<Vec<String>>,
+    /// Xumm's sliding-minute budget: the limit and the instants of the calls within the minute.
+    budget: Mutex<(u64, Vec<std::time::Instant>)>,
+    /// User tokens the user has revoked (every other uuid-shaped token counts as active).
+    revoked: Mutex<Vec<String>>,
 }
 
 #[derive(Clone)]
@@ -42,7 +49,7 @@ pub struct DevPlatform {
 
 impl DevPlatform {
     pub async fn start(addr: SocketAddr, key: &str, secret: &str) -> std::io::Result<DevPlatform> {
-        let state = Arc::new(State { key: key.into(), secret: secret.into(), ..Default::default() });
+        let state = Arc::new(State { key: key.into(), secret: secret.into(), budget: Mutex::new((600, Vec::new())), ..Default::default() });
         let st = state.clone();
         let listener = super::bind_loopback(addr, "development platform").await?;
         let addr = listener.local_addr()?;
@@ -64,9 +71,19 @@ impl DevPlatform {
         self.state.payloads.lock().unwrap().get(uuid).cloned()
     }
 
-    /// The next calls are answered with these statuses.
+    /// The next calls are answered with these statuses (a 429 with `Retry-After: 7`).
     pub fn fail_next(&self, statuses: &[StatusCode]) {
         self.state.fail.lock().unwrap().extend_from_slice(statuses);
+    }
+
+    /// Xumm's per-app budget of API calls per sliding minute (600 unless set).
+    pub fn limit_calls(&self, per_minute: u64) {
+        self.state.budget.lock().unwrap().0 = per_minute;
+    }
+
+    /// The user revokes a user token (it answers `active: false` from now on).
+    pub fn revoke_user_token(&self, token: &str) {
+        self.state.revoked.lock().unwrap().push(token.to_string());
     }
 
     /// "METHOD path" of every call received.
@@ -197,7 +214,11 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Response<Full<
     let path = req.uri().path().to_string();
     st.calls.lock().unwrap().push(format!("{} {path}", req.method()));
     if let Some(s) = { let mut f = st.fail.lock().unwrap(); if f.is_empty() { None } else { Some(f.remove(0)) } } {
-        return Ok(error(s, s.as_u16() as i64));
+        let mut r = error(s, s.as_u16() as i64);
+        if s == StatusCode::TOO_MANY_REQUESTS {
+            r.headers_mut().insert(header::RETRY_AFTER, INJECTED_RETRY_AFTER.into());
+        }
+        return Ok(r);
     }
     if let Some(rest) = path.strip_prefix("/sign/") {
         if req.headers().contains_key(header::UPGRADE) {
@@ -211,18 +232,47 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Response<Full<
         return Ok(error(StatusCode::FORBIDDEN, 813));
     }
     let Some(rest) = path.strip_prefix("/api/v1/platform/") else { return Ok(error(StatusCode::NOT_FOUND, 404)) };
+    // Every answer carries the budget left in the sliding minute; past it, 429.
+    const MINUTE: std::time::Duration = std::time::Duration::from_secs(60);
+    let (limit, remaining) = {
+        let mut b = st.budget.lock().unwrap();
+        b.1.retain(|t| t.elapsed() < MINUTE);
+        let over = b.1.len() as u64 >= b.0;
+        // past the budget: Retry-After is when the oldest call in the minute ages out
+        let free_in = b.1.first().map_or(0, |t| MINUTE.saturating_sub(t.elapsed()).as_secs() + 1);
+        if !over {
+            b.1.push(std::time::Instant::now());
+        }
+        (b.0, if over { Err(free_in) } else { Ok(b.0 - b.1.len() as u64) })
+    };
+    let mut resp = match remaining {
+        Ok(_) => api(&st, req, rest).await,
+        Err(free_in) => {
+            let mut r = error(StatusCode::TOO_MANY_REQUESTS, 429);
+            r.headers_mut().insert(header::RETRY_AFTER, free_in.into());
+            r
+        }
+    };
+    resp.headers_mut().insert("x-ratelimit-limit", limit.into());
+    resp.headers_mut().insert("x-ratelimit-remaining", remaining.unwrap_or(0).into());
+    Ok(resp)
+}
+
+/// The payload API proper, for a caller with the app's credentials.
+async fn api(st: &State, req: Request<Incoming>, rest: &str) -> Response<Full<Bytes>> {
+    let h = req.headers();
     let method = req.method().clone();
     let base = format!("http://{}", h.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("127.0.0.1"));
-    Ok(match (method, rest) {
+    match (method, rest) {
         (Method::GET, "ping") => reply(StatusCode::OK, json!({"pong": true, "auth": {"application": {"uuidv4": st.key, "name": "development app", "disabled": 0}}})),
         (Method::POST, "payload") => {
             let body = match Limited::new(req.into_body(), 64 * 1024).collect().await {
                 Ok(b) => b.to_bytes(),
-                Err(_) => return Ok(error(StatusCode::BAD_REQUEST, 400)),
+                Err(_) => return error(StatusCode::BAD_REQUEST, 400),
             };
-            let Ok(request) = serde_json::from_slice::<Value>(&body) else { return Ok(error(StatusCode::BAD_REQUEST, 602)) };
+            let Ok(request) = serde_json::from_slice::<Value>(&body) else { return error(StatusCode::BAD_REQUEST, 602) };
             if request.get("txjson").is_none() && request.get("txblob").is_none() {
-                return Ok(error(StatusCode::BAD_REQUEST, 602));
+                return error(StatusCode::BAD_REQUEST, 602);
             }
             let uuid = uuid_like();
             let pushed = request.get("user_token").is_some();
@@ -238,12 +288,12 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Response<Full<
         (m, r) if r.starts_with("payload/") => {
             let uuid = r.trim_start_matches("payload/").to_string();
             let mut all = st.payloads.lock().unwrap();
-            let Some(p) = all.get_mut(&uuid) else { return Ok(error(StatusCode::NOT_FOUND, 404)) };
+            let Some(p) = all.get_mut(&uuid) else { return error(StatusCode::NOT_FOUND, 404) };
             if m == Method::DELETE {
                 let reason = if p.resolved { "ALREADY_RESOLVED" } else if p.cancelled { "ALREADY_CANCELLED" } else { "OK" };
                 let cancelled = reason == "OK";
                 p.cancelled = p.cancelled || cancelled;
-                return Ok(reply(StatusCode::OK, json!({"result": {"cancelled": cancelled, "reason": reason}, "meta": {"uuid": uuid}, "custom_meta": p.request.get("custom_meta")})));
+                return reply(StatusCode::OK, json!({"result": {"cancelled": cancelled, "reason": reason}, "meta": {"uuid": uuid}, "custom_meta": p.request.get("custom_meta")}));
             }
             let tx_type = p.request["txjson"]["TransactionType"].as_str().unwrap_or("").to_string();
             reply(StatusCode::OK, json!({
@@ -256,6 +306,23 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Response<Full<
                 "custom_meta": p.request.get("custom_meta"),
             }))
         }
+        (Method::POST, "user-tokens") => {
+            let body = Limited::new(req.into_body(), 64 * 1024).collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+            let Some(tokens) = serde_json::from_slice::<Value>(&body).ok().and_then(|v| v["tokens"].as_array().cloned()) else {
+                return error(StatusCode::BAD_REQUEST, 602);
+            };
+            let revoked = st.revoked.lock().unwrap();
+            let now = crate::session::now();
+            let states: Vec<Value> = tokens
+                .iter()
+                .filter_map(|t| t.as_str())
+                .map(|t| {
+                    let active = t.len() == 36 && !revoked.iter().any(|r| r == t);
+                    json!({"user_token": t, "active": active, "issued": now - 86_400, "expires": now + 29 * 86_400})
+                })
+                .collect();
+            reply(StatusCode::OK, json!({"tokens": states}))
+        }
         _ => error(StatusCode::NOT_FOUND, 404),
-    })
+    }
 }

@@ -46,7 +46,8 @@ async fn handle(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infalli
     Ok(resp)
 }
 
-/// Asks the gateway's broker for a sign request for the signed-in user and follows its outcome.
+/// Asks the gateway's broker for a sign request for the signed-in user and follows its outcome
+/// over the status WebSocket relay.
 const SIGN_BUTTON: &str = r#"<p><button id="sign">Request a signature</button> <span id="sign-status"></span></p>
 <script>
 document.getElementById('sign').onclick = async () => {
@@ -56,11 +57,16 @@ document.getElementById('sign').onclick = async () => {
   const p = await r.json();
   if (!p.uuid) { status.textContent = 'refused: ' + JSON.stringify(p.error); return; }
   status.innerHTML = 'Waiting: <a id="sign-link" target="_blank" href="' + p.next.always + '">open the sign request</a>';
-  const timer = setInterval(async () => {
+  // Status by WebSocket (the gateway relays Xumm's), never by polling; the outcome is then read
+  // from the gateway, which checks the signer (a socket message alone is never trusted).
+  const ws = new WebSocket(p.refs.websocket_status);
+  ws.onmessage = async (m) => {
+    const d = JSON.parse(m.data);
+    if (d.signed === undefined && !d.expired) return;
+    ws.close();
     const g = await (await fetch('/.xumm/api/v1/platform/payload/' + p.uuid)).json();
-    const outcome = g.gateway && g.gateway.outcome;
-    if (outcome && outcome !== 'pending') { clearInterval(timer); status.innerHTML = 'Outcome: <strong id="sign-outcome">' + outcome + '</strong>'; }
-  }, 1000);
+    status.innerHTML = 'Outcome: <strong id="sign-outcome">' + g.gateway.outcome + '</strong>';
+  };
 };
 </script>"#;
 

@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 use crate::account::Account;
 use crate::config::{BrokerAppConfig, XummConfig};
 use crate::session::Session;
+use crate::xumm::callback::Callback;
 use crate::xumm::client::{PlatformClient, XummError};
 
 /// Who asks.
@@ -32,6 +33,7 @@ pub struct App {
     allowed: Vec<String>,
     limiter: Limiter,
     network: Option<String>,
+    callback: Option<Callback>,
 }
 
 /// A fixed one-minute window counter.
@@ -59,12 +61,39 @@ impl Limiter {
     }
 }
 
+/// What the gateway remembers of a payload it created.
 #[derive(Clone, Debug)]
 struct Record {
     owner: String,
+    /// The backend app that asked (None for a signed-in user).
+    app: Option<Arc<App>>,
+    /// The account that must sign it, when the payload is bound to a user.
     account: Option<Account>,
     tx_type: String,
     audited: bool,
+    notified: bool,
+}
+
+/// What a fetched payload means for its record. Never "signed" when another wallet signed it or
+/// Xumm dispatched it to a network other than the one the app demands.
+fn outcome(rec: &Record, resp: &Value) -> &'static str {
+    let flag = |k: &str| resp["meta"][k].as_bool() == Some(true);
+    match (flag("resolved"), flag("signed")) {
+        (true, true) => {
+            let signer = resp["response"]["account"].as_str().unwrap_or("");
+            let network = resp["response"]["dispatched_nodetype"].as_str().unwrap_or("");
+            let wanted = rec.app.as_ref().and_then(|a| a.network.as_deref());
+            match &rec.account {
+                Some(a) if a.as_str() != signer => "signer_mismatch",
+                _ if wanted.is_some_and(|w| !w.eq_ignore_ascii_case(network)) => "network_mismatch",
+                _ => "signed",
+            }
+        }
+        (true, false) => "rejected",
+        _ if flag("cancelled") => "cancelled",
+        _ if flag("expired") => "expired",
+        _ => "pending",
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -125,6 +154,8 @@ pub struct Broker {
     apps: Vec<Arc<App>>,
     user_limiters: moka::sync::Cache<String, Arc<Limiter>>,
     records: moka::sync::Cache<String, Record>,
+    /// For app callbacks (a client of its own: callbacks go to the apps, not to Xumm).
+    notifier: crate::oidc::HttpsClient,
 }
 
 fn sha256(s: &str) -> [u8; 32] {
@@ -146,7 +177,15 @@ impl Broker {
                     }
                     None => sha256(&a.secret),
                 };
-                Arc::new(App { name: a.name.clone(), key: a.key.clone(), secret_sha256, allowed: a.allowed_tx_types.clone(), limiter: Limiter::new(a.max_per_minute), network: a.network.clone() })
+                Arc::new(App {
+                    name: a.name.clone(),
+                    key: a.key.clone(),
+                    secret_sha256,
+                    allowed: a.allowed_tx_types.clone(),
+                    limiter: Limiter::new(a.max_per_minute),
+                    network: a.network.clone(),
+                    callback: a.callback_url.as_deref().map(|u| Callback::new(u, a.callback_secret.as_deref().unwrap_or_default())),
+                })
             })
             .collect();
         Broker {
@@ -155,6 +194,7 @@ impl Broker {
             apps,
             user_limiters: moka::sync::Cache::builder().max_capacity(100_000).time_to_idle(Duration::from_secs(120)).build(),
             records: moka::sync::Cache::builder().max_capacity(1_000_000).time_to_live(Duration::from_secs(7 * 24 * 3600)).build(),
+            notifier: crate::oidc::https_client(),
         }
     }
 
@@ -193,13 +233,13 @@ impl Broker {
         if tx_type.is_empty() {
             return Err(BrokerError::BadBody);
         }
-        let (owner, account) = match caller {
+        let (owner, app, account) = match caller {
             Caller::App(app) => {
                 if !app.allowed.is_empty() && !app.allowed.iter().any(|t| *t == tx_type) {
                     return Err(BrokerError::TxTypeNotAllowed(tx_type));
                 }
                 app.limiter.take().map_err(BrokerError::RateLimited)?;
-                (format!("app:{}", app.name), bound)
+                (format!("app:{}", app.name), Some(app.clone()), bound)
             }
             Caller::User(s) => {
                 let limiter = self.user_limiters.get_with(s.account.to_string(), || Arc::new(Limiter::new(10)));
@@ -213,13 +253,13 @@ impl Broker {
                 if let Some(own) = &s.user_token {
                     obj.insert("user_token".into(), json!(own));
                 }
-                (format!("user:{}", s.account), Some(s.account.clone()))
+                (format!("user:{}", s.account), None, Some(s.account.clone()))
             }
         };
         let resp = self.client.call(Method::POST, "payload", Some(&body)).await?;
         let uuid = resp["uuid"].as_str().unwrap_or_default().to_string();
         if !uuid.is_empty() {
-            self.records.insert(uuid.clone(), Record { owner: owner.clone(), account, tx_type: tx_type.clone(), audited: false });
+            self.records.insert(uuid.clone(), Record { owner: owner.clone(), app, account, tx_type: tx_type.clone(), audited: false, notified: false });
         }
         tracing::info!(target: "xumm_gate::audit", owner = %owner, tx_type = %tx_type, uuid = %uuid, outcome = "created", "sign request");
         Ok(resp)
@@ -241,30 +281,9 @@ impl Broker {
 
     /// GET payload: Xumm's answer, with the signer checked against the bound account.
     pub async fn get(&self, caller: &Caller, uuid: &str) -> Result<Value, BrokerError> {
-        let mut rec = self.owned(caller, uuid)?;
+        let rec = self.owned(caller, uuid)?;
         let mut resp = self.client.call(Method::GET, &format!("payload/{uuid}"), None).await?;
-        let resolved = resp["meta"]["resolved"].as_bool().unwrap_or(false);
-        let signed = resp["meta"]["signed"].as_bool().unwrap_or(false);
-        let outcome = match (resolved, signed) {
-            (true, true) => {
-                let signer = resp["response"]["account"].as_str().unwrap_or("");
-                let network = resp["response"]["dispatched_nodetype"].as_str().unwrap_or("");
-                let wanted = match caller {
-                    Caller::App(app) => app.network.as_deref(),
-                    Caller::User(_) => None,
-                };
-                match &rec.account {
-                    // Never reported as signed: the wrong wallet signed it.
-                    Some(a) if a.as_str() != signer => "signer_mismatch",
-                    _ if wanted.is_some_and(|w| !w.eq_ignore_ascii_case(network)) => "network_mismatch",
-                    _ => "signed",
-                }
-            }
-            (true, false) => "rejected",
-            _ if resp["meta"]["cancelled"].as_bool() == Some(true) => "cancelled",
-            _ if resp["meta"]["expired"].as_bool() == Some(true) => "expired",
-            _ => "pending",
-        };
+        let outcome = outcome(&rec, &resp);
         if outcome.ends_with("_mismatch") {
             resp["meta"]["signed"] = json!(false);
         }
@@ -273,36 +292,53 @@ impl Broker {
         if let Some(app) = resp.get_mut("application").and_then(|a| a.as_object_mut()) {
             app.remove("issued_user_token");
         }
-        if outcome != "pending" && !rec.audited {
-            rec.audited = true;
-            tracing::info!(target: "xumm_gate::audit", owner = %rec.owner, account = rec.account.as_ref().map_or("-", |a| a.as_str()), tx_type = %rec.tx_type, uuid = %uuid, outcome, "sign request");
-            self.records.insert(uuid.to_string(), rec);
-        }
+        self.settle(uuid, rec, outcome, &resp, "api");
         Ok(resp)
     }
 
-    /// A verified webhook told us a payload resolved: fetch it (the body is deliberately partial)
-    /// and write its audit line with the signer check.
+    /// A verified webhook told us a payload resolved: fetch it (the body is deliberately partial),
+    /// check the signer, write the audit line and notify the owning app.
     pub async fn resolved(&self, uuid: &str) {
         let Some(rec) = self.records.get(uuid) else { return };
-        let caller_owner = rec.owner.clone();
-        let resp = match self.client.call(Method::GET, &format!("payload/{uuid}"), None).await {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::warn!(uuid = %uuid, cause = %e, "cannot fetch a webhook's payload");
-                return;
+        match self.client.call(Method::GET, &format!("payload/{uuid}"), None).await {
+            Ok(resp) => {
+                let o = outcome(&rec, &resp);
+                self.settle(uuid, rec, o, &resp, "webhook");
             }
-        };
-        let signed = resp["meta"]["resolved"].as_bool() == Some(true) && resp["meta"]["signed"].as_bool() == Some(true);
-        let signer = resp["response"]["account"].as_str().unwrap_or("");
-        let outcome = match (&rec.account, signed) {
-            (Some(a), true) if a.as_str() != signer => "signer_mismatch",
-            (_, true) => "signed",
-            _ => "rejected",
-        };
-        if !rec.audited {
-            tracing::info!(target: "xumm_gate::audit", owner = %caller_owner, account = rec.account.as_ref().map_or("-", |a| a.as_str()), tx_type = %rec.tx_type, uuid = %uuid, outcome, via = "webhook", "sign request");
-            self.records.insert(uuid.to_string(), Record { audited: true, ..rec });
+            Err(e) => tracing::warn!(uuid = %uuid, cause = %e, "cannot fetch a webhook's payload"),
+        }
+    }
+
+    /// Once per payload and outcome: the audit line, and (for an app with a `callback_url`, after
+    /// the webhook) the signed notification.
+    fn settle(&self, uuid: &str, mut rec: Record, outcome: &'static str, resp: &Value, via: &'static str) {
+        if outcome == "pending" {
+            return;
+        }
+        let audit = !rec.audited;
+        let notify = via == "webhook" && !rec.notified && rec.app.as_ref().is_some_and(|a| a.callback.is_some());
+        if !audit && !notify {
+            return;
+        }
+        if audit {
+            tracing::info!(target: "xumm_gate::audit", owner = %rec.owner, account = rec.account.as_ref().map_or("-", |a| a.as_str()), tx_type = %rec.tx_type, uuid = %uuid, outcome, via, "sign request");
+        }
+        rec.audited = true;
+        rec.notified |= notify;
+        self.records.insert(uuid.to_string(), rec.clone());
+        if let (true, Some(app)) = (notify, rec.app) {
+            let body = json!({
+                "uuid": uuid, "app": app.name, "outcome": outcome, "tx_type": rec.tx_type,
+                "account": rec.account.as_ref().map(|a| a.as_str()), "signer": resp["response"]["account"],
+                "txid": resp["response"]["txid"], "network": resp["response"]["dispatched_nodetype"],
+                "custom_meta": resp["custom_meta"],
+            });
+            let (client, uuid) = (self.notifier.clone(), uuid.to_string());
+            tokio::spawn(async move {
+                if let Some(cb) = &app.callback {
+                    cb.deliver(&client, &app.name, &uuid, body).await;
+                }
+            });
         }
     }
 

@@ -2,14 +2,15 @@
 //! or return the API secret, never retry a call that is not idempotent, and never pile on when
 //! Xumm says to slow down.
 
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{Method, Request, StatusCode, header};
 use http_body_util::Full;
 
 use crate::config::XummConfig;
-use crate::oidc::{HttpsClient, fetch, https_client};
+use crate::oidc::{HttpsClient, fetch_with_headers, https_client};
 
 #[derive(Debug, thiserror::Error)]
 pub enum XummError {
@@ -23,16 +24,69 @@ pub enum XummError {
     Json,
 }
 
+/// Calls left in Xumm's sliding minute at or below which the client starts pacing itself.
+const RESERVE: u64 = 1;
+/// The longest pause taken from a Retry-After header (a broken header must not stall the broker).
+const MAX_PAUSE: Duration = Duration::from_secs(300);
+
 pub struct PlatformClient {
     base: String,
     key: String,
     secret: String,
     client: HttpsClient,
+    /// No call goes to Xumm before this instant (set by a 429 or a low X-RateLimit-Remaining).
+    paused_until: Mutex<Option<Instant>>,
+}
+
+/// One entry of `POST user-tokens`.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct UserTokenState {
+    pub user_token: String,
+    pub active: bool,
+    #[serde(default)]
+    pub issued: Option<u64>,
+    #[serde(default)]
+    pub expires: Option<u64>,
 }
 
 impl PlatformClient {
     pub fn new(cfg: &XummConfig) -> PlatformClient {
-        PlatformClient { base: cfg.api_url.trim_end_matches('/').to_string(), key: cfg.api_key.clone(), secret: cfg.api_secret.clone(), client: https_client() }
+        PlatformClient { base: cfg.api_url.trim_end_matches('/').to_string(), key: cfg.api_key.clone(), secret: cfg.api_secret.clone(), client: https_client(), paused_until: Mutex::new(None) }
+    }
+
+    /// Seconds callers should wait while the client holds calls back, or None.
+    fn paused(&self) -> Option<u64> {
+        let until = (*self.paused_until.lock().unwrap())?;
+        let left = until.checked_duration_since(Instant::now())?;
+        Some(left.as_secs_f64().ceil().max(1.0) as u64)
+    }
+
+    fn pause(&self, d: Duration) {
+        let until = Instant::now() + d.min(MAX_PAUSE);
+        let mut p = self.paused_until.lock().unwrap();
+        if p.is_none_or(|old| old < until) {
+            *p = Some(until);
+        }
+    }
+
+    /// Reads Xumm's rate-limit headers. Xumm counts a sliding minute, so a slot frees up about
+    /// every `60 / limit` seconds: near the end of the budget the client paces itself at that rate
+    /// instead of spending the last calls and then being refused for up to a minute.
+    fn observe(&self, status: StatusCode, h: &http::HeaderMap) {
+        let num = |name: &str| h.get(name).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok());
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            self.pause(Duration::from_secs(num("retry-after").unwrap_or(60)));
+        } else if let (Some(remaining), Some(limit)) = (num("x-ratelimit-remaining"), num("x-ratelimit-limit")) {
+            if remaining <= RESERVE && limit > 0 {
+                self.pause(Duration::from_secs_f64((60.0 / limit as f64).max(1.0)));
+            }
+        }
+    }
+
+    /// `POST user-tokens`: which of these Xumm user tokens are still active.
+    pub async fn verify_user_tokens(&self, tokens: &[String]) -> Result<Vec<UserTokenState>, XummError> {
+        let v = self.call(Method::POST, "user-tokens", Some(&serde_json::json!({"tokens": tokens}))).await?;
+        serde_json::from_value(v["tokens"].clone()).map_err(|_| XummError::Json)
     }
 
     /// Opens Xumm's status WebSocket for `uuid` with the caller's handshake headers and returns
@@ -62,13 +116,17 @@ impl PlatformClient {
         &self.base
     }
 
-    /// One call; idempotent ones (GET, DELETE) are retried with backoff on 5xx and connection errors.
+    /// One call; idempotent ones (GET, DELETE, the read-only `POST user-tokens`) are retried with
+    /// backoff on 5xx and connection errors. While Xumm asks to slow down, nothing is sent.
     pub async fn call(&self, method: Method, path: &str, body: Option<&serde_json::Value>) -> Result<serde_json::Value, XummError> {
-        let idempotent = method != Method::POST;
+        let idempotent = method != Method::POST || path == "user-tokens";
         let mut delay = Duration::from_millis(200);
         let mut attempt = 0;
         loop {
             attempt += 1;
+            if let Some(retry_after) = self.paused() {
+                return Err(XummError::RateLimited { retry_after });
+            }
             match self.once(&method, path, body).await {
                 Err(XummError::Unavailable(_)) | Err(XummError::Api { status: StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT | StatusCode::INTERNAL_SERVER_ERROR, .. })
                     if idempotent && attempt < 3 =>
@@ -92,9 +150,10 @@ impl PlatformClient {
             .header(header::ACCEPT, "application/json")
             .body(Full::new(bytes))
             .map_err(|e| XummError::Unavailable(e.to_string()))?;
-        let (status, body) = fetch(&self.client, req).await.map_err(|e| XummError::Unavailable(e.to_string()))?;
+        let (status, headers, body) = fetch_with_headers(&self.client, req).await.map_err(|e| XummError::Unavailable(e.to_string()))?;
+        self.observe(status, &headers);
         if status == StatusCode::TOO_MANY_REQUESTS {
-            return Err(XummError::RateLimited { retry_after: 60 });
+            return Err(XummError::RateLimited { retry_after: self.paused().unwrap_or(1) });
         }
         let json: serde_json::Value = serde_json::from_slice(&body).map_err(|_| XummError::Json)?;
         if !status.is_success() || json.get("error").is_some_and(|e| e.is_object()) {

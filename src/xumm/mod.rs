@@ -2,6 +2,7 @@
 //! into a log line, an error body or a response.
 
 pub mod broker;
+pub mod callback;
 pub mod client;
 pub mod handle;
 pub mod routes;

@@ -110,8 +110,7 @@ impl Gateway {
         match (method, rest) {
             (Method::GET, "ping") => broker.ping(&caller).await,
             (Method::POST, "payload") => {
-                let bytes = Limited::new(req.into_body(), MAX_BODY).collect().await.map_err(|_| BrokerError::BadBody)?.to_bytes();
-                let mut body: serde_json::Value = serde_json::from_slice(&bytes).map_err(|_| BrokerError::BadBody)?;
+                let mut body = read_json(req).await?;
                 let bound = self.swap_handle(&caller, &mut body).await?;
                 let mut resp = broker.create(&caller, body, bound).await?;
                 // Status updates come through the gateway's relay, not straight from Xumm.
@@ -122,6 +121,10 @@ impl Gateway {
                     resp["refs"]["websocket_status"] = serde_json::json!(format!("{}{}/sign/{uuid}", base.as_str().trim_end_matches('/'), self.server.prefix));
                 }
                 Ok(resp)
+            }
+            (Method::POST, "user-tokens") => {
+                let body = read_json(req).await?;
+                self.verify_handles(broker, &caller, &body).await
             }
             (Method::GET, r) if r.starts_with("payload/") => broker.get(&caller, uuid(r)?).await,
             (Method::DELETE, r) if r.starts_with("payload/") => broker.cancel(&caller, uuid(r)?).await,
@@ -141,6 +144,33 @@ impl Gateway {
         Ok(Some(session.account.clone()))
     }
 
+    /// `POST user-tokens` for an app: the tokens are its handles. Each live handle is checked
+    /// with Xumm under the real token and answered under the handle; a handle that does not open
+    /// for this app (or whose session ended) is inactive without asking Xumm.
+    async fn verify_handles(&self, broker: &Broker, caller: &Caller, body: &serde_json::Value) -> Result<serde_json::Value, BrokerError> {
+        let Caller::App(app) = caller else { return Err(BrokerError::NotFound) };
+        let handles: Vec<&str> = body["tokens"].as_array().ok_or(BrokerError::BadBody)?.iter().filter_map(|t| t.as_str()).take(100).collect();
+        let mut real = Vec::new();
+        for h in &handles {
+            let token = match &self.auth {
+                Some(auth) => crate::xumm::handle::resolve(auth, h, &app.name).await.and_then(|s| s.user_token.clone()),
+                None => None,
+            };
+            real.push(token);
+        }
+        let asked: Vec<String> = real.iter().flatten().cloned().collect();
+        let states = if asked.is_empty() { Vec::new() } else { broker.client.verify_user_tokens(&asked).await? };
+        let tokens: Vec<serde_json::Value> = handles
+            .iter()
+            .zip(&real)
+            .map(|(h, r)| match r.as_ref().and_then(|r| states.iter().find(|s| &s.user_token == r)) {
+                Some(s) => serde_json::json!({"user_token": h, "active": s.active, "issued": s.issued, "expires": s.expires}),
+                None => serde_json::json!({"user_token": h, "active": false}),
+            })
+            .collect();
+        Ok(serde_json::json!({"tokens": tokens}))
+    }
+
     /// CSRF defence for cookie callers: JSON only, and an Origin (when sent) that is ours or a
     /// configured CORS origin.
     fn check_same_origin(&self, req: &Request<Incoming>) -> Result<(), BrokerError> {
@@ -157,6 +187,11 @@ impl Gateway {
         }
         Ok(())
     }
+}
+
+async fn read_json(req: Request<Incoming>) -> Result<serde_json::Value, BrokerError> {
+    let bytes = Limited::new(req.into_body(), MAX_BODY).collect().await.map_err(|_| BrokerError::BadBody)?.to_bytes();
+    serde_json::from_slice(&bytes).map_err(|_| BrokerError::BadBody)
 }
 
 fn uuid(rest: &str) -> Result<&str, BrokerError> {

@@ -18,6 +18,8 @@ try {
   out.resolved = got.meta.resolved;
   const cancelled = await sdk.payload.cancel(created.uuid, true);
   out.cancelled = cancelled.result.cancelled;
+  // a value that is no handle of this app's: inactive, answered without asking Xumm
+  out.verified = await sdk.verifyUserTokens(['0e1c1a8e-0000-4000-8000-000000000000']);
   // subscribe: the SDK derives ws(s)://<endpoint>/sign/<uuid>, the gateway's relay to Xumm
   const watched = await sdk.payload.create({ txjson: { TransactionType: 'Payment', Destination: 'r9DvujRNfGrZr4nBjudEJJWFBNfkDfcwNA', Amount: '1' } }, true);
   const sub = await sdk.payload.subscribe(watched.uuid, (event) => {
