@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Whole-gateway load benchmark: upstream direct, nginx plain reverse proxy, xumm-gate (public route).
-# Usage: benches/load.sh [duration=10s] [connections=32]
+# Usage: [WORKERS=1] [ROUNDS=3] benches/load.sh [duration=10s] [connections=32]
 # Installs nginx and wrk from Debian when missing. Everything runs on 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DUR=${1:-10s}
 CONNS=${2:-32}
 WORKERS=${WORKERS:-1}   # gateway worker threads = nginx worker_processes
+ROUNDS=${ROUNDS:-3}     # nginx / public / signed-in runs, in turn
+PERF=${PERF:-}          # perf arguments, e.g. PERF="record -F 2999 -o /tmp/perf.data": perf <args>
+                        # -p <gateway pid> runs during the signed-in run
 
 need=()
 command -v wrk >/dev/null || need+=(wrk)
@@ -69,23 +72,55 @@ TOML
 "$BIN" dev-provider --listen "127.0.0.1:$IDP" --client-id "$CLIENT_ID" --client-secret "$CLIENT_SECRET" >/dev/null 2>&1 &
 pids+=($!)
 "$BIN" run --config "$work/gate.toml" 2>"$work/gate.log" &
-pids+=($!)
+GATE_PID=$!
+pids+=($GATE_PID)
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$ADMIN/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
 COOKIE=$(python3 benches/login.py "http://127.0.0.1:$GW" rHb9CJAWyB4rj91VRWn96DkukG4bwdtyTh)
 curl -sf -H "Cookie: $COOKIE" "http://127.0.0.1:$GW/" >/dev/null || { echo "signed-in request failed" >&2; exit 1; }
 
-run() { # name url
-  local out rps p50 p99
+# CPU time (user + system, in clock ticks) of some processes, from /proc.
+ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo "$t"; }
+HZ=$(getconf CLK_TCK)
+per_req() { awk -v t="$1" -v n="$2" -v hz="$HZ" 'BEGIN { printf "%.1f", t * 1000000 / hz / n }'; }
+NGINX_PIDS=$(pgrep -f "nginx: worker process" -P "$(cat "$work/nginx.pid")" | tr '\n' ' ')
+
+run() { # name url [wrk args]: prints req/s, latency and the CPU each side spent per request
+  local out rps p50 p99 reqs g0 n0 g1 n1
+  g0=$(ticks "$GATE_PID"); n0=$(ticks $NGINX_PIDS)
   out=$(wrk -t1 -c"$CONNS" -d"$DUR" --latency "${@:3}" "$2")
+  g1=$(ticks "$GATE_PID"); n1=$(ticks $NGINX_PIDS)
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   p50=$(awk '$1=="50%" {print $2}' <<<"$out")
   p99=$(awk '$1=="99%" {print $2}' <<<"$out")
-  printf '%-22s %12s req/s   p50 %-9s p99 %-9s\n' "$1" "$rps" "$p50" "$p99" >&2
+  reqs=$(awk '/requests in/ {print $1}' <<<"$out")
+  printf '%-22s %12s req/s   p50 %-9s p99 %-9s cpu/req: xumm-gate %5.1f us, nginx %5.1f us\n' "$1" "$rps" "$p50" "$p99" \
+    "$(per_req $((g1 - g0)) "$reqs")" "$(per_req $((n1 - n0)) "$reqs")" >&2
   echo "$rps"
 }
-echo "wrk -t1 -c$CONNS -d$DUR, gateway workers=$WORKERS, nginx worker_processes=$WORKERS" >&2
+echo "wrk -t1 -c$CONNS -d$DUR, gateway workers=$WORKERS, nginx worker_processes=$WORKERS, $ROUNDS rounds" >&2
 run "upstream direct" "http://127.0.0.1:$UP/" >/dev/null
-NGX=$(run "nginx proxy" "http://127.0.0.1:$NG/")
-GWR=$(run "xumm-gate (public)" "http://127.0.0.1:$GW/public/")
-GWS=$(run "xumm-gate (signed in)" "http://127.0.0.1:$GW/" -H "Cookie: $COOKIE")
-python3 -c "print('ratio xumm-gate/nginx: public %.2f, signed in %.2f' % ($GWR/$NGX, $GWS/$NGX))"
+# This machine's speed drifts by +-15% within a minute, so nginx and xumm-gate take turns, round
+# after round; each round's ratio compares runs seconds apart, and the median round is reported.
+ratios=()
+for round in $(seq "$ROUNDS"); do
+  echo "round $round" >&2
+  # the order rotates each round, so no contender always runs right after another
+  for turn in $(seq 0 2); do
+    case $(( (turn + round) % 3 )) in
+      0) NGX=$(run "nginx proxy" "http://127.0.0.1:$NG/") ;;
+      1) GWR=$(run "xumm-gate (public)" "http://127.0.0.1:$GW/public/") ;;
+      2)
+        if [ -n "$PERF" ] && [ "$round" = 1 ]; then
+          # shellcheck disable=SC2086 # PERF is a list of arguments
+          perf $PERF -p "$GATE_PID" -- sleep "${DUR%s}" 2>"$work/perf.txt" &
+          PERF_PID=$!
+        fi
+        GWS=$(run "xumm-gate (signed in)" "http://127.0.0.1:$GW/" -H "Cookie: $COOKIE")
+        if [ -n "$PERF" ] && [ "$round" = 1 ]; then wait "$PERF_PID" || true; cat "$work/perf.txt" >&2; fi
+        ;;
+    esac
+  done
+  ratios+=("$(awk -v n="$NGX" -v p="$GWR" -v s="$GWS" 'BEGIN { printf "%.3f %.3f", p / n, s / n }')")
+done
+printf '%s\n' "${ratios[@]}" | awk '{ p[NR] = $1; s[NR] = $2; printf "round %d ratio xumm-gate/nginx: public %.2f, signed in %.2f\n", NR, $1, $2 }
+  END { n = asort(p); asort(s); m = int((n + 1) / 2); printf "median ratio xumm-gate/nginx: public %.2f, signed in %.2f\n", p[m], s[m] }' >&2

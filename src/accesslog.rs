@@ -8,8 +8,9 @@ use http::{Method, StatusCode};
 
 pub struct AccessLog {
     pub method: Method,
-    /// Normalized path, no query (queries can carry tokens).
-    pub path: Box<str>,
+    /// The normalized path and query (None when the path was refused); only the path is logged
+    /// (queries can carry tokens).
+    pub path: Option<http::uri::PathAndQuery>,
     pub route: Arc<crate::metrics::RouteMetrics>,
     pub upstream: Option<Arc<str>>,
     pub status: StatusCode,
@@ -27,7 +28,7 @@ impl Drop for AccessLog {
         tracing::info!(
             target: "xumm_gate::access",
             method = %self.method,
-            path = %self.path,
+            path = self.path.as_ref().map_or("<invalid>", |p| p.path()),
             status = self.status.as_u16(),
             route = %self.route.label,
             upstream = self.upstream.as_deref().unwrap_or("-"),

@@ -5,6 +5,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+/// mimalloc instead of glibc malloc: the proxy path allocates small, short-lived buffers on every
+/// request, and glibc's malloc/free/consolidate were ~6% of the gateway's CPU (BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use xumm_gate::config::{Config, process_env};
 
 #[derive(Parser)]

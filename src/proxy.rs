@@ -57,29 +57,33 @@ impl Upstream {
         }
     }
 
-    /// The URI to send upstream for a normalized request path and the original query.
-    fn target(&self, path: &str, query: Option<&str>) -> Result<Uri, GatewayError> {
-        let mut rest = path;
-        if self.strip_prefix && !self.prefix.is_empty() {
-            rest = &path[self.prefix.len()..];
-        }
-        let mut pq = String::with_capacity(self.base_path.len() + rest.len() + query.map_or(0, |q| q.len() + 1) + 1);
-        pq.push_str(&self.base_path);
-        if !rest.starts_with('/') {
-            pq.push('/');
-        }
-        pq.push_str(rest);
-        if let Some(q) = query {
-            pq.push('?');
-            pq.push_str(q);
-        }
-        let pq = PathAndQuery::try_from(pq).map_err(|_| GatewayError::NoUpstream)?;
-        Uri::builder()
-            .scheme(self.scheme.clone())
-            .authority(self.authority.clone())
-            .path_and_query(pq)
-            .build()
-            .map_err(|_| GatewayError::NoUpstream)
+    /// The URI to send upstream for a request whose URI already carries the normalized path.
+    /// Without a base path or prefix stripping, the request's path and query are reused as they
+    /// are (a refcount, no copy).
+    fn target(&self, req: &Uri) -> Result<Uri, GatewayError> {
+        let mut parts = http::uri::Parts::default();
+        parts.scheme = Some(self.scheme.clone());
+        parts.authority = Some(self.authority.clone());
+        let strip = self.strip_prefix && !self.prefix.is_empty();
+        parts.path_and_query = if self.base_path.is_empty() && !strip {
+            req.path_and_query().cloned()
+        } else {
+            let path = req.path();
+            let rest = if strip { &path[self.prefix.len().min(path.len())..] } else { path };
+            let query = req.query();
+            let mut pq = String::with_capacity(self.base_path.len() + rest.len() + query.map_or(0, |q| q.len() + 1) + 1);
+            pq.push_str(&self.base_path);
+            if !rest.starts_with('/') {
+                pq.push('/');
+            }
+            pq.push_str(rest);
+            if let Some(q) = query {
+                pq.push('?');
+                pq.push_str(q);
+            }
+            Some(PathAndQuery::try_from(pq).map_err(|_| GatewayError::NoUpstream)?)
+        };
+        Uri::from_parts(parts).map_err(|_| GatewayError::NoUpstream)
     }
 }
 
@@ -120,12 +124,13 @@ impl Proxy {
         }
     }
 
-    /// This thread's pooled client (built on first use; cloning it is a refcount bump).
-    fn client(&self) -> UpstreamClient {
+    /// Sends `req` on this thread's pooled client (built on first use). The client is borrowed,
+    /// not cloned: `request` already takes the handles its future needs.
+    fn request(&self, req: Request<Incoming>) -> hyper_util::client::legacy::ResponseFuture {
         POOLS.with(|pools| {
             let mut pools = pools.borrow_mut();
             if let Some((_, c)) = pools.iter().find(|(id, _)| *id == self.id) {
-                return c.clone();
+                return c.request(req);
             }
             let mut connector = HttpConnector::new();
             connector.set_nodelay(true);
@@ -137,8 +142,9 @@ impl Proxy {
                 .pool_idle_timeout(self.idle_timeout)
                 .pool_max_idle_per_host(1024)
                 .build(connector);
-            pools.push((self.id, client.clone()));
-            client
+            let fut = client.request(req);
+            pools.push((self.id, client));
+            fut
         })
     }
 
@@ -157,14 +163,13 @@ impl Proxy {
         &self,
         mut req: Request<Incoming>,
         up: &Upstream,
-        path: &str,
         peer: SocketAddr,
     ) -> Result<Response<Body>, GatewayError> {
         let upgrade = upgrade_requested(req.headers());
         let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
         let trusted = self.is_trusted(&peer);
 
-        let uri = up.target(path, req.uri().query())?;
+        let uri = up.target(req.uri())?;
         let host = req
             .headers()
             .get(header::HOST)
@@ -183,7 +188,7 @@ impl Proxy {
         }
 
         let started = Instant::now();
-        let result = tokio::time::timeout(self.timeout, self.client().request(req)).await;
+        let result = tokio::time::timeout(self.timeout, self.request(req)).await;
         crate::metrics::record(&up.latency, started.elapsed());
         let mut resp = match result {
             Err(_) => {
@@ -262,15 +267,31 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap) {
     }
 }
 
+/// The peer's address as a header value. A proxy sees the same few peers over and over (one
+/// client per keep-alive connection, or a load balancer), so each thread keeps the last one.
+fn peer_value(ip: std::net::IpAddr) -> HeaderValue {
+    thread_local! {
+        static LAST: std::cell::RefCell<Option<(std::net::IpAddr, HeaderValue)>> = const { std::cell::RefCell::new(None) };
+    }
+    LAST.with_borrow_mut(|last| match last {
+        Some((a, v)) if *a == ip => v.clone(),
+        _ => {
+            let v = HeaderValue::from_str(&ip.to_string()).expect("an IP address is a valid header value");
+            *last = Some((ip, v.clone()));
+            v
+        }
+    })
+}
+
 /// Sets X-Forwarded-For/Proto/Host and Via. A client's own X-Forwarded-* are kept (and appended
 /// to) only when the peer is a trusted proxy; otherwise they are replaced.
 fn set_forwarded(h: &mut HeaderMap, peer: SocketAddr, trusted: bool, host: Option<HeaderValue>, proto: &HeaderValue) {
-    let ip = peer.ip().to_canonical().to_string();
+    let ip = peer_value(peer.ip().to_canonical());
     let xff = match (trusted, h.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok())) {
-        (true, Some(prev)) if !prev.is_empty() => format!("{prev}, {ip}"),
-        _ => ip,
+        (true, Some(prev)) if !prev.is_empty() => HeaderValue::from_str(&format!("{prev}, {}", ip.to_str().unwrap_or_default())).ok(),
+        _ => Some(ip),
     };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
+    if let Some(v) = xff {
         h.insert(X_FORWARDED_FOR.clone(), v);
     }
     if !(trusted && h.contains_key(&X_FORWARDED_PROTO)) {

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use http::uri::PathAndQuery;
 use http::{Method, Request, Response, StatusCode, Uri, header};
 use hyper::body::Incoming;
 
@@ -26,13 +27,15 @@ impl Gateway {
         let method = req.method().clone();
         let accept = req.headers().get(header::ACCEPT).cloned();
 
-        let path = match crate::path::normalize(req.uri().path()) {
-            Ok(p) => p,
+        // The normalized path, shared with the request's URI (a refcount, no copy, when the
+        // client's path is already normal) and with the access log.
+        let normal = match path_and_query(&mut req) {
+            Ok(pq) => pq,
             Err(e) => {
-                let mut resp = GatewayError::from(e).response(accept.as_ref());
+                let mut resp = e.response(accept.as_ref());
                 let log = AccessLog {
                     method,
-                    path: "<invalid>".into(),
+                    path: None,
                     route: self.invalid_route.clone(),
                     upstream: None,
                     status: resp.status(),
@@ -45,11 +48,9 @@ impl Gateway {
                 return Ok(resp);
             }
         };
-        if path != req.uri().path() {
-            set_path(&mut req, &path);
-        }
+        let path = normal.path();
 
-        let decision = self.routes.decide(&path);
+        let decision = self.routes.decide(path);
         let route_label = decision.route.map(|r| r.metrics.clone()).unwrap_or_else(|| self.default_route.clone());
         let mut upstream_label = None;
         // Client-sent identity headers never survive, on any route or endpoint.
@@ -58,12 +59,12 @@ impl Gateway {
         let preflight = if origin.is_some() { self.cors.preflight(req.method(), req.headers()) } else { None };
         let result = if let Some(p) = preflight {
             Ok(p)
-        } else if crate::path::has_prefix(&path, &self.server.prefix) {
+        } else if crate::path::has_prefix(path, &self.server.prefix) {
             Ok(self.endpoint(req, &path[self.server.prefix.len()..], peer).await)
         } else {
             match self.admit(&mut req, &decision).await {
                 Err(denied) => Ok(denied),
-                Ok(session) => match self.proxy.select(&path) {
+                Ok(session) => match self.proxy.select(path) {
                     None => Err(GatewayError::NoUpstream),
                     Some(up) => {
                         upstream_label = Some(up.label.clone());
@@ -77,7 +78,7 @@ impl Gateway {
                                 req.headers_mut().insert(name.clone(), v);
                             }
                         }
-                        self.proxy.forward(req, up, &path, peer).await
+                        self.proxy.forward(req, up, peer).await
                     }
                 },
             }
@@ -86,7 +87,7 @@ impl Gateway {
         self.cors.decorate(origin, resp.headers_mut());
         let log = AccessLog {
             method,
-            path: path.into_boxed_str(),
+            path: Some(normal.clone()),
             route: route_label,
             upstream: upstream_label,
             status: resp.status(),
@@ -184,17 +185,21 @@ pub(crate) fn allowed(route: Option<&crate::policy::Route>, s: &Session) -> bool
         && (r.allow_networks.is_empty() || s.network.as_ref().is_some_and(|n| r.allow_networks.iter().any(|x| x.eq_ignore_ascii_case(n))))
 }
 
-/// Replaces the request path with its normalized form, keeping the query.
-fn set_path(req: &mut Request<Incoming>, path: &str) {
-    let mut parts = req.uri().clone().into_parts();
-    let pq = match req.uri().query() {
-        Some(q) => format!("{path}?{q}"),
-        None => path.to_string(),
-    };
-    if let Ok(pq) = pq.parse() {
-        parts.path_and_query = Some(pq);
-        if let Ok(uri) = Uri::from_parts(parts) {
-            *req.uri_mut() = uri;
-        }
+/// The request's path and query with the path normalized; the request's URI is rewritten to it
+/// when normalizing changed anything, so policy, upstream and log see one path.
+fn path_and_query(req: &mut Request<Incoming>) -> Result<PathAndQuery, GatewayError> {
+    let uri = req.uri();
+    if crate::path::is_normal(uri.path()) {
+        return Ok(uri.path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/")));
     }
+    let path = crate::path::normalize(uri.path())?;
+    let pq = match uri.query() {
+        Some(q) => format!("{path}?{q}"),
+        None => path,
+    };
+    let pq = PathAndQuery::try_from(pq).map_err(|_| GatewayError::BadPath(crate::path::PathError::BadEncoding))?;
+    let mut parts = req.uri().clone().into_parts();
+    parts.path_and_query = Some(pq.clone());
+    *req.uri_mut() = Uri::from_parts(parts).map_err(|_| GatewayError::BadPath(crate::path::PathError::BadEncoding))?;
+    Ok(pq)
 }

@@ -1,9 +1,10 @@
-//! In-memory session store (moka). It must never return an entry past its own expiry.
+//! In-memory session store (moka's sync cache: a lookup never yields to the runtime). It must
+//! never return an entry past its own expiry.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use moka::future::Cache;
+use moka::sync::Cache;
 use moka::Expiry;
 
 use super::{Session, SessionStore, StoreError, now};
@@ -30,14 +31,14 @@ impl MemoryStore {
 
 impl SessionStore for MemoryStore {
     async fn get(&self, id: &str) -> Result<Option<Arc<Session>>, StoreError> {
-        Ok(self.cache.get(id).await.filter(|s| !s.expired()))
+        Ok(self.cache.get(id).filter(|s| !s.expired()))
     }
     async fn put(&self, id: String, session: Arc<Session>) -> Result<(), StoreError> {
-        self.cache.insert(id, session).await;
+        self.cache.insert(id, session);
         Ok(())
     }
     async fn delete(&self, id: &str) -> Result<(), StoreError> {
-        self.cache.invalidate(id).await;
+        self.cache.invalidate(id);
         Ok(())
     }
 }
