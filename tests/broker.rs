@@ -310,6 +310,19 @@ async fn status_websocket_is_relayed_through_the_gateway() {
     let resolved = next(tokio::time::timeout(std::time::Duration::from_secs(5), ws.next()).await.unwrap());
     assert_eq!(resolved["payload_uuidv4"], uuid);
     assert_eq!(resolved["signed"], true);
+    // the outcome message makes the gateway fetch the result itself (signer check, audit line)
+    let fetched = format!("GET /api/v1/platform/payload/{uuid}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !platform.calls().contains(&fetched) {
+        assert!(std::time::Instant::now() < deadline, "the gateway never fetched the payload: {:?}", platform.calls());
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // keepalive pings (text, as the SDK sends them) reach Xumm and its answer comes back
+    use futures_util::SinkExt;
+    ws.send(tokio_tungstenite::tungstenite::Message::text("{\"ping\":true}")).await.unwrap();
+    let pong = next(tokio::time::timeout(std::time::Duration::from_secs(5), ws.next()).await.unwrap());
+    assert_eq!(pong["message"], "Right back at you!");
+    ws.close(None).await.unwrap();
     // a payload the gateway did not create is not relayed
     let unknown = tokio_tungstenite::connect_async(format!("ws://{}/.xumm/sign/00000000-0000-4000-8000-000000000000", gw.addr)).await;
     assert!(unknown.is_err());

@@ -70,6 +70,8 @@ struct Record {
     /// The account that must sign it, when the payload is bound to a user.
     account: Option<Account>,
     tx_type: String,
+    /// Unix seconds.
+    created: u64,
     audited: bool,
     notified: bool,
 }
@@ -235,7 +237,7 @@ impl Broker {
         }
         let (owner, app, account) = match caller {
             Caller::App(app) => {
-                if !app.allowed.is_empty() && !app.allowed.iter().any(|t| *t == tx_type) {
+                if !app.allowed.is_empty() && !app.allowed.contains(&tx_type) {
                     return Err(BrokerError::TxTypeNotAllowed(tx_type));
                 }
                 app.limiter.take().map_err(BrokerError::RateLimited)?;
@@ -259,7 +261,7 @@ impl Broker {
         let resp = self.client.call(Method::POST, "payload", Some(&body)).await?;
         let uuid = resp["uuid"].as_str().unwrap_or_default().to_string();
         if !uuid.is_empty() {
-            self.records.insert(uuid.clone(), Record { owner: owner.clone(), app, account, tx_type: tx_type.clone(), audited: false, notified: false });
+            self.records.insert(uuid.clone(), Record { owner: owner.clone(), app, account, tx_type: tx_type.clone(), created: crate::session::now(), audited: false, notified: false });
         }
         tracing::info!(target: "xumm_gate::audit", owner = %owner, tx_type = %tx_type, uuid = %uuid, outcome = "created", "sign request");
         Ok(resp)
@@ -287,7 +289,7 @@ impl Broker {
         if outcome.ends_with("_mismatch") {
             resp["meta"]["signed"] = json!(false);
         }
-        resp["gateway"] = json!({"outcome": outcome});
+        resp["gateway"] = json!({"outcome": outcome, "created": rec.created});
         // Xumm's user token never leaves the gateway.
         if let Some(app) = resp.get_mut("application").and_then(|a| a.as_object_mut()) {
             app.remove("issued_user_token");
@@ -296,27 +298,29 @@ impl Broker {
         Ok(resp)
     }
 
-    /// A verified webhook told us a payload resolved: fetch it (the body is deliberately partial),
-    /// check the signer, write the audit line and notify the owning app.
-    pub async fn resolved(&self, uuid: &str) {
+    /// Xumm said a payload resolved (a verified webhook, or an outcome message on a relayed
+    /// status socket): fetch it (neither message is the result), check the signer, write the
+    /// audit line and notify the owning app.
+    pub async fn resolved(&self, uuid: &str, via: &'static str) {
         let Some(rec) = self.records.get(uuid) else { return };
         match self.client.call(Method::GET, &format!("payload/{uuid}"), None).await {
             Ok(resp) => {
                 let o = outcome(&rec, &resp);
-                self.settle(uuid, rec, o, &resp, "webhook");
+                self.settle(uuid, rec, o, &resp, via);
             }
-            Err(e) => tracing::warn!(uuid = %uuid, cause = %e, "cannot fetch a webhook's payload"),
+            Err(e) => tracing::warn!(uuid = %uuid, via, cause = %e, "cannot fetch a resolved payload"),
         }
     }
 
-    /// Once per payload and outcome: the audit line, and (for an app with a `callback_url`, after
-    /// the webhook) the signed notification.
+    /// Once per payload: the audit line, and (for an app with a `callback_url`, when the outcome
+    /// came from Xumm rather than the app's own read) the signed notification.
     fn settle(&self, uuid: &str, mut rec: Record, outcome: &'static str, resp: &Value, via: &'static str) {
         if outcome == "pending" {
             return;
         }
         let audit = !rec.audited;
-        let notify = via == "webhook" && !rec.notified && rec.app.as_ref().is_some_and(|a| a.callback.is_some());
+        // The app asked itself when the outcome came from its own read; otherwise it is told.
+        let notify = via != "api" && !rec.notified && rec.app.as_ref().is_some_and(|a| a.callback.is_some());
         if !audit && !notify {
             return;
         }

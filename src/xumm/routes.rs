@@ -34,16 +34,17 @@ impl Gateway {
             let gw = self.clone();
             tokio::spawn(async move {
                 if let Some(b) = &gw.broker {
-                    b.resolved(&uuid).await;
+                    b.resolved(&uuid, "webhook").await;
                 }
             });
         }
         crate::pages::json(StatusCode::OK, &serde_json::json!({"ok": true}))
     }
 
-    /// `{prefix}/sign/{uuid}`: relays Xumm's status WebSocket byte for byte (both ends speak the
-    /// same WebSocket framing, so nothing is parsed or buffered here).
-    pub async fn status_socket(&self, broker: &Broker, mut req: Request<Incoming>, uuid: &str) -> Response<Body> {
+    /// `{prefix}/sign/{uuid}`: relays Xumm's status WebSocket message by message. The handshake
+    /// is Xumm's own (the client's key goes to Xumm, Xumm's accept comes back); when Xumm reports
+    /// the outcome, the gateway fetches the payload itself to check the signer and audit it.
+    pub async fn status_socket(self: &std::sync::Arc<Self>, broker: &Broker, mut req: Request<Incoming>, uuid: &str) -> Response<Body> {
         let not_found = || crate::pages::json(StatusCode::NOT_FOUND, &serde_json::json!({"error": "not_found"}));
         if !broker.known(uuid) {
             return not_found();
@@ -62,10 +63,17 @@ impl Gateway {
         };
         let accept = upstream.headers().get("sec-websocket-accept").cloned();
         let xumm_side = hyper::upgrade::on(&mut upstream);
+        let (gw, uuid) = (self.clone(), uuid.to_string());
         tokio::spawn(async move {
             if let Ok((c, x)) = tokio::try_join!(client_side, xumm_side) {
-                let (mut c, mut x) = (hyper_util::rt::TokioIo::new(c), hyper_util::rt::TokioIo::new(x));
-                let _ = tokio::io::copy_bidirectional(&mut c, &mut x).await;
+                relay_status(c, x, move || {
+                    tokio::spawn(async move {
+                        if let Some(b) = &gw.broker {
+                            b.resolved(&uuid, "websocket").await;
+                        }
+                    });
+                })
+                .await;
             }
         });
         let mut r = Response::new(Body::empty());
@@ -197,4 +205,62 @@ async fn read_json(req: Request<Incoming>) -> Result<serde_json::Value, BrokerEr
 fn uuid(rest: &str) -> Result<&str, BrokerError> {
     let u = rest.trim_start_matches("payload/");
     if u.len() == 36 && u.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') { Ok(u) } else { Err(BrokerError::NotFound) }
+}
+
+/// Copies messages between the client and Xumm until either side closes. Pings are answered by
+/// each side's own WebSocket stack, not forwarded. `on_outcome` runs once, as soon as Xumm sends
+/// an outcome (`signed` or `expired`).
+async fn relay_status(client: hyper::upgrade::Upgraded, xumm: hyper::upgrade::Upgraded, on_outcome: impl FnOnce()) {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::WebSocketStream;
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::protocol::Role;
+    let mut client = WebSocketStream::from_raw_socket(hyper_util::rt::TokioIo::new(client), Role::Server, None).await;
+    let mut xumm = WebSocketStream::from_raw_socket(hyper_util::rt::TokioIo::new(xumm), Role::Client, None).await;
+    let mut on_outcome = Some(on_outcome);
+    loop {
+        tokio::select! {
+            m = xumm.next() => match m {
+                Some(Ok(Message::Text(t))) => {
+                    let outcome = serde_json::from_str::<serde_json::Value>(&t).is_ok_and(|v| v.get("signed").is_some() || v.get("expired").is_some());
+                    if client.send(Message::Text(t)).await.is_err() {
+                        break;
+                    }
+                    if let Some(f) = on_outcome.take_if(|_| outcome) {
+                        f();
+                    }
+                }
+                Some(Ok(Message::Binary(b))) => {
+                    if client.send(Message::Binary(b)).await.is_err() {
+                        break;
+                    }
+                }
+                Some(Ok(Message::Close(c))) => {
+                    let _ = client.close(c).await;
+                    break;
+                }
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => {
+                    let _ = client.close(None).await;
+                    break;
+                }
+            },
+            m = client.next() => match m {
+                Some(Ok(m @ (Message::Text(_) | Message::Binary(_)))) => {
+                    if xumm.send(m).await.is_err() {
+                        break;
+                    }
+                }
+                Some(Ok(Message::Close(c))) => {
+                    let _ = xumm.close(c).await;
+                    break;
+                }
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => {
+                    let _ = xumm.close(None).await;
+                    break;
+                }
+            },
+        }
+    }
 }
