@@ -17,6 +17,12 @@ async fn setup() -> (xumm_gate::Running, DevPlatform) {
 
 /// `shop_extra`: more keys for the "shop" app's `[[broker.app]]` table.
 async fn setup_with(shop_extra: &str) -> (xumm_gate::Running, DevPlatform) {
+    let (gw, platform, _idp) = setup_full(shop_extra).await;
+    (gw, platform)
+}
+
+/// The gateway, the development platform, and the identity provider (for Bearer tokens).
+async fn setup_full(shop_extra: &str) -> (xumm_gate::Running, DevPlatform, xumm_gate::demo::idp::DevIdp) {
     let up = upstream().await;
     let idp = idp().await;
     let platform = DevPlatform::start("127.0.0.1:0".parse().unwrap(), XUMM_KEY, XUMM_SECRET).await.unwrap();
@@ -53,7 +59,7 @@ network = "MAINNET"
         &format!("[[upstream]]\npath = \"/shop\"\nurl = \"http://{up}\"\nbroker_app = \"shop\"\n\n[[route]]\npath = \"/public\""),
     );
     let gw = ready_gateway(&cfg).await;
-    (gw, platform)
+    (gw, platform, idp)
 }
 
 async fn call(gw: std::net::SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: Option<serde_json::Value>) -> Got {
@@ -477,4 +483,43 @@ async fn resolved_payloads_are_reported_to_the_apps_callback_signed_by_the_gatew
         assert!(!text.contains(&real) && !text.contains(XUMM_SECRET), "{text}");
     }
     assert!(tokio::time::timeout(std::time::Duration::from_millis(500), deliveries.recv()).await.is_err(), "delivered once accepted");
+}
+
+#[tokio::test]
+async fn native_apps_ask_with_a_bearer_jwt_on_the_jwt_routes() {
+    let (gw, platform, idp) = setup_full("").await;
+    let jwt = |account: &str| format!("Bearer {}", idp.issue_token(CLIENT_ID, account, "MAINNET", serde_json::json!({})));
+    let (mine, theirs) = (jwt(ACCOUNT), jwt(OTHER_ACCOUNT));
+    let jwt_call = |method: &'static str, path: String, auth: String, body: Option<serde_json::Value>| {
+        let addr = gw.addr;
+        async move {
+            let b = Request::builder().method(method).uri(format!("http://{addr}/.xumm/api/v1/jwt/{path}")).header("authorization", auth);
+            let body = body.map_or(full(""), |v| full(v.to_string()));
+            send(b.header("content-type", "application/json").body(body).unwrap()).await
+        }
+    };
+    // no Origin needed: a Bearer token is not sent by browsers on their own (no CSRF)
+    let created = jwt_call("POST", "payload".into(), mine.clone(), Some(payment())).await;
+    assert_eq!(created.status, StatusCode::OK, "{}", created.text());
+    assert_eq!(created.json()["pushed"], true, "the JWT's user token was filled in");
+    let uuid = created.json()["uuid"].as_str().unwrap().to_string();
+    assert_eq!(platform.payload(&uuid).unwrap().request["user_token"].as_str().map(str::len), Some(36));
+    // the user's own, not another user's, not the app's
+    assert_eq!(jwt_call("GET", format!("payload/{uuid}"), theirs, None).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(call(gw.addr, "GET", &format!("payload/{uuid}"), &shop(), None).await.status, StatusCode::NOT_FOUND);
+    // expired without an answer
+    platform.expire(&uuid);
+    let got = jwt_call("GET", format!("payload/{uuid}"), mine.clone(), None).await;
+    assert_eq!(got.json()["gateway"]["outcome"], "expired", "{}", got.text());
+    assert!(got.json()["gateway"]["created"].as_u64().is_some_and(|t| t + 60 > xumm_gate::session::now()));
+    // a payload that asked for a network is never signed on another one
+    let mut forced = payment();
+    forced["options"] = serde_json::json!({"force_network": "MAINNET"});
+    let forced = jwt_call("POST", "payload".into(), mine.clone(), Some(forced)).await.json()["uuid"].as_str().unwrap().to_string();
+    platform.resolve(&forced, true, ACCOUNT, "TESTNET");
+    assert_eq!(jwt_call("GET", format!("payload/{forced}"), mine.clone(), None).await.json()["gateway"]["outcome"], "network_mismatch");
+    // a bad token is refused before anything reaches Xumm
+    let posts = platform.calls().len();
+    assert_eq!(jwt_call("POST", "payload".into(), "Bearer not.a.jwt".into(), Some(payment())).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(platform.calls().len(), posts);
 }

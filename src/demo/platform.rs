@@ -22,6 +22,7 @@ pub struct Payload {
     pub resolved: bool,
     pub signed: bool,
     pub cancelled: bool,
+    pub expired: bool,
     pub account: Option<String>,
     pub nodetype: String,
 }
@@ -64,6 +65,13 @@ impl DevPlatform {
             p.signed = signed;
             p.account = Some(account.to_string());
             p.nodetype = nodetype.to_string();
+        }
+    }
+
+    /// Nobody acted on the payload before it expired.
+    pub fn expire(&self, uuid: &str) {
+        if let Some(p) = self.state.payloads.lock().unwrap().get_mut(uuid) {
+            p.expired = true;
         }
     }
 
@@ -127,10 +135,10 @@ fn status_socket(st: Arc<State>, mut req: Request<Incoming>, uuid: String) -> Re
                 _ = poll.tick(), if !told => {
                     let p = st.payloads.lock().unwrap().get(&uuid).cloned();
                     let Some(p) = p else { return };
-                    if !(p.resolved || p.cancelled) {
+                    if !(p.resolved || p.cancelled || p.expired) {
                         continue;
                     }
-                    let msg = if p.cancelled {
+                    let msg = if p.cancelled || p.expired {
                         json!({"expired": true})
                     } else {
                         json!({"payload_uuidv4": uuid, "reference_call_uuidv4": uuid_like(), "signed": p.signed, "opened_by_deeplink": false,
@@ -276,7 +284,7 @@ async fn api(st: &State, req: Request<Incoming>, rest: &str) -> Response<Full<By
             }
             let uuid = uuid_like();
             let pushed = request.get("user_token").is_some();
-            st.payloads.lock().unwrap().insert(uuid.clone(), Payload { request, resolved: false, signed: false, cancelled: false, account: None, nodetype: "MAINNET".into() });
+            st.payloads.lock().unwrap().insert(uuid.clone(), Payload { request, resolved: false, signed: false, cancelled: false, expired: false, account: None, nodetype: "MAINNET".into() });
             reply(StatusCode::OK, json!({
                 "uuid": uuid,
                 "next": {"always": format!("{base}/sign/{uuid}"), "no_push_msg_received": format!("{base}/sign/{uuid}/qr")},
@@ -298,7 +306,7 @@ async fn api(st: &State, req: Request<Incoming>, rest: &str) -> Response<Full<By
             let tx_type = p.request["txjson"]["TransactionType"].as_str().unwrap_or("").to_string();
             reply(StatusCode::OK, json!({
                 "meta": {"exists": true, "uuid": uuid, "resolved": p.resolved, "signed": p.signed, "cancelled": p.cancelled,
-                         "expired": p.cancelled, "pushed": p.request.get("user_token").is_some(), "submit": true, "multisign": false},
+                         "expired": p.cancelled || p.expired, "pushed": p.request.get("user_token").is_some(), "submit": true, "multisign": false},
                 "application": {"name": "development app", "uuidv4": st.key, "issued_user_token": p.request.get("user_token")},
                 "payload": {"tx_type": tx_type, "request_json": p.request["txjson"]},
                 "response": {"account": p.account, "txid": if p.signed { json!("AB".repeat(32)) } else { Value::Null },

@@ -69,6 +69,9 @@ struct Record {
     app: Option<Arc<App>>,
     /// The account that must sign it, when the payload is bound to a user.
     account: Option<Account>,
+    /// The network Xumm must dispatch it to: the app's `network`, else the request's own
+    /// `options.force_network`.
+    network: Option<String>,
     tx_type: String,
     /// Unix seconds.
     created: u64,
@@ -84,7 +87,7 @@ fn outcome(rec: &Record, resp: &Value) -> &'static str {
         (true, true) => {
             let signer = resp["response"]["account"].as_str().unwrap_or("");
             let network = resp["response"]["dispatched_nodetype"].as_str().unwrap_or("");
-            let wanted = rec.app.as_ref().and_then(|a| a.network.as_deref());
+            let wanted = rec.network.as_deref();
             match &rec.account {
                 Some(a) if a.as_str() != signer => "signer_mismatch",
                 _ if wanted.is_some_and(|w| !w.eq_ignore_ascii_case(network)) => "network_mismatch",
@@ -258,10 +261,11 @@ impl Broker {
                 (format!("user:{}", s.account), None, Some(s.account.clone()))
             }
         };
+        let network = app.as_ref().and_then(|a| a.network.clone()).or_else(|| body["options"]["force_network"].as_str().map(str::to_ascii_uppercase));
         let resp = self.client.call(Method::POST, "payload", Some(&body)).await?;
         let uuid = resp["uuid"].as_str().unwrap_or_default().to_string();
         if !uuid.is_empty() {
-            self.records.insert(uuid.clone(), Record { owner: owner.clone(), app, account, tx_type: tx_type.clone(), created: crate::session::now(), audited: false, notified: false });
+            self.records.insert(uuid.clone(), Record { owner: owner.clone(), app, account, network, tx_type: tx_type.clone(), created: crate::session::now(), audited: false, notified: false });
         }
         tracing::info!(target: "xumm_gate::audit", owner = %owner, tx_type = %tx_type, uuid = %uuid, outcome = "created", "sign request");
         Ok(resp)
