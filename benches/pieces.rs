@@ -53,6 +53,24 @@ fn tokens(c: &mut Criterion) {
     let sealer = xumm_gate::session::cookie::Sealer::new(&[vec![7u8; 32]], true);
     let sealed = sealer.seal("_xumm_gate", &xumm_gate::session::new_id());
     c.bench_function("session cookie open (AES-256-GCM)", |b| b.iter(|| sealer.open("_xumm_gate", black_box(&sealed)).unwrap()));
+
+    // What the signed-in hot path does per request: the session id from the Cookie header, for a
+    // repeat visitor (the per-thread memo of opened cookies hits).
+    let cfg = xumm_gate::config::Config::from_toml(
+        &format!(
+            "[server]\npublic_url = \"http://127.0.0.1:4180\"\n[provider]\nissuer = \"{}\"\nclient_id = \"bench-client\"\nclient_secret = \"s\"\n\
+             [session]\ncookie_secrets = [\"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\"]\n[[upstream]]\npath = \"/\"\nurl = \"http://127.0.0.1:1\"\n",
+            idp.issuer
+        ),
+        &|_| None,
+    )
+    .unwrap();
+    let auth = xumm_gate::auth::Auth::from_config(&cfg, &cfg.server().unwrap()).unwrap().unwrap();
+    let cookie = format!("theme=dark; {}={}", auth.cookie_name, auth.sealer.seal(&auth.cookie_name, &xumm_gate::session::new_id()));
+    let mut headers = http::HeaderMap::new();
+    headers.insert(http::header::COOKIE, cookie.parse().unwrap());
+    auth.session_id(&headers).unwrap();
+    c.bench_function("session id from Cookie, repeat visitor (memo hit)", |b| b.iter(|| auth.session_id(black_box(&headers)).unwrap()));
 }
 
 criterion_group!(token_benches, tokens);
