@@ -84,8 +84,10 @@ impl Auth {
     /// cannot fill the memo; the session store still decides whether the id is alive.
     fn open_session_cookie(&self, sealed: &str) -> Option<Arc<str>> {
         const MAX: usize = 4096;
+        /// Sealed value -> (the `Auth` instance it opened for, session id).
+        type Opened = std::collections::HashMap<Box<str>, (usize, Arc<str>)>;
         thread_local! {
-            static OPENED: std::cell::RefCell<std::collections::HashMap<Box<str>, (usize, Arc<str>)>> = std::cell::RefCell::default();
+            static OPENED: std::cell::RefCell<Opened> = std::cell::RefCell::default();
         }
         let hit = OPENED.with_borrow(|m| m.get(sealed).filter(|(owner, _)| *owner == self.instance).map(|(_, id)| id.clone()));
         if hit.is_some() {

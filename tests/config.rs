@@ -99,6 +99,19 @@ fn env_and_file_values_resolve_anywhere() {
 }
 
 #[test]
+fn broker_secrets_are_redacted() {
+    let text = format!(
+        "[xumm]\napi_key = \"k\"\napi_secret = \"XUMM-SECRET-VALUE\"\n[[broker.app]]\nname = \"a\"\nkey = \"abcdefgh\"\nsecret = \"APP-SECRET-VALUE-123\"\n\
+         callback_url = \"https://app.example/cb\"\ncallback_secret = \"CALLBACK-SECRET-VALUE\"\n{UP}"
+    );
+    let shown = Config::from_toml(&text, &|_| None).unwrap().redacted_toml();
+    for secret in ["XUMM-SECRET-VALUE", "APP-SECRET-VALUE-123", "CALLBACK-SECRET-VALUE"] {
+        assert!(!shown.contains(secret), "{secret} shown:\n{shown}");
+    }
+    assert!(shown.contains("https://app.example/cb"), "non-secrets stay visible");
+}
+
+#[test]
 fn shipped_config_is_valid() {
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config.toml")).unwrap();
     let env = |n: &str| match n {

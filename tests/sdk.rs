@@ -57,7 +57,7 @@ async fn official_xumm_sdk_creates_reads_cancels_and_subscribes_through_the_gate
     assert_eq!(v["resolved"], false);
     assert_eq!(v["cancelled"], true);
     assert_eq!(v["verified"], serde_json::json!([{"user_token": "0e1c1a8e-0000-4000-8000-000000000000", "active": false}]));
-    assert_eq!(platform.payload(uuid).unwrap().cancelled, true, "the cancel reached Xumm");
+    assert!(platform.payload(uuid).unwrap().cancelled, "the cancel reached Xumm");
     assert_eq!(v["subscribed_signed"], true, "the outcome came through the status socket relay: {v}");
     assert_eq!(v["subscribed_txid"], "AB".repeat(32));
     assert_eq!(v["subscribed_payload_signed"], true, "the SDK re-read the payload after the outcome");
