@@ -21,7 +21,11 @@ cargo build --release --quiet
 BIN=target/release/xumm-gate
 work=$(mktemp -d)
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; "$NGINX" -p "$work" -c "$work/nginx.conf" -s stop 2>/dev/null || true; rm -rf "$work"; }
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for c in upstream proxy; do "$NGINX" -p "$work" -c "$work/$c.conf" -s stop 2>/dev/null || true; done
+  rm -rf "$work"
+}
 trap cleanup EXIT
 
 port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
@@ -29,24 +33,26 @@ UP=$(port); NG=$(port); GW=$(port); ADMIN=$(port); IDP=$(port)
 CLIENT_ID=bench-client; CLIENT_SECRET=bench-secret
 COOKIE_SECRET=$(python3 -c 'import base64,os;print(base64.b64encode(os.urandom(32)).decode())')
 
-# Upstream: nginx serving a small static response (fast, so it is not the bottleneck).
+# Upstream: its own nginx process (one worker) serving a small static response, so that nginx the
+# proxy and xumm-gate both reach it across processes, as they reach a real app. (Were it a server
+# block inside the proxy's own nginx, nginx would answer itself in the same event loop.)
 mkdir -p "$work/logs"
-cat > "$work/nginx.conf" <<NGINX
-worker_processes $WORKERS;
-error_log $work/logs/error.log warn;
-pid $work/nginx.pid;
+nginx_conf() { # name workers servers
+  cat > "$work/$1.conf" <<NGINX
+worker_processes $2;
+error_log $work/logs/$1.log warn;
+pid $work/$1.pid;
 events { worker_connections 4096; }
 http {
   access_log off;
-  upstream app { server 127.0.0.1:$UP; keepalive 64; }
-  server { listen 127.0.0.1:$UP; location / { return 200 "hello from upstream\n"; } }
-  server {
-    listen 127.0.0.1:$NG;
-    location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; }
-  }
+  $3
 }
 NGINX
-"$NGINX" -p "$work" -c "$work/nginx.conf"
+  "$NGINX" -p "$work" -c "$work/$1.conf"
+}
+nginx_conf upstream 1 "server { listen 127.0.0.1:$UP; location / { return 200 \"hello from upstream\\n\"; } }"
+nginx_conf proxy "$WORKERS" "upstream app { server 127.0.0.1:$UP; keepalive 64; }
+  server { listen 127.0.0.1:$NG; location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"
 
 cat > "$work/gate.toml" <<TOML
 [server]
@@ -82,19 +88,22 @@ curl -sf -H "Cookie: $COOKIE" "http://127.0.0.1:$GW/" >/dev/null || { echo "sign
 ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo "$t"; }
 HZ=$(getconf CLK_TCK)
 per_req() { awk -v t="$1" -v n="$2" -v hz="$HZ" 'BEGIN { printf "%.1f", t * 1000000 / hz / n }'; }
-NGINX_PIDS=$(pgrep -f "nginx: worker process" -P "$(cat "$work/nginx.pid")" | tr '\n' ' ')
+workers_of() { pgrep -f "nginx: worker process" -P "$(cat "$work/$1.pid")" | tr '\n' ' '; }
+PROXY_PIDS=$(workers_of proxy); UPSTREAM_PIDS=$(workers_of upstream)
 
-run() { # name url [wrk args]: prints req/s, latency and the CPU each side spent per request
-  local out rps p50 p99 reqs g0 n0 g1 n1
-  g0=$(ticks "$GATE_PID"); n0=$(ticks $NGINX_PIDS)
+run() { # name url [wrk args]: prints req/s, latency and the CPU each process spent per request
+  local out rps p50 p99 reqs g0 p0 u0 g1 p1 u1
+  # shellcheck disable=SC2086 # pid lists
+  g0=$(ticks "$GATE_PID"); p0=$(ticks $PROXY_PIDS); u0=$(ticks $UPSTREAM_PIDS)
   out=$(wrk -t1 -c"$CONNS" -d"$DUR" --latency "${@:3}" "$2")
-  g1=$(ticks "$GATE_PID"); n1=$(ticks $NGINX_PIDS)
+  # shellcheck disable=SC2086
+  g1=$(ticks "$GATE_PID"); p1=$(ticks $PROXY_PIDS); u1=$(ticks $UPSTREAM_PIDS)
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   p50=$(awk '$1=="50%" {print $2}' <<<"$out")
   p99=$(awk '$1=="99%" {print $2}' <<<"$out")
   reqs=$(awk '/requests in/ {print $1}' <<<"$out")
-  printf '%-22s %12s req/s   p50 %-9s p99 %-9s cpu/req: xumm-gate %5.1f us, nginx %5.1f us\n' "$1" "$rps" "$p50" "$p99" \
-    "$(per_req $((g1 - g0)) "$reqs")" "$(per_req $((n1 - n0)) "$reqs")" >&2
+  printf '%-22s %10s req/s  p50 %-8s p99 %-8s cpu/req us: xumm-gate %5.1f, nginx proxy %5.1f, upstream %5.1f\n' \
+    "$1" "$rps" "$p50" "$p99" "$(per_req $((g1 - g0)) "$reqs")" "$(per_req $((p1 - p0)) "$reqs")" "$(per_req $((u1 - u0)) "$reqs")" >&2
   echo "$rps"
 }
 echo "wrk -t1 -c$CONNS -d$DUR, gateway workers=$WORKERS, nginx worker_processes=$WORKERS, $ROUNDS rounds" >&2
