@@ -244,26 +244,35 @@ fn upgrade_requested(h: &HeaderMap) -> Option<HeaderValue> {
 }
 
 /// Removes hop-by-hop headers (RFC 9110 section 7.6.1): Connection and every header it names,
-/// Keep-Alive, Proxy-*, TE, Trailer, Transfer-Encoding, Upgrade.
+/// Keep-Alive, Proxy-*, TE, Trailer, Transfer-Encoding, Upgrade. One pass over the names present
+/// (usually none of them are), instead of a hash lookup per hop-by-hop name.
 pub fn strip_hop_by_hop(h: &mut HeaderMap) {
-    let named: Vec<HeaderName> = h
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
-        .collect();
-    for n in named {
-        h.remove(n);
-    }
-    for n in [&header::CONNECTION, &KEEP_ALIVE, &header::TE, &header::TRAILER, &header::TRANSFER_ENCODING, &header::UPGRADE] {
-        h.remove(n);
-    }
-    if h.keys().any(|k| k.as_str().starts_with("proxy-")) {
-        let proxy: Vec<HeaderName> = h.keys().filter(|k| k.as_str().starts_with("proxy-")).cloned().collect();
-        for n in proxy {
-            h.remove(n);
+    let mut found: Vec<HeaderName> = Vec::new();
+    let mut connection = false;
+    for k in h.keys() {
+        connection |= k == header::CONNECTION;
+        let hop = k == header::CONNECTION
+            || k == KEEP_ALIVE
+            || k == header::TE
+            || k == header::TRAILER
+            || k == header::TRANSFER_ENCODING
+            || k == header::UPGRADE
+            || k.as_str().starts_with("proxy-");
+        if hop {
+            found.push(k.clone());
         }
+    }
+    if connection {
+        let named = h
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok());
+        found.extend(named.collect::<Vec<_>>());
+    }
+    for n in found {
+        h.remove(n);
     }
 }
 
