@@ -200,9 +200,11 @@ fn path_and_query(req: &mut Request<Incoming>) -> Result<PathAndQuery, GatewayEr
         Some(q) => format!("{path}?{q}"),
         None => path,
     };
-    let pq = PathAndQuery::try_from(pq).map_err(|_| GatewayError::BadPath(crate::path::PathError::BadEncoding))?;
+    // Unreachable in practice (normalizing only decodes unreserved characters), but never a panic.
+    let unusable = || GatewayError::BadPath(crate::path::PathError::BadEncoding);
+    let pq = PathAndQuery::try_from(pq).map_err(|_| unusable())?;
     let mut parts = req.uri().clone().into_parts();
     parts.path_and_query = Some(pq.clone());
-    *req.uri_mut() = Uri::from_parts(parts).map_err(|_| GatewayError::BadPath(crate::path::PathError::BadEncoding))?;
+    *req.uri_mut() = Uri::from_parts(parts).map_err(|_| unusable())?;
     Ok(pq)
 }

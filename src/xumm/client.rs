@@ -92,15 +92,14 @@ impl PlatformClient {
     /// Opens Xumm's status WebSocket for `uuid` with the caller's handshake headers and returns
     /// Xumm's 101 answer (its upgrade future still attached).
     pub async fn status_socket(&self, uuid: &str, ws_key: &http::HeaderValue, ws_version: Option<&http::HeaderValue>) -> Result<http::Response<hyper::body::Incoming>, XummError> {
-        let mut b = Request::builder()
-            .method(Method::GET)
-            .uri(format!("{}/sign/{uuid}", self.base))
+        let req = Request::get(format!("{}/sign/{uuid}", self.base))
             .header(header::CONNECTION, "upgrade")
             .header(header::UPGRADE, "websocket")
             .header("sec-websocket-key", ws_key)
-            .header("sec-websocket-version", ws_version.cloned().unwrap_or(http::HeaderValue::from_static("13")));
-        b = b.header(header::USER_AGENT, "xumm-gate");
-        let req = b.body(Full::new(Bytes::new())).map_err(|e| XummError::Unavailable(e.to_string()))?;
+            .header("sec-websocket-version", ws_version.cloned().unwrap_or(http::HeaderValue::from_static("13")))
+            .header(header::USER_AGENT, "xumm-gate")
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| XummError::Unavailable(e.to_string()))?;
         let resp = tokio::time::timeout(Duration::from_secs(10), self.client.request(req))
             .await
             .map_err(|_| XummError::Unavailable("timed out".into()))?
@@ -109,11 +108,6 @@ impl PlatformClient {
             return Err(XummError::Unavailable(format!("status socket answered {}", resp.status())));
         }
         Ok(resp)
-    }
-
-    /// The public status-socket URL the gateway hands out instead of Xumm's.
-    pub fn base(&self) -> &str {
-        &self.base
     }
 
     /// One call; idempotent ones (GET, DELETE, the read-only `POST user-tokens`) are retried with

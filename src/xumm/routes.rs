@@ -45,9 +45,8 @@ impl Gateway {
     /// is Xumm's own (the client's key goes to Xumm, Xumm's accept comes back); when Xumm reports
     /// the outcome, the gateway fetches the payload itself to check the signer and audit it.
     pub async fn status_socket(self: &std::sync::Arc<Self>, broker: &Broker, mut req: Request<Incoming>, uuid: &str) -> Response<Body> {
-        let not_found = || crate::pages::json(StatusCode::NOT_FOUND, &serde_json::json!({"error": "not_found"}));
         if !broker.known(uuid) {
-            return not_found();
+            return crate::pages::json(StatusCode::NOT_FOUND, &serde_json::json!({"error": "not_found"}));
         }
         let Some(key) = req.headers().get("sec-websocket-key").cloned() else {
             return crate::pages::json(StatusCode::BAD_REQUEST, &serde_json::json!({"error": "websocket_required"}));
@@ -207,60 +206,54 @@ fn uuid(rest: &str) -> Result<&str, BrokerError> {
     if u.len() == 36 && u.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') { Ok(u) } else { Err(BrokerError::NotFound) }
 }
 
+type Socket = tokio_tungstenite::WebSocketStream<hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>>;
+
 /// Copies messages between the client and Xumm until either side closes. Pings are answered by
-/// each side's own WebSocket stack, not forwarded. `on_outcome` runs once, as soon as Xumm sends
-/// an outcome (`signed` or `expired`).
+/// each side's own WebSocket stack, not forwarded. `on_outcome` runs once, as soon as Xumm's
+/// outcome (`signed` or `expired`) has reached the client.
 async fn relay_status(client: hyper::upgrade::Upgraded, xumm: hyper::upgrade::Upgraded, on_outcome: impl FnOnce()) {
-    use futures_util::{SinkExt, StreamExt};
-    use tokio_tungstenite::WebSocketStream;
+    use futures_util::StreamExt;
     use tokio_tungstenite::tungstenite::Message;
     use tokio_tungstenite::tungstenite::protocol::Role;
-    let mut client = WebSocketStream::from_raw_socket(hyper_util::rt::TokioIo::new(client), Role::Server, None).await;
-    let mut xumm = WebSocketStream::from_raw_socket(hyper_util::rt::TokioIo::new(xumm), Role::Client, None).await;
+    let mut client = Socket::from_raw_socket(hyper_util::rt::TokioIo::new(client), Role::Server, None).await;
+    let mut xumm = Socket::from_raw_socket(hyper_util::rt::TokioIo::new(xumm), Role::Client, None).await;
     let mut on_outcome = Some(on_outcome);
     loop {
         tokio::select! {
-            m = xumm.next() => match m {
-                Some(Ok(Message::Text(t))) => {
-                    let outcome = serde_json::from_str::<serde_json::Value>(&t).is_ok_and(|v| v.get("signed").is_some() || v.get("expired").is_some());
-                    if client.send(Message::Text(t)).await.is_err() {
-                        break;
-                    }
-                    if let Some(f) = on_outcome.take_if(|_| outcome) {
-                        f();
-                    }
-                }
-                Some(Ok(Message::Binary(b))) => {
-                    if client.send(Message::Binary(b)).await.is_err() {
-                        break;
-                    }
-                }
-                Some(Ok(Message::Close(c))) => {
-                    let _ = client.close(c).await;
+            m = xumm.next() => {
+                let outcome = matches!(&m, Some(Ok(Message::Text(t)))
+                    if serde_json::from_str::<serde_json::Value>(t).is_ok_and(|v| v.get("signed").is_some() || v.get("expired").is_some()));
+                if !pass(m, &mut client).await {
                     break;
                 }
-                Some(Ok(_)) => {}
-                Some(Err(_)) | None => {
-                    let _ = client.close(None).await;
+                if let Some(f) = on_outcome.take_if(|_| outcome) {
+                    f();
+                }
+            }
+            m = client.next() => {
+                if !pass(m, &mut xumm).await {
                     break;
                 }
-            },
-            m = client.next() => match m {
-                Some(Ok(m @ (Message::Text(_) | Message::Binary(_)))) => {
-                    if xumm.send(m).await.is_err() {
-                        break;
-                    }
-                }
-                Some(Ok(Message::Close(c))) => {
-                    let _ = xumm.close(c).await;
-                    break;
-                }
-                Some(Ok(_)) => {}
-                Some(Err(_)) | None => {
-                    let _ = xumm.close(None).await;
-                    break;
-                }
-            },
+            }
+        }
+    }
+}
+
+/// Passes one message read from one side on to the other; false when the relay should end
+/// (a close, an error or the end of either side, after closing the other side).
+async fn pass(m: Option<Result<tokio_tungstenite::tungstenite::Message, tokio_tungstenite::tungstenite::Error>>, to: &mut Socket) -> bool {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    match m {
+        Some(Ok(m @ (Message::Text(_) | Message::Binary(_)))) => to.send(m).await.is_ok(),
+        Some(Ok(Message::Close(c))) => {
+            let _ = to.close(c).await;
+            false
+        }
+        Some(Ok(_)) => true,
+        Some(Err(_)) | None => {
+            let _ = to.close(None).await;
+            false
         }
     }
 }
