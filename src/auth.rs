@@ -75,7 +75,18 @@ impl Auth {
 
     /// The session id in the request's session cookie, if one opens.
     pub fn session_id(&self, headers: &HeaderMap) -> Option<Arc<str>> {
-        cookies(headers).filter(|(n, _)| *n == self.cookie_name).find_map(|(_, v)| self.open_session_cookie(v))
+        self.session_id_in(cookies(headers))
+    }
+
+    /// The session id in these cookie pairs, if a session cookie among them opens.
+    fn session_id_in<'a>(&self, mut pairs: impl Iterator<Item = (&'a str, &'a str)>) -> Option<Arc<str>> {
+        pairs.find_map(|(n, v)| if n == self.cookie_name { self.open_session_cookie(v) } else { None })
+    }
+
+    /// The live session named by these cookie pairs, from memory without yielding; for the fast
+    /// path, which hands anything else (no cookie, Bearer tokens) to the general path.
+    pub fn session_now<'a>(&self, pairs: impl Iterator<Item = (&'a str, &'a str)>) -> Option<Arc<Session>> {
+        self.store.get_now(&self.session_id_in(pairs)?)
     }
 
     /// Opens a session cookie value, remembering (per thread) what a value opened to: the same

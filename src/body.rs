@@ -6,7 +6,6 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
-use http_body_util::Full;
 use hyper::body::Incoming;
 
 use crate::accesslog::AccessLog;
@@ -15,7 +14,7 @@ pin_project_lite::pin_project! {
     #[project = KindProj]
     enum Kind {
         Stream { #[pin] body: Incoming },
-        Full { #[pin] body: Full<Bytes> },
+        Full { data: Option<Bytes> },
     }
 }
 
@@ -30,13 +29,21 @@ pin_project_lite::pin_project! {
 
 impl Body {
     pub fn full(b: impl Into<Bytes>) -> Body {
-        Body { kind: Kind::Full { body: Full::new(b.into()) }, log: None }
+        let b: Bytes = b.into();
+        Body { kind: Kind::Full { data: if b.is_empty() { None } else { Some(b) } }, log: None }
     }
     pub fn empty() -> Body {
         Body::full(Bytes::new())
     }
     pub fn stream(body: Incoming) -> Body {
         Body { kind: Kind::Stream { body }, log: None }
+    }
+    /// The whole body of a gateway-made response (None for a streamed one).
+    pub fn into_full(self) -> Option<Bytes> {
+        match self.kind {
+            Kind::Full { data } => Some(data.unwrap_or_default()),
+            Kind::Stream { .. } => None,
+        }
     }
     /// Attaches the access-log record, written when the body ends.
     pub fn set_log(&mut self, log: AccessLog) {
@@ -52,7 +59,7 @@ impl http_body::Body for Body {
         let this = self.project();
         let res = match this.kind.project() {
             KindProj::Stream { body } => body.poll_frame(cx),
-            KindProj::Full { body } => body.poll_frame(cx).map_err(|never| match never {}),
+            KindProj::Full { data } => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
         };
         if let (Poll::Ready(Some(Ok(frame))), Some(log)) = (&res, this.log.as_mut()) {
             if let Some(d) = frame.data_ref() {
@@ -68,14 +75,14 @@ impl http_body::Body for Body {
     fn is_end_stream(&self) -> bool {
         match &self.kind {
             Kind::Stream { body } => body.is_end_stream(),
-            Kind::Full { body } => body.is_end_stream(),
+            Kind::Full { data } => data.is_none(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match &self.kind {
             Kind::Stream { body } => body.size_hint(),
-            Kind::Full { body } => body.size_hint(),
+            Kind::Full { data } => SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64)),
         }
     }
 }

@@ -88,6 +88,9 @@ pub struct ServerConfig {
     pub upstream_idle_timeout: String,
     /// On SIGTERM/SIGINT in-flight requests get this long to finish.
     pub drain_timeout: String,
+    /// Relay plain HTTP/1.1 GET/HEAD requests in the connection's own task (src/fast); every
+    /// other request goes through hyper either way. `false` sends everything through hyper.
+    pub fast_path: bool,
 }
 
 impl Default for ServerConfig {
@@ -107,6 +110,7 @@ impl Default for ServerConfig {
             upstream_timeout: "60s".into(),
             upstream_idle_timeout: "50s".into(),
             drain_timeout: "30s".into(),
+            fast_path: true,
         }
     }
 }
@@ -394,6 +398,7 @@ pub struct Server {
     pub upstream_timeout: Duration,
     pub upstream_idle_timeout: Duration,
     pub drain_timeout: Duration,
+    pub fast_path: bool,
 }
 
 /// Looks up an environment variable; injected so tests never mutate the process environment.
@@ -623,6 +628,7 @@ impl Config {
             upstream_timeout: duration("server.upstream_timeout", &s.upstream_timeout)?,
             upstream_idle_timeout: duration("server.upstream_idle_timeout", &s.upstream_idle_timeout)?,
             drain_timeout: duration("server.drain_timeout", &s.drain_timeout)?,
+            fast_path: s.fast_path,
         })
     }
 

@@ -55,11 +55,22 @@ impl IdentityHeaders {
         }
     }
 
+    /// True when `name` (any letter case, `_` or `-`) is an identity header clients may not send.
+    pub fn is_stripped(&self, name: &str) -> bool {
+        self.strip.iter().any(|s| same_name(name, s))
+    }
+
+    /// Sets the identity headers for a signed-in user as (name, value) pairs, in `inject`'s order.
+    pub fn values<'a>(&'a self, s: &'a Session) -> impl Iterator<Item = (&'a HeaderName, &'a http::HeaderValue)> {
+        let account = self.account.iter().chain(self.user.iter()).map(|n| (n, &s.account_header));
+        account.chain(self.network.iter().zip(s.network_header.iter()))
+    }
+
     /// Removes every identity header the client sent, however spelled and however often.
     pub fn strip(&self, h: &mut HeaderMap) {
         let mut found: Vec<HeaderName> = Vec::new();
         for k in h.keys() {
-            if self.strip.iter().any(|s| same_name(k.as_str(), s)) {
+            if self.is_stripped(k.as_str()) {
                 found.push(k.clone());
             }
         }
@@ -70,13 +81,7 @@ impl IdentityHeaders {
 
     /// Sets the identity headers for a signed-in user (after `strip`).
     pub fn inject(&self, h: &mut HeaderMap, s: &Session) {
-        if let Some(n) = &self.account {
-            h.insert(n.clone(), s.account_header.clone());
-        }
-        for n in &self.user {
-            h.insert(n.clone(), s.account_header.clone());
-        }
-        if let (Some(n), Some(v)) = (&self.network, &s.network_header) {
+        for (n, v) in self.values(s) {
             h.insert(n.clone(), v.clone());
         }
     }
@@ -87,14 +92,15 @@ impl IdentityHeaders {
     }
 }
 
-/// Removes the gateway's own cookies (the session cookie, pending logins) from the Cookie header.
-pub fn strip_own_cookies(h: &mut HeaderMap, cookie_name: &str) {
-    let own = |n: &str| n == cookie_name || n.strip_prefix(cookie_name).is_some_and(|r| r.starts_with("_login_"));
-    if !crate::session::cookie::cookies(h).any(|(n, _)| own(n)) {
-        return;
-    }
+/// True for the gateway's own cookies (the session cookie, pending logins).
+pub fn is_own_cookie(name: &str, cookie_name: &str) -> bool {
+    name == cookie_name || name.strip_prefix(cookie_name).is_some_and(|r| r.starts_with("_login_"))
+}
+
+/// The cookie pairs of `pairs` that are not the gateway's own, joined as a Cookie header value.
+pub fn foreign_cookies<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>, cookie_name: &str) -> String {
     let mut kept = String::new();
-    for (n, v) in crate::session::cookie::cookies(h).filter(|(n, _)| !own(n)) {
+    for (n, v) in pairs.filter(|(n, _)| !is_own_cookie(n, cookie_name)) {
         if !kept.is_empty() {
             kept.push_str("; ");
         }
@@ -102,6 +108,15 @@ pub fn strip_own_cookies(h: &mut HeaderMap, cookie_name: &str) {
         kept.push('=');
         kept.push_str(v);
     }
+    kept
+}
+
+/// Removes the gateway's own cookies (the session cookie, pending logins) from the Cookie header.
+pub fn strip_own_cookies(h: &mut HeaderMap, cookie_name: &str) {
+    if !crate::session::cookie::cookies(h).any(|(n, _)| is_own_cookie(n, cookie_name)) {
+        return;
+    }
+    let kept = foreign_cookies(crate::session::cookie::cookies(h), cookie_name);
     h.remove(http::header::COOKIE);
     if !kept.is_empty() {
         if let Ok(v) = http::HeaderValue::from_str(&kept) {

@@ -12,6 +12,7 @@ pub mod config;
 pub mod cors;
 pub mod demo;
 pub mod error;
+pub mod fast;
 pub mod forward_auth;
 pub mod identity;
 pub mod logging;
@@ -56,7 +57,7 @@ pub struct Gateway {
     pub asserter: Option<assertion::Asserter>,
     /// The sign-request broker, when `[xumm]` is configured.
     pub broker: Option<xumm::broker::Broker>,
-    default_route: Arc<metrics::RouteMetrics>,
+    pub(crate) default_route: Arc<metrics::RouteMetrics>,
     invalid_route: Arc<metrics::RouteMetrics>,
 }
 

@@ -20,7 +20,6 @@ use crate::error::GatewayError;
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
-static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static VIA_VALUE: HeaderValue = HeaderValue::from_static("1.1 xumm-gate");
 
 /// One configured upstream.
@@ -36,9 +35,13 @@ pub struct Upstream {
     strip_prefix: bool,
     /// `aud` of assertions sent to this upstream.
     pub audience: Arc<str>,
-    latency: metrics::Histogram,
+    pub(crate) latency: metrics::Histogram,
     /// The broker app this upstream is (gets X-Xumm-User-Token handles).
     pub broker_app: Option<Arc<str>>,
+    /// The Host header upstream requests carry (the URL's authority).
+    pub host: HeaderValue,
+    /// Names this upstream's connections in per-thread pools (unique per process).
+    pub key: usize,
 }
 
 impl Upstream {
@@ -54,7 +57,34 @@ impl Upstream {
             audience: Arc::from(cfg.assertion_audience.as_deref().unwrap_or(cfg.url.as_str())),
             latency: crate::metrics::upstream_histogram(&cfg.url),
             broker_app: cfg.broker_app.as_deref().map(Arc::from),
+            host: HeaderValue::from_str(uri.authority().expect("validated by config").as_str()).expect("an authority is a valid header value"),
+            key: NEXT_UPSTREAM_KEY.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         }
+    }
+
+    /// Plain `http://`: the fast path speaks only that (TLS upstreams go through the client).
+    pub fn is_plain_http(&self) -> bool {
+        self.scheme == Scheme::HTTP
+    }
+
+    /// Host and port to connect to (brackets of an IPv6 literal removed).
+    pub fn connect_to(&self) -> (&str, u16) {
+        let host = self.authority.host();
+        let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+        (host, self.authority.port_u16().unwrap_or(80))
+    }
+
+    /// The upstream path for a normalized request path, as three pieces to concatenate: the
+    /// base path, a '/' if needed, and the rest of the path (the prefix removed if stripped).
+    pub fn path_pieces<'a>(&'a self, path: &'a str) -> [&'a str; 3] {
+        let strip = self.strip_prefix && !self.prefix.is_empty();
+        let rest = if strip { &path[self.prefix.len().min(path.len())..] } else { path };
+        [&self.base_path, if rest.starts_with('/') { "" } else { "/" }, rest]
+    }
+
+    /// True when the request's own path and query go upstream unchanged.
+    pub fn passes_path_through(&self) -> bool {
+        self.base_path.is_empty() && (!self.strip_prefix || self.prefix.is_empty())
     }
 
     /// The URI to send upstream for a request whose URI already carries the normalized path.
@@ -64,19 +94,11 @@ impl Upstream {
         let mut parts = http::uri::Parts::default();
         parts.scheme = Some(self.scheme.clone());
         parts.authority = Some(self.authority.clone());
-        let strip = self.strip_prefix && !self.prefix.is_empty();
-        parts.path_and_query = if self.base_path.is_empty() && !strip {
+        parts.path_and_query = if self.passes_path_through() {
             req.path_and_query().cloned()
         } else {
-            let path = req.path();
-            let rest = if strip { &path[self.prefix.len().min(path.len())..] } else { path };
             let query = req.query();
-            let mut pq = String::with_capacity(self.base_path.len() + rest.len() + query.map_or(0, |q| q.len() + 1) + 1);
-            pq.push_str(&self.base_path);
-            if !rest.starts_with('/') {
-                pq.push('/');
-            }
-            pq.push_str(rest);
+            let mut pq: String = self.path_pieces(req.path()).concat();
             if let Some(q) = query {
                 pq.push('?');
                 pq.push_str(q);
@@ -89,6 +111,7 @@ impl Upstream {
 
 type UpstreamClient = Client<HttpConnector, Incoming>;
 
+static NEXT_UPSTREAM_KEY: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 static NEXT_PROXY_ID: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 thread_local! {
@@ -101,11 +124,11 @@ thread_local! {
 pub struct Proxy {
     upstreams: Vec<Upstream>, // longest prefix first
     id: usize,
-    connect_timeout: Duration,
-    idle_timeout: Duration,
-    timeout: Duration,
-    trusted: Vec<ipnet::IpNet>,
-    proto: HeaderValue,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) idle_timeout: Duration,
+    pub(crate) timeout: Duration,
+    pub(crate) trusted: Vec<ipnet::IpNet>,
+    pub(crate) proto: HeaderValue,
 }
 
 impl Proxy {
@@ -180,7 +203,7 @@ impl Proxy {
 
         let headers = req.headers_mut();
         strip_hop_by_hop(headers);
-        headers.remove(header::HOST); // the client sets it from the upstream URI
+        headers.insert(header::HOST, up.host.clone()); // precomputed: the client would format it
         set_forwarded(headers, peer, trusted, host, &self.proto);
         if let Some(proto) = &upgrade {
             headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
@@ -251,14 +274,7 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap) {
     let mut connection = false;
     for k in h.keys() {
         connection |= k == header::CONNECTION;
-        let hop = k == header::CONNECTION
-            || k == KEEP_ALIVE
-            || k == header::TE
-            || k == header::TRAILER
-            || k == header::TRANSFER_ENCODING
-            || k == header::UPGRADE
-            || k.as_str().starts_with("proxy-");
-        if hop {
+        if is_hop_by_hop(k.as_str()) {
             found.push(k.clone());
         }
     }
@@ -267,8 +283,8 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap) {
             .get_all(header::CONNECTION)
             .iter()
             .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok());
+            .flat_map(connection_tokens)
+            .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok());
         found.extend(named.collect::<Vec<_>>());
     }
     for n in found {
@@ -276,9 +292,21 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap) {
     }
 }
 
+/// True for the fixed hop-by-hop names (any letter case): Connection, Keep-Alive, Proxy-*, TE,
+/// Trailer, Transfer-Encoding, Upgrade. Headers that Connection names are hop-by-hop as well.
+pub fn is_hop_by_hop(name: &str) -> bool {
+    const FIXED: [&str; 6] = ["connection", "keep-alive", "te", "trailer", "transfer-encoding", "upgrade"];
+    FIXED.iter().any(|f| f.eq_ignore_ascii_case(name)) || name.get(..6).is_some_and(|p| p.eq_ignore_ascii_case("proxy-"))
+}
+
+/// The tokens of one Connection header value, trimmed, empty ones skipped.
+pub fn connection_tokens(value: &str) -> impl Iterator<Item = &str> {
+    value.split(',').map(str::trim).filter(|t| !t.is_empty())
+}
+
 /// The peer's address as a header value. A proxy sees the same few peers over and over (one
 /// client per keep-alive connection, or a load balancer), so each thread keeps the last one.
-fn peer_value(ip: std::net::IpAddr) -> HeaderValue {
+pub fn peer_value(ip: std::net::IpAddr) -> HeaderValue {
     thread_local! {
         static LAST: std::cell::RefCell<Option<(std::net::IpAddr, HeaderValue)>> = const { std::cell::RefCell::new(None) };
     }

@@ -13,6 +13,7 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::Watcher;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -52,15 +53,12 @@ pub async fn serve_public(gw: Arc<Gateway>, listener: TcpListener, mut shutdown:
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let gw = gw.clone();
-                let svc = service_fn(move |req| gw.clone().handle(req, peer));
-                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc).into_owned();
-                let conn = graceful.watch(conn);
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!(peer = %peer, cause = %e, "connection ended with error");
-                    }
-                });
+                let (gw, builder, watcher) = (gw.clone(), builder.clone(), graceful.watcher());
+                if gw.server.fast_path {
+                    tokio::spawn(crate::fast::serve(gw, stream, peer, builder, watcher, shutdown.clone()));
+                } else {
+                    tokio::spawn(async move { serve_hyper(gw, stream, peer, &builder, watcher).await });
+                }
             }
             _ = shutdown.changed() => break,
         }
@@ -70,6 +68,19 @@ pub async fn serve_public(gw: Arc<Gateway>, listener: TcpListener, mut shutdown:
     tokio::select! {
         _ = graceful.shutdown() => tracing::info!("drained"),
         _ = tokio::time::sleep(gw.server.drain_timeout) => tracing::warn!("drain timeout reached; closing remaining connections"),
+    }
+}
+
+/// Serves a connection (or the rest of one the fast path handed over) with hyper: HTTP/1.1
+/// and h2c, upgrades, every endpoint. In-flight requests finish when the gateway drains.
+pub async fn serve_hyper<I>(gw: Arc<Gateway>, io: I, peer: SocketAddr, builder: &auto::Builder<TokioExecutor>, watcher: Watcher)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = service_fn(move |req| gw.clone().handle(req, peer));
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
+    if let Err(e) = watcher.watch(conn.into_owned()).await {
+        tracing::debug!(peer = %peer, cause = %e, "connection ended with error");
     }
 }
 

@@ -59,15 +59,15 @@ impl Sealer {
 
 /// Iterates the (name, value) pairs of all Cookie headers; malformed pairs are skipped.
 pub fn cookies(headers: &http::HeaderMap) -> impl Iterator<Item = (&str, &str)> {
-    headers
-        .get_all(http::header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| {
-            let (n, v) = pair.split_once('=')?;
-            Some((n.trim(), v.trim()))
-        })
+    headers.get_all(http::header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(pairs)
+}
+
+/// The (name, value) pairs of one Cookie header value.
+pub fn pairs(value: &str) -> impl Iterator<Item = (&str, &str)> {
+    value.split(';').filter_map(|pair| {
+        let (n, v) = pair.split_once('=')?;
+        Some((n.trim(), v.trim()))
+    })
 }
 
 #[cfg(test)]

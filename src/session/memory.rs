@@ -27,11 +27,16 @@ impl MemoryStore {
             cache: Cache::builder().max_capacity(max_entries).time_to_idle(idle).expire_after(UntilExpiry).build(),
         }
     }
+
+    /// The live session under `id`, without yielding (a lookup in memory).
+    pub fn get_now(&self, id: &str) -> Option<Arc<Session>> {
+        self.cache.get(id).filter(|s| !s.expired())
+    }
 }
 
 impl SessionStore for MemoryStore {
     async fn get(&self, id: &str) -> Result<Option<Arc<Session>>, StoreError> {
-        Ok(self.cache.get(id).filter(|s| !s.expired()))
+        Ok(self.get_now(id))
     }
     async fn put(&self, id: String, session: Arc<Session>) -> Result<(), StoreError> {
         self.cache.insert(id, session);

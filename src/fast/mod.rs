@@ -1,0 +1,295 @@
+//! The HTTP/1.1 fast path: a plain GET or HEAD for a public route or a live cookie session is
+//! relayed inside the client connection's own task, through one read buffer and a pooled
+//! upstream socket, with no task, channel or header map per request (the way nginx proxies).
+//! It must never take a request it cannot finish as the general path would: everything else
+//! (bodies, upgrades, sign-in, Bearer tokens, the gateway's endpoints, HTTP/2, malformed input)
+//! goes to hyper with every unread byte, before any of it is answered. Parsing is httparse's;
+//! this module only frames.
+
+mod request;
+mod response;
+mod rewind;
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::{Buf, BytesMut};
+use http::HeaderValue;
+use hyper_util::rt::TokioExecutor;
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::Watcher;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio::time::Sleep;
+
+use crate::Gateway;
+use crate::accesslog::AccessLog;
+use crate::error::GatewayError;
+use request::{Peer, Plan, Planned};
+use response::{Framing, Parsed};
+
+/// What a connection does after a request.
+enum Step {
+    Again,
+    Close,
+    Handover,
+}
+
+struct Conn {
+    stream: TcpStream,
+    peer: Peer,
+    /// Bytes read from the client and not yet used.
+    buf: BytesMut,
+    /// The upstream's request head, then the client's response head.
+    out: Vec<u8>,
+    /// Bytes read from the upstream.
+    ubuf: BytesMut,
+    /// One timer per connection, re-armed for each wait that has a deadline.
+    timer: Pin<Box<Sleep>>,
+}
+
+/// Serves one client connection: fast-path requests here, then (if one is not) the rest of the
+/// connection through hyper.
+pub async fn serve(
+    gw: Arc<Gateway>,
+    stream: TcpStream,
+    addr: SocketAddr,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    watcher: Watcher,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let peer = Peer { trusted: gw.proxy.is_trusted(&addr), ip: crate::proxy::peer_value(addr.ip().to_canonical()) };
+    let mut c = Conn {
+        stream,
+        peer,
+        buf: BytesMut::with_capacity(8192),
+        out: Vec::with_capacity(1024),
+        ubuf: BytesMut::with_capacity(16 * 1024),
+        timer: Box::pin(tokio::time::sleep(gw.server.header_read_timeout)),
+    };
+    loop {
+        match c.next(&gw, &mut shutdown).await {
+            Step::Again => {}
+            Step::Close => {
+                let _ = c.stream.shutdown().await;
+                return;
+            }
+            Step::Handover => break,
+        }
+    }
+    let io = rewind::Rewind::new(c.buf.freeze(), c.stream);
+    crate::server::serve_hyper(gw, io, addr, &builder, watcher).await;
+}
+
+impl Conn {
+    /// Reads and answers one request, or says it is not the fast path's.
+    async fn next(&mut self, gw: &Gateway, shutdown: &mut watch::Receiver<bool>) -> Step {
+        let mut armed = false;
+        let plan = loop {
+            match request::plan(gw, &self.buf, &self.peer, &mut self.out) {
+                Planned::Ready(p) => break p,
+                Planned::Handover => return Step::Handover,
+                Planned::Partial => {}
+            }
+            if self.buf.len() >= gw.server.max_header_bytes {
+                return Step::Handover; // hyper answers 431
+            }
+            if self.buf.is_empty() && *shutdown.borrow() {
+                return Step::Close; // draining: no new request on this connection
+            }
+            if !armed {
+                // Slowloris defence: the whole head within header_read_timeout.
+                self.timer.as_mut().reset(tokio::time::Instant::now() + gw.server.header_read_timeout);
+                armed = true;
+            }
+            self.buf.reserve(4096);
+            let idle = self.buf.is_empty();
+            tokio::select! {
+                biased;
+                r = self.stream.read_buf(&mut self.buf) => match r {
+                    Ok(n) if n > 0 => {}
+                    _ => return Step::Close,
+                },
+                _ = &mut self.timer => return Step::Close,
+                _ = shutdown.changed(), if idle => return Step::Close,
+            }
+        };
+        self.answer(gw, plan).await
+    }
+
+    async fn answer(&mut self, gw: &Gateway, plan: Plan<'_>) -> Step {
+        let start = Instant::now();
+        self.buf.advance(plan.head_len);
+        let mut log = AccessLog {
+            method: plan.method.clone(),
+            path: Some(plan.target.clone()),
+            route: plan.route.clone(),
+            upstream: Some(plan.up.label.clone()),
+            status: http::StatusCode::BAD_GATEWAY,
+            start,
+            bytes: 0,
+            body_error: false,
+            inflight: crate::metrics::InFlight::start(),
+        };
+        let mut upstream = match self.exchange(gw, &plan, start).await {
+            Ok(u) => u,
+            Err(e) => return self.fail(&plan, e.into_error(&plan), &mut log).await,
+        };
+        let head_request = plan.method == http::Method::HEAD;
+        let head = loop {
+            match response::response_head(&self.ubuf, head_request, plan.close, &mut self.out) {
+                Parsed::Head(h) => break h,
+                Parsed::Informational(n) => {
+                    self.ubuf.advance(n);
+                    continue; // the real head may be in the buffer already
+                }
+                Parsed::Partial => {}
+                Parsed::Bad(cause) => return self.fail(&plan, Failure::Bad(cause).into_error(&plan), &mut log).await,
+            }
+            if let Err(e) = self.read_upstream(&mut upstream).await {
+                return self.fail(&plan, e.into_error(&plan), &mut log).await;
+            }
+        };
+        crate::metrics::record(&plan.up.latency, start.elapsed());
+        log.status = head.status;
+        self.ubuf.advance(head.len);
+        let close = plan.close || head.framing == Framing::Close;
+        match response::relay(&mut self.stream, &mut upstream, &mut self.ubuf, &mut self.out, head.framing, &mut log.bytes).await {
+            Ok(clean) => {
+                if clean && head.reusable {
+                    response::checkin(plan.up, upstream, start);
+                }
+                if close { Step::Close } else { Step::Again }
+            }
+            Err(e) => {
+                match e {
+                    response::RelayError::Upstream(cause) => tracing::warn!(upstream = %plan.up.label, cause, "upstream body cut short"),
+                    response::RelayError::Client(e) => tracing::debug!(cause = %e, "client went away mid-response"),
+                }
+                log.body_error = true;
+                Step::Close
+            }
+        }
+    }
+
+    /// Sends the upstream head on a pooled socket (or a new one) and waits for the first bytes
+    /// of the response. A pooled socket that turns out dead before answering anything is
+    /// retried once on a fresh connection (GET and HEAD are safe to repeat).
+    async fn exchange(&mut self, gw: &Gateway, plan: &Plan<'_>, start: Instant) -> Result<TcpStream, Failure> {
+        let proxy = &gw.proxy;
+        self.ubuf.clear();
+        let mut pooled = response::checkout(plan.up, start, proxy.idle_timeout);
+        self.timer.as_mut().reset(tokio::time::Instant::from_std(start) + proxy.timeout);
+        loop {
+            let reused = pooled.is_some();
+            let mut s = match pooled.take() {
+                Some(s) => s,
+                None => response::connect(plan.up, proxy.connect_timeout).await.map_err(Failure::Connect)?,
+            };
+            let sent = s.write_all(&self.out).await;
+            let read = match sent {
+                Ok(()) => self.read_upstream(&mut s).await,
+                Err(e) => Err(Failure::Io(e)),
+            };
+            match read {
+                Ok(()) => return Ok(s),
+                Err(Failure::Io(_) | Failure::Closed) if reused => response::forget(plan.up),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Reads more of the response head, within the upstream timeout.
+    async fn read_upstream(&mut self, s: &mut TcpStream) -> Result<(), Failure> {
+        if self.ubuf.len() >= response::MAX_HEAD {
+            return Err(Failure::Bad("response head too large"));
+        }
+        self.ubuf.reserve(8192);
+        tokio::select! {
+            biased;
+            r = s.read_buf(&mut self.ubuf) => match r {
+                Ok(0) => Err(if self.ubuf.is_empty() { Failure::Closed } else { Failure::Bad("closed mid-head") }),
+                Ok(_) => Ok(()),
+                Err(e) => Err(Failure::Io(e)),
+            },
+            _ = &mut self.timer => Err(Failure::Timeout),
+        }
+    }
+
+    /// Answers with the gateway's error response (the client connection stays usable).
+    async fn fail(&mut self, plan: &Plan<'_>, e: GatewayError, log: &mut AccessLog) -> Step {
+        static JSON: HeaderValue = HeaderValue::from_static("application/json");
+        let resp = e.response(plan.json.then_some(&JSON));
+        log.status = resp.status();
+        let (parts, body) = resp.into_parts();
+        let body = body.into_full().unwrap_or_default();
+        let out = &mut self.out;
+        out.clear();
+        out.extend_from_slice(b"HTTP/1.1 ");
+        out.extend_from_slice(parts.status.as_str().as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(parts.status.canonical_reason().unwrap_or("").as_bytes());
+        out.extend_from_slice(b"\r\n");
+        for (n, v) in &parts.headers {
+            out.extend_from_slice(n.as_str().as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(v.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(format!("content-length: {}\r\n", body.len()).as_bytes());
+        if plan.close {
+            out.extend_from_slice(b"connection: close\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+        if plan.method != http::Method::HEAD {
+            out.extend_from_slice(&body);
+            log.bytes = body.len() as u64;
+        }
+        match self.stream.write_all(out).await {
+            Ok(()) if !plan.close => Step::Again,
+            _ => Step::Close,
+        }
+    }
+}
+
+/// Why no response head came from the upstream.
+enum Failure {
+    Connect(std::io::Error),
+    Io(std::io::Error),
+    /// Closed before sending a byte.
+    Closed,
+    Timeout,
+    Bad(&'static str),
+}
+
+impl Failure {
+    /// Logs the cause (as the general path does) and maps it to the client's error.
+    fn into_error(self, plan: &Plan<'_>) -> GatewayError {
+        let label = &plan.up.label;
+        match self {
+            Failure::Timeout => {
+                tracing::warn!(upstream = %label, cause = "no response head within upstream_timeout", "upstream timeout");
+                GatewayError::UpstreamTimeout
+            }
+            Failure::Connect(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                tracing::warn!(upstream = %label, cause = %e, "upstream failed");
+                GatewayError::UpstreamTimeout
+            }
+            Failure::Connect(e) | Failure::Io(e) => {
+                tracing::warn!(upstream = %label, cause = %e, "upstream failed");
+                GatewayError::UpstreamUnavailable
+            }
+            Failure::Closed => {
+                tracing::warn!(upstream = %label, cause = "closed without a response", "upstream failed");
+                GatewayError::UpstreamUnavailable
+            }
+            Failure::Bad(cause) => {
+                tracing::warn!(upstream = %label, cause, "upstream failed");
+                GatewayError::UpstreamUnavailable
+            }
+        }
+    }
+}

@@ -1,0 +1,446 @@
+//! The upstream side of the fast path: per-thread pools of idle upstream sockets, the response
+//! head, and relaying the body exactly as framed. It must never pass on a response whose framing
+//! is ambiguous, never return a socket to the pool unless its response ended cleanly, and never
+//! hold more than one read buffer of a body.
+
+use std::cell::RefCell;
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::proxy::Upstream;
+
+/// Most response headers accepted from an upstream (hyper's client default).
+const MAX_HEADERS: usize = 100;
+/// Largest response head accepted from an upstream.
+pub const MAX_HEAD: usize = 64 * 1024;
+/// Bytes read from the upstream at a time while relaying a body.
+const CHUNK: usize = 64 * 1024;
+/// Idle sockets kept per upstream and thread.
+const MAX_IDLE: usize = 1024;
+
+/// Idle sockets to one upstream with the time each went idle, most recently used last.
+type Idle = Vec<(Instant, TcpStream)>;
+
+thread_local! {
+    /// Idle upstream sockets by upstream key. Per thread: a current-thread runtime owns its
+    /// sockets (they are registered with its reactor).
+    static IDLE: RefCell<Vec<(usize, Idle)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// An idle socket to `up` that has not been idle for `idle` yet.
+pub fn checkout(up: &Upstream, now: Instant, idle: Duration) -> Option<TcpStream> {
+    IDLE.with_borrow_mut(|pools| {
+        let list = &mut pools.iter_mut().find(|(k, _)| *k == up.key)?.1;
+        let (since, s) = list.pop()?;
+        if now.saturating_duration_since(since) < idle {
+            Some(s)
+        } else {
+            list.clear(); // the rest were idle longer still
+            None
+        }
+    })
+}
+
+/// Returns a socket whose last response ended cleanly.
+pub fn checkin(up: &Upstream, s: TcpStream, now: Instant) {
+    IDLE.with_borrow_mut(|pools| {
+        let i = match pools.iter().position(|(k, _)| *k == up.key) {
+            Some(i) => i,
+            None => {
+                pools.push((up.key, Vec::new()));
+                pools.len() - 1
+            }
+        };
+        let list = &mut pools[i].1;
+        if list.len() < MAX_IDLE {
+            list.push((now, s));
+        }
+    })
+}
+
+/// Drops every idle socket to `up` (one turned out dead: the upstream probably restarted).
+pub fn forget(up: &Upstream) {
+    IDLE.with_borrow_mut(|pools| pools.retain(|(k, _)| *k != up.key));
+}
+
+pub async fn connect(up: &Upstream, timeout: Duration) -> std::io::Result<TcpStream> {
+    let s = tokio::time::timeout(timeout, TcpStream::connect(up.connect_to()))
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
+    s.set_nodelay(true)?;
+    Ok(s)
+}
+
+/// The HTTP date of the current second, formatted once per second and thread.
+#[derive(Default)]
+struct Date {
+    second: u64,
+    text: String,
+}
+
+impl Date {
+    fn now(&mut self) -> &str {
+        let now = std::time::SystemTime::now();
+        let second = now.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        if second != self.second || self.text.is_empty() {
+            self.second = second;
+            self.text = httpdate::fmt_http_date(now);
+        }
+        &self.text
+    }
+}
+
+thread_local! {
+    static DATE: RefCell<Date> = RefCell::default();
+}
+
+/// How the response body is delimited (RFC 9112 section 6.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    None,
+    Length(u64),
+    Chunked,
+    /// Until the upstream closes: the client connection closes after it as well.
+    Close,
+}
+
+#[derive(Debug)]
+pub struct Head {
+    pub len: usize,
+    pub status: http::StatusCode,
+    pub framing: Framing,
+    /// The upstream keeps the connection open after this response.
+    pub reusable: bool,
+}
+
+pub enum Parsed {
+    Partial,
+    /// A 1xx response of this length: skipped, the real one follows.
+    Informational(usize),
+    Head(Head),
+    Bad(&'static str),
+}
+
+/// Parses the response head at the start of `buf` and writes the client's head into `out`:
+/// hop-by-hop headers removed, `Content-Length` dropped when `Transfer-Encoding` frames the body
+/// (which is relayed as it comes, so its coding header stays), `Connection: close` when the
+/// client connection will close.
+pub fn response_head(buf: &[u8], head_request: bool, close_client: bool, out: &mut Vec<u8>) -> Parsed {
+    let mut slots = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut []);
+    let len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(&mut resp, buf, &mut slots) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Parsed::Partial,
+        Err(_) => return Parsed::Bad("malformed response head"),
+    };
+    let code = resp.code.unwrap_or(0);
+    if code == 101 {
+        return Parsed::Bad("protocol switch nobody asked for");
+    }
+    if (100..200).contains(&code) {
+        return Parsed::Informational(len);
+    }
+    let Ok(status) = http::StatusCode::from_u16(code) else { return Parsed::Bad("invalid status") };
+
+    let mut reusable = resp.version == Some(1);
+    let (mut length, mut chunked, mut coded) = (None::<u64>, false, false);
+    let mut named: Vec<&str> = Vec::new(); // headers the upstream's Connection header names
+    let mut dated = false;
+    for h in resp.headers.iter() {
+        dated |= h.name.eq_ignore_ascii_case("date");
+        if h.name.eq_ignore_ascii_case("content-length") {
+            let Some(n) = std::str::from_utf8(h.value).ok().filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit())).and_then(|v| v.parse::<u64>().ok()) else {
+                return Parsed::Bad("invalid content-length");
+            };
+            if length.is_some_and(|l| l != n) {
+                return Parsed::Bad("conflicting content-length");
+            }
+            length = Some(n);
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            let Ok(v) = std::str::from_utf8(h.value) else { return Parsed::Bad("invalid transfer-encoding") };
+            // Only the last coding of the last header decides whether chunked frames the body.
+            chunked = v.rsplit(',').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("chunked"));
+            coded = true;
+        } else if h.name.eq_ignore_ascii_case("connection") {
+            let Ok(v) = std::str::from_utf8(h.value) else { return Parsed::Bad("invalid connection header") };
+            for t in crate::proxy::connection_tokens(v) {
+                if t.eq_ignore_ascii_case("close") {
+                    reusable = false;
+                } else if !t.eq_ignore_ascii_case("keep-alive") {
+                    named.push(t);
+                }
+            }
+        }
+    }
+    let framing = if head_request || code == 204 || code == 304 {
+        Framing::None
+    } else if coded {
+        if chunked { Framing::Chunked } else { Framing::Close }
+    } else if let Some(n) = length {
+        Framing::Length(n)
+    } else {
+        Framing::Close
+    };
+    if framing == Framing::Close {
+        reusable = false;
+    }
+
+    out.clear();
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.push(b' ');
+    match resp.reason.filter(|r| !r.is_empty()) {
+        Some(r) => out.extend_from_slice(r.as_bytes()),
+        None => out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes()),
+    }
+    out.extend_from_slice(b"\r\n");
+    for h in resp.headers.iter() {
+        let n = h.name;
+        let drop = (crate::proxy::is_hop_by_hop(n) && !n.eq_ignore_ascii_case("transfer-encoding"))
+            || (coded && n.eq_ignore_ascii_case("content-length"))
+            || named.iter().any(|x| x.eq_ignore_ascii_case(n));
+        if !drop {
+            out.extend_from_slice(n.as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(h.value);
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+    if !dated {
+        // RFC 9110 section 6.6.1: a proxy with a clock adds the Date an upstream left out.
+        out.extend_from_slice(b"date: ");
+        DATE.with_borrow_mut(|d| out.extend_from_slice(d.now().as_bytes()));
+        out.extend_from_slice(b"\r\n");
+    }
+    if close_client || framing == Framing::Close {
+        out.extend_from_slice(b"connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    Parsed::Head(Head { len, status, framing, reusable })
+}
+
+/// Why a relay stopped early. Either way the client connection closes: its response is cut.
+#[derive(Debug)]
+pub enum RelayError {
+    Client(std::io::Error),
+    Upstream(&'static str),
+}
+
+/// Writes the client's head (`out`) and relays the body from `ubuf` (which starts after the
+/// upstream's head) and the upstream socket. Returns the body bytes relayed and whether the
+/// upstream socket may be reused (its response ended exactly where framing said).
+pub async fn relay(
+    client: &mut TcpStream,
+    upstream: &mut TcpStream,
+    ubuf: &mut BytesMut,
+    out: &mut Vec<u8>,
+    framing: Framing,
+    bytes: &mut u64,
+) -> Result<bool, RelayError> {
+    let write = |e| RelayError::Client(e);
+    match framing {
+        Framing::None => {
+            client.write_all(out).await.map_err(write)?;
+            Ok(ubuf.is_empty())
+        }
+        Framing::Length(n) => {
+            let mut left = n;
+            let mut first = true;
+            loop {
+                let take = (ubuf.len() as u64).min(left) as usize;
+                left -= take as u64;
+                *bytes += take as u64;
+                if first {
+                    out.extend_from_slice(&ubuf[..take]);
+                    client.write_all(out).await.map_err(write)?;
+                    first = false;
+                } else if take > 0 {
+                    client.write_all(&ubuf[..take]).await.map_err(write)?;
+                }
+                let extra = ubuf.len() > take;
+                if left == 0 {
+                    return Ok(!extra);
+                }
+                ubuf.clear();
+                fill(upstream, ubuf).await?;
+            }
+        }
+        Framing::Chunked => {
+            let mut state = Chunk::Size;
+            let mut first = true;
+            loop {
+                let pos = chunks(&mut state, ubuf, bytes).map_err(RelayError::Upstream)?;
+                if first {
+                    out.extend_from_slice(&ubuf[..pos]);
+                    client.write_all(out).await.map_err(write)?;
+                    first = false;
+                } else if pos > 0 {
+                    client.write_all(&ubuf[..pos]).await.map_err(write)?;
+                }
+                ubuf.advance(pos);
+                if state == Chunk::Done {
+                    return Ok(ubuf.is_empty());
+                }
+                fill(upstream, ubuf).await?;
+            }
+        }
+        Framing::Close => {
+            *bytes += ubuf.len() as u64;
+            out.extend_from_slice(ubuf);
+            client.write_all(out).await.map_err(write)?;
+            loop {
+                ubuf.clear();
+                ubuf.reserve(CHUNK);
+                match upstream.read_buf(ubuf).await {
+                    Ok(0) => return Ok(false),
+                    Ok(n) => {
+                        *bytes += n as u64;
+                        client.write_all(ubuf).await.map_err(write)?;
+                    }
+                    Err(_) => return Err(RelayError::Upstream("connection failed mid-body")),
+                }
+            }
+        }
+    }
+}
+
+/// Reads more of the body; the upstream closing first is an error (the body is cut short).
+async fn fill(upstream: &mut TcpStream, ubuf: &mut BytesMut) -> Result<(), RelayError> {
+    ubuf.reserve(CHUNK);
+    match upstream.read_buf(ubuf).await {
+        Ok(0) => Err(RelayError::Upstream("closed mid-body")),
+        Ok(_) => Ok(()),
+        Err(_) => Err(RelayError::Upstream("connection failed mid-body")),
+    }
+}
+
+/// Where a chunked body is (RFC 9112 section 7.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Chunk {
+    Size,
+    Data(u64),
+    DataEnd,
+    Trailers,
+    Done,
+}
+
+/// Walks the chunked framing in `buf` from `state`; returns how many bytes are whole framing
+/// and data (relayed as they are), leaving an incomplete size line or trailer section unread.
+fn chunks(state: &mut Chunk, buf: &[u8], bytes: &mut u64) -> Result<usize, &'static str> {
+    let mut pos = 0;
+    loop {
+        let rest = &buf[pos..];
+        match *state {
+            Chunk::Size => match httparse::parse_chunk_size(rest) {
+                Ok(httparse::Status::Complete((n, size))) => {
+                    pos += n;
+                    *state = if size == 0 { Chunk::Trailers } else { Chunk::Data(size) };
+                }
+                Ok(httparse::Status::Partial) if rest.len() <= 4096 => return Ok(pos),
+                _ => return Err("invalid chunk size"),
+            },
+            Chunk::Data(left) => {
+                let take = (rest.len() as u64).min(left);
+                pos += take as usize;
+                *bytes += take;
+                if take < left {
+                    *state = Chunk::Data(left - take);
+                    return Ok(pos);
+                }
+                *state = Chunk::DataEnd;
+            }
+            Chunk::DataEnd => {
+                if rest.len() < 2 {
+                    return Ok(pos);
+                }
+                if &rest[..2] != b"\r\n" {
+                    return Err("chunk data not followed by CRLF");
+                }
+                pos += 2;
+                *state = Chunk::Size;
+            }
+            Chunk::Trailers => {
+                let mut trailers = [httparse::EMPTY_HEADER; 32];
+                match httparse::parse_headers(rest, &mut trailers) {
+                    Ok(httparse::Status::Complete((n, _))) => {
+                        pos += n;
+                        *state = Chunk::Done;
+                    }
+                    Ok(httparse::Status::Partial) if rest.len() <= MAX_HEAD => return Ok(pos),
+                    _ => return Err("invalid trailers"),
+                }
+            }
+            Chunk::Done => return Ok(pos),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn walk(parts: &[&[u8]]) -> Result<(Vec<u8>, u64, Chunk), &'static str> {
+        let (mut state, mut bytes, mut buf, mut relayed) = (Chunk::Size, 0, Vec::new(), Vec::new());
+        for p in parts {
+            buf.extend_from_slice(p);
+            let pos = chunks(&mut state, &buf, &mut bytes)?;
+            relayed.extend_from_slice(&buf[..pos]);
+            buf.drain(..pos);
+        }
+        Ok((relayed, bytes, state))
+    }
+
+    #[test]
+    fn chunked_framing_is_followed_across_reads() {
+        let body: &[u8] = b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nx-t: 1\r\n\r\n";
+        for split in 0..body.len() {
+            let (relayed, bytes, state) = walk(&[&body[..split], &body[split..]]).unwrap();
+            assert_eq!(relayed, body, "split at {split}");
+            assert_eq!((bytes, state), (11, Chunk::Done));
+        }
+    }
+
+    #[test]
+    fn broken_chunked_framing_is_an_error() {
+        assert!(walk(&[b"zz\r\n"]).is_err());
+        assert!(walk(&[b"5\r\nhelloXX"]).is_err());
+        assert!(walk(&[b"ffffffffffffffffffff\r\n"]).is_err());
+        // incomplete is not an error, just not done
+        assert_eq!(walk(&[b"5\r\nhel"]).unwrap().2, Chunk::Data(2));
+    }
+
+    #[test]
+    fn response_framing() {
+        let head = |raw: &str, head_req: bool| match response_head(raw.as_bytes(), head_req, false, &mut Vec::new()) {
+            Parsed::Head(h) => Ok((h.framing, h.reusable)),
+            Parsed::Bad(r) => Err(r),
+            Parsed::Partial => Err("partial"),
+            Parsed::Informational(_) => Err("1xx"),
+        };
+        assert_eq!(head("HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n", false), Ok((Framing::Length(5), true)));
+        assert_eq!(head("HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n", true), Ok((Framing::None, true)));
+        assert_eq!(head("HTTP/1.1 204 No Content\r\n\r\n", false), Ok((Framing::None, true)));
+        assert_eq!(head("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ncontent-length: 5\r\n\r\n", false), Ok((Framing::Chunked, true)));
+        assert_eq!(head("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked, gzip\r\n\r\n", false), Ok((Framing::Close, false)));
+        assert_eq!(head("HTTP/1.1 200 OK\r\n\r\n", false), Ok((Framing::Close, false)));
+        assert_eq!(head("HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 1\r\n\r\n", false), Ok((Framing::Length(1), false)));
+        assert_eq!(head("HTTP/1.0 200 OK\r\ncontent-length: 1\r\n\r\n", false), Ok((Framing::Length(1), false)));
+        assert_eq!(head("HTTP/1.1 200 OK\r\ncontent-length: 5\r\ncontent-length: 6\r\n\r\n", false), Err("conflicting content-length"));
+        assert_eq!(head("HTTP/1.1 200 OK\r\ncontent-length: +5\r\n\r\n", false), Err("invalid content-length"));
+        assert_eq!(head("HTTP/1.1 101 Switching Protocols\r\n\r\n", false), Err("protocol switch nobody asked for"));
+        assert_eq!(head("HTTP/1.1 103 Early Hints\r\n\r\n", false), Err("1xx"));
+    }
+
+    #[test]
+    fn client_head_drops_hop_by_hop_and_connection_named_headers() {
+        let mut out = Vec::new();
+        let raw = "HTTP/1.1 200 OK\r\nConnection: x-private, keep-alive\r\nX-Private: 1\r\nKeep-Alive: timeout=5\r\nProxy-Authenticate: Basic\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\nX-End: kept\r\n\r\n";
+        assert!(matches!(response_head(raw.as_bytes(), false, true, &mut out), Parsed::Head(_)));
+        let out = String::from_utf8(out).unwrap();
+        assert!(out.starts_with("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-End: kept\r\ndate: "), "{out}");
+        assert!(out.ends_with(" GMT\r\nconnection: close\r\n\r\n"), "{out}");
+    }
+}
