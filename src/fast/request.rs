@@ -1,7 +1,7 @@
 //! Decides whether a parsed request head is the fast path's, and writes the head the upstream
 //! gets. It must never accept a request whose meaning it does not fully own (a body, an upgrade,
 //! an expectation, a Connection option, a path that is not normal, a visitor without a live
-//! cookie session): those are handed to the general path, which answers them.
+//! cookie session, CORS): those are handed to the general path, which answers them.
 
 use std::mem::MaybeUninit;
 use std::sync::Arc;
@@ -62,7 +62,6 @@ enum Name {
     Hop,
     /// Content-Length, Transfer-Encoding, Upgrade, Expect: the general path's.
     General,
-    Origin,
     Other,
 }
 
@@ -73,7 +72,6 @@ fn classify(n: &str) -> Name {
         6 if is("cookie") => Name::Cookie,
         6 if is("accept") => Name::Accept,
         6 if is("expect") => Name::General,
-        6 if is("origin") => Name::Origin,
         10 if is("connection") => Name::Connection,
         10 if is("keep-alive") => Name::Hop,
         2 if is("te") => Name::Hop,
@@ -114,7 +112,8 @@ pub fn plan<'g>(gw: &'g Gateway, buf: &[u8], peer: &Peer, out: &mut Vec<u8>) -> 
 type Taken<'g> = (&'g Upstream, Method, bool, bool, Arc<RouteMetrics>);
 
 fn take<'g>(gw: &'g Gateway, req: &httparse::Request<'_, '_>, target: &PathAndQuery, peer: &Peer, out: &mut Vec<u8>) -> Option<Taken<'g>> {
-    if req.version != Some(1) || req.headers.len() > gw.server.max_headers {
+    // CORS answers vary by Origin and decorate every response: the general path's work.
+    if req.version != Some(1) || req.headers.len() > gw.server.max_headers || gw.cors.enabled() {
         return None;
     }
     let method = match req.method? {
@@ -132,7 +131,6 @@ fn take<'g>(gw: &'g Gateway, req: &httparse::Request<'_, '_>, target: &PathAndQu
     for h in req.headers.iter() {
         match classify(h.name) {
             Name::General => return None,
-            Name::Origin if gw.cors.enabled() => return None,
             Name::Connection => {
                 for t in crate::proxy::connection_tokens(std::str::from_utf8(h.value).ok()?) {
                     if t.eq_ignore_ascii_case("close") {
