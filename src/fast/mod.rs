@@ -234,12 +234,9 @@ impl Conn {
         out.extend_from_slice(parts.status.canonical_reason().unwrap_or("").as_bytes());
         out.extend_from_slice(b"\r\n");
         for (n, v) in &parts.headers {
-            out.extend_from_slice(n.as_str().as_bytes());
-            out.extend_from_slice(b": ");
-            out.extend_from_slice(v.as_bytes());
-            out.extend_from_slice(b"\r\n");
+            header_line(out, n.as_str().as_bytes(), v.as_bytes());
         }
-        out.extend_from_slice(format!("content-length: {}\r\n", body.len()).as_bytes());
+        header_line(out, b"content-length", body.len().to_string().as_bytes());
         if plan.close {
             out.extend_from_slice(b"connection: close\r\n");
         }
@@ -253,6 +250,14 @@ impl Conn {
             _ => Step::Close,
         }
     }
+}
+
+/// Appends one `name: value` header line to a head being written.
+fn header_line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
 }
 
 /// Why no response head came from the upstream.

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use http::uri::PathAndQuery;
 use http::{HeaderValue, Method};
 
+use super::header_line as line;
 use crate::Gateway;
 use crate::metrics::RouteMetrics;
 use crate::proxy::Upstream;
@@ -243,11 +244,4 @@ fn take<'g>(gw: &'g Gateway, req: &httparse::Request<'_, '_>, target: &PathAndQu
     }
     out.extend_from_slice(b"\r\n");
     Some((up, method, close, json, route))
-}
-
-fn line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
-    out.extend_from_slice(name);
-    out.extend_from_slice(b": ");
-    out.extend_from_slice(value);
-    out.extend_from_slice(b"\r\n");
 }

@@ -203,17 +203,12 @@ pub fn response_head(buf: &[u8], head_request: bool, close_client: bool, out: &m
             || (coded && n.eq_ignore_ascii_case("content-length"))
             || named.iter().any(|x| x.eq_ignore_ascii_case(n));
         if !drop {
-            out.extend_from_slice(n.as_bytes());
-            out.extend_from_slice(b": ");
-            out.extend_from_slice(h.value);
-            out.extend_from_slice(b"\r\n");
+            super::header_line(out, n.as_bytes(), h.value);
         }
     }
     if !dated {
         // RFC 9110 section 6.6.1: a proxy with a clock adds the Date an upstream left out.
-        out.extend_from_slice(b"date: ");
-        DATE.with_borrow_mut(|d| out.extend_from_slice(d.now().as_bytes()));
-        out.extend_from_slice(b"\r\n");
+        DATE.with_borrow_mut(|d| super::header_line(out, b"date", d.now().as_bytes()));
     }
     if close_client || framing == Framing::Close {
         out.extend_from_slice(b"connection: close\r\n");
