@@ -41,6 +41,9 @@ fn builder(gw: &Gateway) -> auto::Builder<TokioExecutor> {
 pub async fn serve_public(gw: Arc<Gateway>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
     let builder = Arc::new(builder(&gw));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    if gw.server.fast_path {
+        tokio::spawn(crate::fast::reap_idle(gw.clone(), shutdown.clone()));
+    }
     loop {
         tokio::select! {
             accepted = listener.accept() => {

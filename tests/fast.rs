@@ -199,3 +199,32 @@ async fn identity_and_forwarding_headers_on_the_fast_path() {
     assert_eq!(all("host"), vec![up.to_string()]);
     gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn idle_upstream_sockets_are_closed_after_the_idle_timeout() {
+    // An upstream that reports when the gateway closes a connection to it.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let up = listener.local_addr().unwrap();
+    let (tx, mut closed) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                loop {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return drop(tx.send(Instant::now())),
+                        Ok(_) => s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").await.unwrap(),
+                    }
+                }
+            });
+        }
+    });
+    let gw = gateway(&config_text(up, "upstream_idle_timeout = \"300ms\"")).await;
+    let t = Instant::now();
+    assert_eq!(get(gw.addr, "/x").await.status, StatusCode::OK);
+    let at = tokio::time::timeout(Duration::from_secs(3), closed.recv()).await.expect("an idle upstream socket was kept open").unwrap();
+    assert!(at - t >= Duration::from_millis(300), "closed after {:?}, before the idle timeout", at - t);
+    gw.shutdown().await;
+}

@@ -84,6 +84,20 @@ pub async fn serve(
     crate::server::serve_hyper(gw, io, addr, &builder, watcher).await;
 }
 
+/// Closes idle upstream sockets of this thread's pool as they pass `server.upstream_idle_timeout`,
+/// until `shutdown` flips. Runs once per worker runtime (each owns its thread's pool).
+pub async fn reap_idle(gw: Arc<Gateway>, mut shutdown: watch::Receiver<bool>) {
+    let idle = gw.proxy.idle_timeout;
+    let mut every = tokio::time::interval((idle / 2).clamp(std::time::Duration::from_millis(50), std::time::Duration::from_secs(5)));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = every.tick() => response::reap(Instant::now(), idle),
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
 impl Conn {
     /// Reads and answers one request, or says it is not the fast path's.
     async fn next(&mut self, gw: &Gateway, shutdown: &mut watch::Receiver<bool>) -> Step {

@@ -61,6 +61,19 @@ pub fn checkin(up: &Upstream, s: TcpStream, now: Instant) {
     })
 }
 
+/// Closes this thread's sockets that have been idle for `idle` (an upstream closes its side of
+/// them sooner or later; they should not sit in CLOSE_WAIT until traffic returns).
+pub fn reap(now: Instant, idle: Duration) {
+    IDLE.with_borrow_mut(|pools| {
+        for (_, list) in pools.iter_mut() {
+            // Oldest first: drop the run of expired ones at the front.
+            let fresh = list.iter().position(|(since, _)| now.saturating_duration_since(*since) < idle).unwrap_or(list.len());
+            list.drain(..fresh);
+        }
+        pools.retain(|(_, list)| !list.is_empty());
+    })
+}
+
 /// Drops every idle socket to `up` (one turned out dead: the upstream probably restarted).
 pub fn forget(up: &Upstream) {
     IDLE.with_borrow_mut(|pools| pools.retain(|(k, _)| *k != up.key));
