@@ -233,9 +233,11 @@ impl Conn {
         }
     }
 
-    /// Answers with the gateway's error response (the client connection stays usable).
+    /// Answers an upstream failure with the gateway's error response (the client connection
+    /// stays usable). Failures count in the upstream latency histogram, as on the hyper path.
     async fn fail(&mut self, plan: &Plan<'_>, e: GatewayError, log: &mut AccessLog) -> Step {
         static JSON: HeaderValue = HeaderValue::from_static("application/json");
+        crate::metrics::record(&plan.up.latency, log.start.elapsed());
         let resp = e.response(plan.json.then_some(&JSON));
         log.status = resp.status();
         let (parts, body) = resp.into_parts();
