@@ -58,7 +58,7 @@ fn tokens(c: &mut Criterion) {
     // repeat visitor (the per-thread memo of opened cookies hits).
     let cfg = xumm_gate::config::Config::from_toml(
         &format!(
-            "[server]\npublic_url = \"http://127.0.0.1:4180\"\n[provider]\nissuer = \"{}\"\nclient_id = \"bench-client\"\nclient_secret = \"s\"\n\
+            "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"\"\nworkers = 1\npublic_url = \"http://127.0.0.1:4180\"\n[provider]\nissuer = \"{}\"\nclient_id = \"bench-client\"\nclient_secret = \"s\"\n\
              [session]\ncookie_secrets = [\"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\"]\n[[upstream]]\npath = \"/\"\nurl = \"http://127.0.0.1:1\"\n",
             idp.issuer
         ),
@@ -71,6 +71,30 @@ fn tokens(c: &mut Criterion) {
     headers.insert(http::header::COOKIE, cookie.parse().unwrap());
     auth.session_id(&headers).unwrap();
     c.bench_function("session id from Cookie, repeat visitor (memo hit)", |b| b.iter(|| auth.session_id(black_box(&headers)).unwrap()));
+
+    // The fast path's whole per-request decision for a signed-in browser request: parse the head,
+    // route policy, session lookup, the upstream head with forwarding and identity headers.
+    let running = rt.block_on(xumm_gate::start(cfg.clone())).unwrap();
+    let gw = running.gateway.clone();
+    let gauth = gw.auth.as_ref().unwrap();
+    let id = xumm_gate::session::new_id();
+    let account = xumm_gate::account::Account::parse("rHb9CJAWyB4rj91VRWn96DkukG4bwdtyTh").unwrap();
+    let session = xumm_gate::session::Session::new(account, Some("MAINNET".into()), None, xumm_gate::session::Source::Session, xumm_gate::session::now() + 3600);
+    rt.block_on(xumm_gate::session::SessionStore::put(&gauth.store, id.clone(), std::sync::Arc::new(session))).unwrap();
+    let head = format!(
+        "GET /app/dashboard?tab=2 HTTP/1.1\r\nHost: app.example\r\nUser-Agent: Mozilla/5.0 (X11; Linux x86_64) Firefox/133.0\r\n\
+         Accept: text/html,application/xhtml+xml\r\nAccept-Language: en\r\nAccept-Encoding: gzip, br\r\n\
+         Cookie: theme=dark; {}={}\r\nConnection: keep-alive\r\n\r\n",
+        gauth.cookie_name,
+        gauth.sealer.seal(&gauth.cookie_name, &id)
+    );
+    let mut out = Vec::with_capacity(1024);
+    assert!(xumm_gate::fast::plan_head(&gw, head.as_bytes(), &mut out).is_some(), "the bench request takes the fast path");
+    c.bench_function("fast path: signed-in request head to upstream head", |b| {
+        b.iter(|| xumm_gate::fast::plan_head(&gw, black_box(head.as_bytes()), &mut out).unwrap())
+    });
+    drop(gw);
+    rt.block_on(running.shutdown());
 }
 
 criterion_group!(token_benches, tokens);

@@ -83,20 +83,17 @@ impl Auth {
         pairs.find_map(|(n, v)| if n == self.cookie_name { self.open_session_cookie(v) } else { None })
     }
 
-    /// The live session named by these cookie pairs, from memory without yielding; for the fast
-    /// path, which hands anything else (no cookie, Bearer tokens) to the general path.
-    pub fn session_now<'a>(&self, pairs: impl Iterator<Item = (&'a str, &'a str)>) -> Option<Arc<Session>> {
-        self.store.get_now(&self.session_id_in(pairs)?)
-    }
 
     /// Opens a session cookie value, remembering (per thread) what a value opened to: the same
     /// visitor sends the same bytes on every request, and opening them again is AES-GCM, base64
     /// and a handful of allocations (~1 us). Only values that opened are remembered, so junk
     /// cannot fill the memo; the session store still decides whether the id is alive.
-    fn open_session_cookie(&self, sealed: &str) -> Option<Arc<str>> {
+    pub(crate) fn open_session_cookie(&self, sealed: &str) -> Option<Arc<str>> {
         const MAX: usize = 4096;
-        /// Sealed value -> (the `Auth` instance it opened for, session id).
-        type Opened = std::collections::HashMap<Box<str>, (usize, Arc<str>)>;
+        /// Sealed value -> (the `Auth` instance it opened for, session id). foldhash, not SipHash:
+        /// only values that opened (authentic, server-made) are ever inserted, so nobody can
+        /// pick colliding keys, and hashing a ~200-byte cookie is the memo's main cost.
+        type Opened = std::collections::HashMap<Box<str>, (usize, Arc<str>), foldhash::fast::RandomState>;
         thread_local! {
             static OPENED: std::cell::RefCell<Opened> = std::cell::RefCell::default();
         }

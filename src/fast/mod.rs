@@ -84,6 +84,18 @@ pub async fn serve(
     crate::server::serve_hyper(gw, io, addr, &builder, watcher).await;
 }
 
+/// The fast path's per-request decision on a request head: parse, policy, session lookup and
+/// the upstream head written into `out`. Returns the upstream head's length, or None when the
+/// request is not the fast path's. For `benches/pieces.rs`; serving goes through `serve`.
+#[doc(hidden)]
+pub fn plan_head(gw: &Gateway, head: &[u8], out: &mut Vec<u8>) -> Option<usize> {
+    let peer = Peer { trusted: false, ip: HeaderValue::from_static("192.0.2.1") };
+    match request::plan(gw, head, &peer, out) {
+        Planned::Ready(_) => Some(out.len()),
+        Planned::Partial | Planned::Handover => None,
+    }
+}
+
 /// Closes idle upstream sockets of this thread's pool as they pass `server.upstream_idle_timeout`,
 /// until `shutdown` flips. Runs once per worker runtime (each owns its thread's pool).
 pub async fn reap_idle(gw: Arc<Gateway>, mut shutdown: watch::Receiver<bool>) {

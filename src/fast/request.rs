@@ -127,10 +127,17 @@ fn take<'g>(gw: &'g Gateway, req: &httparse::Request<'_, '_>, target: &PathAndQu
         return None;
     }
 
-    // First pass: anything that needs the general path, and the values used below.
+    let decision = gw.routes.decide(path);
+    let want_session = gw.auth.is_some() && !decision.public;
+
+    // First pass: anything that needs the general path, the values used below, and the Cookie
+    // headers read once: which carry the gateway's own cookies, and the session id.
+    let mut kinds = [Name::Other; MAX_HEADERS];
     let (mut close, mut json, mut host, mut xff, mut has_xfp, mut has_xfh) = (false, false, None, None, false, false);
-    for h in req.headers.iter() {
-        match classify(h.name) {
+    let (mut own, mut sid) = (0u128, None);
+    for (i, h) in req.headers.iter().enumerate() {
+        kinds[i] = classify(h.name);
+        match kinds[i] {
             Name::General => return None,
             Name::Connection => {
                 for t in crate::proxy::connection_tokens(std::str::from_utf8(h.value).ok()?) {
@@ -149,26 +156,33 @@ fn take<'g>(gw: &'g Gateway, req: &httparse::Request<'_, '_>, target: &PathAndQu
             Name::ForwardedFor if xff.is_none() => xff = Some(h.value),
             Name::ForwardedProto => has_xfp = true,
             Name::ForwardedHost => has_xfh = true,
-            Name::Cookie if std::str::from_utf8(h.value).is_err() => return None,
+            Name::Cookie => {
+                let value = std::str::from_utf8(h.value).ok()?;
+                let Some(auth) = &gw.auth else { continue };
+                for (n, v) in crate::session::cookie::pairs(value) {
+                    if crate::identity::is_own_cookie(n, &auth.cookie_name) {
+                        own |= 1 << i;
+                        // The first session cookie that opens, as `Auth::session_id` reads it.
+                        if want_session && sid.is_none() && n == auth.cookie_name {
+                            sid = auth.open_session_cookie(v);
+                        }
+                    }
+                }
+            }
             _ => {}
         }
     }
 
-    let decision = gw.routes.decide(path);
-    let cookies = || {
-        let values = req.headers.iter().filter(|h| classify(h.name) == Name::Cookie);
-        values.filter_map(|h| std::str::from_utf8(h.value).ok()).flat_map(crate::session::cookie::pairs)
-    };
-    let session: Option<Arc<Session>> = match (&gw.auth, decision.public) {
-        (Some(auth), false) => {
-            let s = auth.session_now(cookies())?;
+    let session: Option<Arc<Session>> = match (&gw.auth, want_session) {
+        (Some(auth), true) => {
+            let s = auth.store.get_now(&sid?)?;
             if !crate::router::allowed(decision.route, &s) {
                 return None;
             }
             Some(s)
         }
-        (_, true) => None,
-        (None, false) => return None,
+        (_, false) if decision.public => None,
+        _ => return None, // no [provider]: protected routes stay closed (the general path says so)
     };
     let up = gw.proxy.select(path)?;
     if !up.is_plain_http() {
@@ -191,24 +205,21 @@ fn take<'g>(gw: &'g Gateway, req: &httparse::Request<'_, '_>, target: &PathAndQu
     }
     out.extend_from_slice(b" HTTP/1.1\r\n");
     line(out, b"host", up.host.as_bytes());
-    for h in req.headers.iter() {
-        let kind = classify(h.name);
+    for (i, h) in req.headers.iter().enumerate() {
+        let kind = kinds[i];
         if matches!(kind, Name::Host | Name::Hop | Name::Connection | Name::ForwardedFor) || gw.identity.is_stripped(h.name) {
             continue;
         }
         if matches!(kind, Name::ForwardedProto | Name::ForwardedHost) && !peer.trusted {
             continue;
         }
-        if let (Name::Cookie, Some(auth)) = (kind, &gw.auth) {
+        if let (Name::Cookie, Some(auth), true) = (kind, &gw.auth, own & (1 << i) != 0) {
             let value = std::str::from_utf8(h.value).unwrap_or_default();
-            let pairs = || crate::session::cookie::pairs(value);
-            if pairs().any(|(n, _)| crate::identity::is_own_cookie(n, &auth.cookie_name)) {
-                let kept = crate::identity::foreign_cookies(pairs(), &auth.cookie_name);
-                if !kept.is_empty() {
-                    line(out, b"cookie", kept.as_bytes());
-                }
-                continue;
+            let kept = crate::identity::foreign_cookies(crate::session::cookie::pairs(value), &auth.cookie_name);
+            if !kept.is_empty() {
+                line(out, b"cookie", kept.as_bytes());
             }
+            continue;
         }
         line(out, h.name.as_bytes(), h.value);
     }

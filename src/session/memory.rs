@@ -17,14 +17,18 @@ impl Expiry<String, Arc<Session>> for UntilExpiry {
     }
 }
 
+/// foldhash, not SipHash: keys are server-made random ids, and a lookup only happens for an id
+/// that came out of an authentic sealed cookie, so nobody can pick colliding keys.
+type Hasher = foldhash::fast::RandomState;
+
 pub struct MemoryStore {
-    cache: Cache<String, Arc<Session>>,
+    cache: Cache<String, Arc<Session>, Hasher>,
 }
 
 impl MemoryStore {
     pub fn new(max_entries: u64, idle: Duration) -> MemoryStore {
         MemoryStore {
-            cache: Cache::builder().max_capacity(max_entries).time_to_idle(idle).expire_after(UntilExpiry).build(),
+            cache: Cache::builder().max_capacity(max_entries).time_to_idle(idle).expire_after(UntilExpiry).build_with_hasher(Hasher::default()),
         }
     }
 
