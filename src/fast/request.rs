@@ -112,6 +112,7 @@ pub fn plan<'g>(gw: &'g Gateway, buf: &[u8], peer: &Peer, out: &mut Vec<u8>) -> 
 
 type Taken<'g> = (&'g Upstream, Method, bool, bool, Arc<RouteMetrics>);
 
+/// The fast path's decision on a parsed request, and the upstream head when it takes it.
 fn take<'g>(gw: &'g Gateway, req: &httparse::Request<'_, '_>, target: &PathAndQuery, peer: &Peer, out: &mut Vec<u8>) -> Option<Taken<'g>> {
     // CORS answers vary by Origin and decorate every response: the general path's work.
     if req.version != Some(1) || req.headers.len() > gw.server.max_headers || gw.cors.enabled() {
@@ -122,60 +123,16 @@ fn take<'g>(gw: &'g Gateway, req: &httparse::Request<'_, '_>, target: &PathAndQu
         "HEAD" => Method::HEAD,
         _ => return None,
     };
-    let (path, query) = (target.path(), target.query());
+    let path = target.path();
     if !target.as_str().starts_with('/') || !crate::path::is_normal(path) || crate::path::has_prefix(path, &gw.server.prefix) {
         return None;
     }
-
     let decision = gw.routes.decide(path);
     let want_session = gw.auth.is_some() && !decision.public;
-
-    // First pass: anything that needs the general path, the values used below, and the Cookie
-    // headers read once: which carry the gateway's own cookies, and the session id.
-    let mut kinds = [Name::Other; MAX_HEADERS];
-    let (mut close, mut json, mut host, mut xff, mut has_xfp, mut has_xfh) = (false, false, None, None, false, false);
-    let (mut own, mut sid) = (0u128, None);
-    for (i, h) in req.headers.iter().enumerate() {
-        kinds[i] = classify(h.name);
-        match kinds[i] {
-            Name::General => return None,
-            Name::Connection => {
-                for t in crate::proxy::connection_tokens(std::str::from_utf8(h.value).ok()?) {
-                    if t.eq_ignore_ascii_case("close") {
-                        close = true;
-                    } else if !t.eq_ignore_ascii_case("keep-alive") {
-                        return None; // names a header to drop: the general path's
-                    }
-                }
-            }
-            Name::Accept => {
-                let a = std::str::from_utf8(h.value).unwrap_or_default();
-                json |= a.contains("application/json") || a.contains("+json");
-            }
-            Name::Host if host.is_none() => host = Some(h.value),
-            Name::ForwardedFor if xff.is_none() => xff = Some(h.value),
-            Name::ForwardedProto => has_xfp = true,
-            Name::ForwardedHost => has_xfh = true,
-            Name::Cookie => {
-                let value = std::str::from_utf8(h.value).ok()?;
-                let Some(auth) = &gw.auth else { continue };
-                for (n, v) in crate::session::cookie::pairs(value) {
-                    if crate::identity::is_own_cookie(n, &auth.cookie_name) {
-                        own |= 1 << i;
-                        // The first session cookie that opens, as `Auth::session_id` reads it.
-                        if want_session && sid.is_none() && n == auth.cookie_name {
-                            sid = auth.open_session_cookie(v);
-                        }
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-
+    let scan = scan(gw, req.headers, want_session)?;
     let session: Option<Arc<Session>> = match (&gw.auth, want_session) {
         (Some(auth), true) => {
-            let s = auth.store.get_now(&sid?)?;
+            let s = auth.store.get_now(scan.sid.as_ref()?)?;
             if !crate::router::allowed(decision.route, &s) {
                 return None;
             }
@@ -188,32 +145,109 @@ fn take<'g>(gw: &'g Gateway, req: &httparse::Request<'_, '_>, target: &PathAndQu
     if !up.is_plain_http() {
         return None;
     }
+    write_head(gw, out, &method, target, up, req.headers, &scan, peer, session.as_deref());
     let route = decision.route.map(|r| r.metrics.clone()).unwrap_or_else(|| gw.default_route.clone());
+    Some((up, method, scan.close, scan.json, route))
+}
 
-    // Second pass: the upstream's head.
+/// What one pass over the request headers found.
+struct Scan<'b> {
+    kinds: [Name; MAX_HEADERS],
+    /// The client asked to close the connection.
+    close: bool,
+    /// The client accepts JSON.
+    json: bool,
+    host: Option<&'b [u8]>,
+    xff: Option<&'b [u8]>,
+    has_xfp: bool,
+    has_xfh: bool,
+    /// Bit i: header i is a Cookie header carrying one of the gateway's own cookies.
+    own: u128,
+    /// The session id of the first session cookie that opens (when a session is wanted).
+    sid: Option<Arc<str>>,
+}
+
+/// One pass over the headers; None when one of them is the general path's.
+fn scan<'b>(gw: &Gateway, headers: &[httparse::Header<'b>], want_session: bool) -> Option<Scan<'b>> {
+    let mut sc = Scan { kinds: [Name::Other; MAX_HEADERS], close: false, json: false, host: None, xff: None, has_xfp: false, has_xfh: false, own: 0, sid: None };
+    for (i, h) in headers.iter().enumerate() {
+        sc.kinds[i] = classify(h.name);
+        match sc.kinds[i] {
+            Name::General => return None,
+            Name::Connection => {
+                for t in crate::proxy::connection_tokens(std::str::from_utf8(h.value).ok()?) {
+                    if t.eq_ignore_ascii_case("close") {
+                        sc.close = true;
+                    } else if !t.eq_ignore_ascii_case("keep-alive") {
+                        return None; // names a header to drop: the general path's
+                    }
+                }
+            }
+            Name::Accept => {
+                let a = std::str::from_utf8(h.value).unwrap_or_default();
+                sc.json |= a.contains("application/json") || a.contains("+json");
+            }
+            Name::Host if sc.host.is_none() => sc.host = Some(h.value),
+            Name::ForwardedFor if sc.xff.is_none() => sc.xff = Some(h.value),
+            Name::ForwardedProto => sc.has_xfp = true,
+            Name::ForwardedHost => sc.has_xfh = true,
+            Name::Cookie => {
+                let value = std::str::from_utf8(h.value).ok()?;
+                let Some(auth) = &gw.auth else { continue };
+                for (n, v) in crate::session::cookie::pairs(value) {
+                    if crate::identity::is_own_cookie(n, &auth.cookie_name) {
+                        sc.own |= 1 << i;
+                        // The first session cookie that opens, as `Auth::session_id` reads it.
+                        if want_session && sc.sid.is_none() && n == auth.cookie_name {
+                            sc.sid = auth.open_session_cookie(v);
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Some(sc)
+}
+
+/// Writes the upstream's request head: the request line, the client's headers without
+/// hop-by-hop, identity or (untrusted) forwarding headers and without the gateway's cookies,
+/// then X-Forwarded-*, Via and the identity headers, as the hyper path sets them.
+#[allow(clippy::too_many_arguments)]
+fn write_head(
+    gw: &Gateway,
+    out: &mut Vec<u8>,
+    method: &Method,
+    target: &PathAndQuery,
+    up: &Upstream,
+    headers: &[httparse::Header<'_>],
+    sc: &Scan<'_>,
+    peer: &Peer,
+    session: Option<&Session>,
+) {
     out.clear();
     out.extend_from_slice(method.as_str().as_bytes());
     out.push(b' ');
     if up.passes_path_through() {
         out.extend_from_slice(target.as_str().as_bytes());
     } else {
-        up.path_pieces(path).iter().for_each(|p| out.extend_from_slice(p.as_bytes()));
-        if let Some(q) = query {
+        up.path_pieces(target.path()).iter().for_each(|p| out.extend_from_slice(p.as_bytes()));
+        if let Some(q) = target.query() {
             out.push(b'?');
             out.extend_from_slice(q.as_bytes());
         }
     }
     out.extend_from_slice(b" HTTP/1.1\r\n");
     line(out, b"host", up.host.as_bytes());
-    for (i, h) in req.headers.iter().enumerate() {
-        let kind = kinds[i];
+    for (i, h) in headers.iter().enumerate() {
+        let kind = sc.kinds[i];
         if matches!(kind, Name::Host | Name::Hop | Name::Connection | Name::ForwardedFor) || gw.identity.is_stripped(h.name) {
             continue;
         }
         if matches!(kind, Name::ForwardedProto | Name::ForwardedHost) && !peer.trusted {
             continue;
         }
-        if let (Name::Cookie, Some(auth), true) = (kind, &gw.auth, own & (1 << i) != 0) {
+        if let (Name::Cookie, Some(auth), true) = (kind, &gw.auth, sc.own & (1 << i) != 0) {
             let value = std::str::from_utf8(h.value).unwrap_or_default();
             let kept = crate::identity::foreign_cookies(crate::session::cookie::pairs(value), &auth.cookie_name);
             if !kept.is_empty() {
@@ -225,20 +259,20 @@ fn take<'g>(gw: &'g Gateway, req: &httparse::Request<'_, '_>, target: &PathAndQu
     }
     // X-Forwarded-*: a trusted peer's values are kept (and appended to); anyone else's replaced.
     out.extend_from_slice(b"x-forwarded-for: ");
-    if let (true, Some(prev)) = (peer.trusted, xff.filter(|v| !v.is_empty())) {
+    if let (true, Some(prev)) = (peer.trusted, sc.xff.filter(|v| !v.is_empty())) {
         out.extend_from_slice(prev);
         out.extend_from_slice(b", ");
     }
     out.extend_from_slice(peer.ip.as_bytes());
     out.extend_from_slice(b"\r\n");
-    if !(peer.trusted && has_xfp) {
+    if !(peer.trusted && sc.has_xfp) {
         line(out, b"x-forwarded-proto", gw.proxy.proto.as_bytes());
     }
-    if let (false, Some(h)) = (peer.trusted && has_xfh, host) {
+    if let (false, Some(h)) = (peer.trusted && sc.has_xfh, sc.host) {
         line(out, b"x-forwarded-host", h);
     }
     line(out, b"via", b"1.1 xumm-gate");
-    if let Some(s) = &session {
+    if let Some(s) = session {
         for (n, v) in gw.identity.values(s) {
             line(out, n.as_str().as_bytes(), v.as_bytes());
         }
@@ -254,5 +288,4 @@ fn take<'g>(gw: &'g Gateway, req: &httparse::Request<'_, '_>, target: &PathAndQu
         }
     }
     out.extend_from_slice(b"\r\n");
-    Some((up, method, close, json, route))
 }
