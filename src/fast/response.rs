@@ -261,13 +261,7 @@ pub async fn relay(
                 let take = (ubuf.len() as u64).min(left) as usize;
                 left -= take as u64;
                 *bytes += take as u64;
-                if first {
-                    out.extend_from_slice(&ubuf[..take]);
-                    client.write_all(out).await.map_err(write)?;
-                    first = false;
-                } else if take > 0 {
-                    client.write_all(&ubuf[..take]).await.map_err(write)?;
-                }
+                send(client, out, &mut first, &ubuf[..take]).await?;
                 let extra = ubuf.len() > take;
                 if left == 0 {
                     return Ok(!extra);
@@ -281,13 +275,7 @@ pub async fn relay(
             let mut first = true;
             loop {
                 let pos = chunks(&mut state, ubuf, bytes).map_err(RelayError::Upstream)?;
-                if first {
-                    out.extend_from_slice(&ubuf[..pos]);
-                    client.write_all(out).await.map_err(write)?;
-                    first = false;
-                } else if pos > 0 {
-                    client.write_all(&ubuf[..pos]).await.map_err(write)?;
-                }
+                send(client, out, &mut first, &ubuf[..pos]).await?;
                 ubuf.advance(pos);
                 if state == Chunk::Done {
                     return Ok(ubuf.is_empty());
@@ -313,6 +301,20 @@ pub async fn relay(
             }
         }
     }
+}
+
+/// Writes body bytes to the client; the first time, behind the response head in `out` (one
+/// write for a head and a small body).
+async fn send(client: &mut TcpStream, out: &mut Vec<u8>, first: &mut bool, data: &[u8]) -> Result<(), RelayError> {
+    let done = if std::mem::take(first) {
+        out.extend_from_slice(data);
+        client.write_all(out).await
+    } else if !data.is_empty() {
+        client.write_all(data).await
+    } else {
+        Ok(())
+    };
+    done.map_err(RelayError::Client)
 }
 
 /// Reads more of the body; the upstream closing first is an error (the body is cut short).
