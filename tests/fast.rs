@@ -228,3 +228,39 @@ async fn idle_upstream_sockets_are_closed_after_the_idle_timeout() {
     assert!(at - t >= Duration::from_millis(300), "closed after {:?}, before the idle timeout", at - t);
     gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn both_paths_send_the_upstream_the_same_headers() {
+    let up = upstream().await;
+    let idp = idp().await;
+    let mut seen = Vec::new();
+    for fast in [true, false] {
+        let gw = ready_gateway(&auth_config(up, &idp.issuer, &format!("fast_path = {fast}"), "")).await;
+        let (name, value) = login(gw.addr, ACCOUNT, "MAINNET").await;
+        let (out, _) = exchange(
+            gw.addr,
+            format!(
+                "GET /both?q=1 HTTP/1.1\r\nHost: app.example\r\nAccept: text/html\r\nX-Forwarded-For: 10.0.0.1\r\n\
+                 X-Forwarded-Proto: https\r\nKeep-Alive: timeout=5\r\nTE: trailers\r\nProxy-Authorization: Basic eA==\r\n\
+                 X-Xumm-Account: rEvil\r\nX_Xumm_Network: TESTNET\r\nCookie: a=1; {name}={value}; b=2\r\nX-End: kept\r\n\
+                 Connection: keep-alive, close\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .await;
+        let body = &out[out.find("\r\n\r\n").expect(&out) + 4..];
+        let v: serde_json::Value = serde_json::from_str(body).expect(&out);
+        assert_eq!(v["uri"], "/both?q=1");
+        let mut headers: Vec<(String, String)> = serde_json::from_value(v["headers"].clone()).unwrap();
+        headers.sort();
+        seen.push(headers);
+        gw.shutdown().await;
+    }
+    assert_eq!(seen[0], seen[1], "fast path (left) and hyper path (right) differ");
+    let names: Vec<&str> = seen[0].iter().map(|(n, _)| n.as_str()).collect();
+    for gone in ["keep-alive", "te", "proxy-authorization", "connection", "x_xumm_network"] {
+        assert!(!names.contains(&gone), "{gone} reached the upstream: {names:?}");
+    }
+    assert!(seen[0].contains(&("cookie".into(), "a=1; b=2".into())), "{:?}", seen[0]);
+    assert!(seen[0].contains(&("x-forwarded-proto".into(), "https".into())), "a trusted peer's proto is kept: {:?}", seen[0]);
+}
