@@ -75,14 +75,8 @@ impl Auth {
 
     /// The session id in the request's session cookie, if one opens.
     pub fn session_id(&self, headers: &HeaderMap) -> Option<Arc<str>> {
-        self.session_id_in(cookies(headers))
+        cookies(headers).filter(|(n, _)| *n == self.cookie_name).find_map(|(_, v)| self.open_session_cookie(v))
     }
-
-    /// The session id in these cookie pairs, if a session cookie among them opens.
-    fn session_id_in<'a>(&self, mut pairs: impl Iterator<Item = (&'a str, &'a str)>) -> Option<Arc<str>> {
-        pairs.find_map(|(n, v)| if n == self.cookie_name { self.open_session_cookie(v) } else { None })
-    }
-
 
     /// Opens a session cookie value, remembering (per thread) what a value opened to: the same
     /// visitor sends the same bytes on every request, and opening them again is AES-GCM, base64

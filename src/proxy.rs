@@ -127,7 +127,7 @@ pub struct Proxy {
     pub(crate) connect_timeout: Duration,
     pub(crate) idle_timeout: Duration,
     pub(crate) timeout: Duration,
-    pub(crate) trusted: Vec<ipnet::IpNet>,
+    trusted: Vec<ipnet::IpNet>,
     pub(crate) proto: HeaderValue,
 }
 
@@ -214,15 +214,8 @@ impl Proxy {
         let result = tokio::time::timeout(self.timeout, self.request(req)).await;
         crate::metrics::record(&up.latency, started.elapsed());
         let mut resp = match result {
-            Err(_) => {
-                tracing::warn!(upstream = %up.label, cause = "no response head within upstream_timeout", "upstream timeout");
-                return Err(GatewayError::UpstreamTimeout);
-            }
-            Ok(Err(e)) => {
-                let timed_out = is_timeout(&e);
-                tracing::warn!(upstream = %up.label, cause = %error_chain(&e), "upstream failed");
-                return Err(if timed_out { GatewayError::UpstreamTimeout } else { GatewayError::UpstreamUnavailable });
-            }
+            Err(_) => return Err(upstream_timed_out(&up.label)),
+            Ok(Err(e)) => return Err(upstream_failed(&up.label, &error_chain(&e), is_timeout(&e))),
             Ok(Ok(resp)) => resp,
         };
 
@@ -261,8 +254,8 @@ fn upgrade_requested(h: &HeaderMap) -> Option<HeaderValue> {
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+        .flat_map(connection_tokens)
+        .any(|t| t.eq_ignore_ascii_case("upgrade"));
     if wants { h.get(header::UPGRADE).cloned() } else { None }
 }
 
@@ -341,6 +334,18 @@ fn set_forwarded(h: &mut HeaderMap, peer: SocketAddr, trusted: bool, host: Optio
         };
     }
     h.append(header::VIA, VIA_VALUE.clone());
+}
+
+/// Logs that `upstream` sent no response head within `upstream_timeout`; the client gets 504.
+pub fn upstream_timed_out(upstream: &str) -> GatewayError {
+    tracing::warn!(upstream, cause = "no response head within upstream_timeout", "upstream timeout");
+    GatewayError::UpstreamTimeout
+}
+
+/// Logs why `upstream` failed; the client gets 504 when connecting timed out, else 502.
+pub fn upstream_failed(upstream: &str, cause: &dyn std::fmt::Display, timed_out: bool) -> GatewayError {
+    tracing::warn!(upstream, cause = %cause, "upstream failed");
+    if timed_out { GatewayError::UpstreamTimeout } else { GatewayError::UpstreamUnavailable }
 }
 
 fn is_timeout(e: &(dyn std::error::Error + 'static)) -> bool {

@@ -255,12 +255,7 @@ impl Conn {
         let (parts, body) = resp.into_parts();
         let body = body.into_full().unwrap_or_default();
         let out = &mut self.out;
-        out.clear();
-        out.extend_from_slice(b"HTTP/1.1 ");
-        out.extend_from_slice(parts.status.as_str().as_bytes());
-        out.push(b' ');
-        out.extend_from_slice(parts.status.canonical_reason().unwrap_or("").as_bytes());
-        out.extend_from_slice(b"\r\n");
+        status_line(out, parts.status, None);
         for (n, v) in &parts.headers {
             header_line(out, n.as_str().as_bytes(), v.as_bytes());
         }
@@ -278,6 +273,17 @@ impl Conn {
             _ => Step::Close,
         }
     }
+}
+
+/// Starts a response head in `out`: the status line, with `reason` or else the canonical one.
+fn status_line(out: &mut Vec<u8>, status: http::StatusCode, reason: Option<&str>) {
+    out.clear();
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.push(b' ');
+    let reason = reason.filter(|r| !r.is_empty()).or(status.canonical_reason()).unwrap_or("");
+    out.extend_from_slice(reason.as_bytes());
+    out.extend_from_slice(b"\r\n");
 }
 
 /// Appends one `name: value` header line to a head being written.
@@ -299,30 +305,16 @@ enum Failure {
 }
 
 impl Failure {
-    /// Logs the cause (as the general path does) and maps it to the client's error.
+    /// Logs the cause and maps it to the client's error, with the general path's helpers.
     fn into_error(self, plan: &Plan<'_>) -> GatewayError {
+        use crate::proxy::{upstream_failed, upstream_timed_out};
         let label = &plan.up.label;
         match self {
-            Failure::Timeout => {
-                tracing::warn!(upstream = %label, cause = "no response head within upstream_timeout", "upstream timeout");
-                GatewayError::UpstreamTimeout
-            }
-            Failure::Connect(e) if e.kind() == std::io::ErrorKind::TimedOut => {
-                tracing::warn!(upstream = %label, cause = %e, "upstream failed");
-                GatewayError::UpstreamTimeout
-            }
-            Failure::Connect(e) | Failure::Io(e) => {
-                tracing::warn!(upstream = %label, cause = %e, "upstream failed");
-                GatewayError::UpstreamUnavailable
-            }
-            Failure::Closed => {
-                tracing::warn!(upstream = %label, cause = "closed without a response", "upstream failed");
-                GatewayError::UpstreamUnavailable
-            }
-            Failure::Bad(cause) => {
-                tracing::warn!(upstream = %label, cause, "upstream failed");
-                GatewayError::UpstreamUnavailable
-            }
+            Failure::Timeout => upstream_timed_out(label),
+            Failure::Connect(e) => upstream_failed(label, &e, e.kind() == std::io::ErrorKind::TimedOut),
+            Failure::Io(e) => upstream_failed(label, &e, false),
+            Failure::Closed => upstream_failed(label, &"closed without a response", false),
+            Failure::Bad(cause) => upstream_failed(label, &cause, false),
         }
     }
 }

@@ -201,15 +201,7 @@ pub fn response_head(buf: &[u8], head_request: bool, close_client: bool, out: &m
         reusable = false;
     }
 
-    out.clear();
-    out.extend_from_slice(b"HTTP/1.1 ");
-    out.extend_from_slice(status.as_str().as_bytes());
-    out.push(b' ');
-    match resp.reason.filter(|r| !r.is_empty()) {
-        Some(r) => out.extend_from_slice(r.as_bytes()),
-        None => out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes()),
-    }
-    out.extend_from_slice(b"\r\n");
+    super::status_line(out, status, resp.reason);
     for h in resp.headers.iter() {
         let n = h.name;
         let drop = (crate::proxy::is_hop_by_hop(n) && !n.eq_ignore_ascii_case("transfer-encoding"))
