@@ -163,13 +163,15 @@ struct Scan<'b> {
     has_xfh: bool,
     /// Bit i: header i is a Cookie header carrying one of the gateway's own cookies.
     own: u128,
+    /// Bit i: header i is a Cookie header carrying someone else's cookie too.
+    foreign: u128,
     /// The session id of the first session cookie that opens (when a session is wanted).
     sid: Option<Arc<str>>,
 }
 
 /// One pass over the headers; None when one of them is the general path's.
 fn scan<'b>(gw: &Gateway, headers: &[httparse::Header<'b>], want_session: bool) -> Option<Scan<'b>> {
-    let mut sc = Scan { kinds: [Name::Other; MAX_HEADERS], close: false, json: false, host: None, xff: None, has_xfp: false, has_xfh: false, own: 0, sid: None };
+    let mut sc = Scan { kinds: [Name::Other; MAX_HEADERS], close: false, json: false, host: None, xff: None, has_xfp: false, has_xfh: false, own: 0, foreign: 0, sid: None };
     for (i, h) in headers.iter().enumerate() {
         sc.kinds[i] = classify(h.name);
         match sc.kinds[i] {
@@ -201,6 +203,8 @@ fn scan<'b>(gw: &Gateway, headers: &[httparse::Header<'b>], want_session: bool) 
                         if want_session && sc.sid.is_none() && n == auth.cookie_name {
                             sc.sid = auth.open_session_cookie(v);
                         }
+                    } else {
+                        sc.foreign |= 1 << i;
                     }
                 }
             }
@@ -248,6 +252,9 @@ fn write_head(
             continue;
         }
         if let (Name::Cookie, Some(auth), true) = (kind, &gw.auth, sc.own & (1 << i) != 0) {
+            if sc.foreign & (1 << i) == 0 {
+                continue; // only the gateway's cookies: the header goes
+            }
             let value = std::str::from_utf8(h.value).unwrap_or_default();
             let kept = crate::identity::foreign_cookies(crate::session::cookie::pairs(value), &auth.cookie_name);
             if !kept.is_empty() {

@@ -66,7 +66,8 @@ pub fn cookies(headers: &http::HeaderMap) -> impl Iterator<Item = (&str, &str)> 
 pub fn pairs(value: &str) -> impl Iterator<Item = (&str, &str)> {
     value.split(';').filter_map(|pair| {
         let (n, v) = pair.split_once('=')?;
-        Some((n.trim(), v.trim()))
+        // RFC 6265 allows only SP and HTAB around the pieces; ASCII trimming is also cheaper.
+        Some((n.trim_ascii(), v.trim_ascii()))
     })
 }
 
