@@ -214,7 +214,10 @@ async fn idle_upstream_sockets_are_closed_after_the_idle_timeout() {
                 let mut buf = vec![0u8; 4096];
                 loop {
                     match s.read(&mut buf).await {
-                        Ok(0) | Err(_) => return drop(tx.send(Instant::now())),
+                        Ok(0) | Err(_) => {
+                            let _ = tx.send(Instant::now());
+                            return;
+                        }
                         Ok(_) => s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").await.unwrap(),
                     }
                 }
