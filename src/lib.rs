@@ -98,7 +98,11 @@ impl Running {
     }
 }
 
-/// Binds the listeners and starts serving. Must be called inside a tokio runtime.
+/// Binds the listeners and starts serving. Must be called inside a tokio runtime, and is meant
+/// for a current-thread one (as `run` and `demo` do): the calling thread serves as one worker and
+/// `server.workers - 1` more threads are started, each owning its fast-path upstream pool and
+/// that pool's idle reaper. (Under a multi-thread runtime, requests work the same, but idle
+/// upstream sockets are reaped only on the thread the reaper task runs on.)
 pub async fn start(config: Config) -> Result<Running, StartError> {
     let server = config.server()?;
     // Installed before anything registers metric handles.

@@ -74,12 +74,10 @@ fn main() -> ExitCode {
     }
 }
 
-fn runtime(workers: usize) -> Result<tokio::runtime::Runtime, ExitCode> {
-    let mut rt = tokio::runtime::Builder::new_multi_thread();
-    if workers > 0 {
-        rt.worker_threads(workers);
-    }
-    rt.enable_all().build().map_err(|e| {
+/// A current-thread runtime: the calling thread is one gateway worker and `start` adds the others
+/// (each with its own runtime, listener and upstream pool), for `run` and `demo` alike.
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| {
         eprintln!("xumm-gate: cannot start runtime: {e}");
         ExitCode::from(1)
     })
@@ -87,7 +85,7 @@ fn runtime(workers: usize) -> Result<tokio::runtime::Runtime, ExitCode> {
 
 fn dev_provider(listen: std::net::SocketAddr, id: String, secret: String) -> ExitCode {
     xumm_gate::logging::init(&Default::default());
-    let rt = match runtime(1) {
+    let rt = match runtime() {
         Ok(rt) => rt,
         Err(code) => return code,
     };
@@ -109,7 +107,7 @@ fn dev_provider(listen: std::net::SocketAddr, id: String, secret: String) -> Exi
 
 fn demo(listen: std::net::SocketAddr, admin: std::net::SocketAddr) -> ExitCode {
     xumm_gate::logging::init(&Default::default());
-    let rt = match runtime(0) {
+    let rt = match runtime() {
         Ok(rt) => rt,
         Err(code) => return code,
     };
@@ -134,10 +132,7 @@ fn demo(listen: std::net::SocketAddr, admin: std::net::SocketAddr) -> ExitCode {
 fn run(config: Config) -> ExitCode {
     xumm_gate::logging::init(&config.log);
     // The main thread is one worker (plus admin and background tasks); `start` adds the others.
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| {
-        eprintln!("xumm-gate: cannot start runtime: {e}");
-        ExitCode::from(1)
-    }) {
+    let rt = match runtime() {
         Ok(rt) => rt,
         Err(code) => return code,
     };
