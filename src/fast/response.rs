@@ -202,11 +202,15 @@ pub fn response_head(buf: &[u8], head_request: bool, close_client: bool, out: &m
     }
 
     super::status_line(out, status, resp.reason);
+    let mut length_sent = false;
     for h in resp.headers.iter() {
         let n = h.name;
+        let length = n.eq_ignore_ascii_case("content-length");
+        // Repeated equal Content-Lengths go on as one (RFC 9112 section 6.3).
         let drop = (crate::proxy::is_hop_by_hop(n) && !n.eq_ignore_ascii_case("transfer-encoding"))
-            || (coded && n.eq_ignore_ascii_case("content-length"))
+            || (length && (coded || length_sent))
             || named.iter().any(|x| x.eq_ignore_ascii_case(n));
+        length_sent |= length && !drop;
         if !drop {
             super::header_line(out, n.as_bytes(), h.value);
         }
@@ -444,5 +448,103 @@ mod tests {
         let out = String::from_utf8(out).unwrap();
         assert!(out.starts_with("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-End: kept\r\ndate: "), "{out}");
         assert!(out.ends_with(" GMT\r\nconnection: close\r\n\r\n"), "{out}");
+    }
+
+    /// Response head lines an upstream might send, sane and broken.
+    fn head_line() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        prop_oneof![
+            Just("Content-Length: 5".to_string()),
+            Just("content-length: 05".to_string()),
+            Just("Content-Length: 7".to_string()),
+            Just("Content-Length: -1".to_string()),
+            Just("Content-Length: 99999999999999999999999".to_string()),
+            Just("Transfer-Encoding: chunked".to_string()),
+            Just("Transfer-Encoding: gzip, chunked".to_string()),
+            Just("Transfer-Encoding: chunked, gzip".to_string()),
+            Just("Connection: close".to_string()),
+            Just("Connection: keep-alive, X-Private".to_string()),
+            Just("Connection: ,,".to_string()),
+            Just("X-Private: secret".to_string()),
+            Just("Keep-Alive: timeout=5".to_string()),
+            Just("Proxy-Authenticate: Basic".to_string()),
+            Just("Upgrade: websocket".to_string()),
+            Just("Trailer: X-T".to_string()),
+            Just("Date: Tue, 24 Nov 2026 10:00:00 GMT".to_string()),
+            "[A-Za-z-]{1,12}: [ -~]{0,20}",
+            "[ -~\t\r\n\0]{0,24}",
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(1024))]
+
+        /// Whatever the upstream sends, the parser never panics, and a head it accepts becomes a
+        /// complete client head with one framing, no hop-by-hop or Connection-named header, a
+        /// Date, and `connection: close` when the client connection closes.
+        #[test]
+        fn any_upstream_head_gives_a_clean_client_head_or_an_error(
+            status in proptest::prop_oneof![proptest::strategy::Just(200u16), proptest::strategy::Just(204), proptest::strategy::Just(304), proptest::strategy::Just(103), proptest::strategy::Just(101), 100u16..1000],
+            version in proptest::prop_oneof![proptest::strategy::Just("HTTP/1.1"), proptest::strategy::Just("HTTP/1.0"), proptest::strategy::Just("HTTP/2.0")],
+            lines in proptest::collection::vec(head_line(), 0..8),
+            head_req: bool,
+            close: bool,
+            cut in 0usize..400,
+        ) {
+            let raw = format!("{version} {status} X\r\n{}\r\n\r\n", lines.join("\r\n"));
+            let raw = &raw.as_bytes()[..raw.len().min(cut.max(1) * 4)]; // some heads end early
+            let mut out = Vec::new();
+            let Parsed::Head(h) = response_head(raw, head_req, close, &mut out) else { return Ok(()) };
+            proptest::prop_assert!(h.len <= raw.len());
+            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS + 4];
+            let mut resp = httparse::Response::new(&mut headers);
+            proptest::prop_assert_eq!(resp.parse(&out), Ok(httparse::Status::Complete(out.len())), "{}", String::from_utf8_lossy(&out));
+            let count = |name: &str| resp.headers.iter().filter(|x| x.name.eq_ignore_ascii_case(name)).count();
+            // Hop-by-hop, and whatever the upstream's Connection header names.
+            let mut theirs = [httparse::EMPTY_HEADER; MAX_HEADERS];
+            let mut upstream = httparse::Response::new(&mut theirs);
+            upstream.parse(raw).unwrap();
+            let mut gone = vec!["keep-alive", "proxy-authenticate", "upgrade", "trailer"];
+            for h in upstream.headers.iter().filter(|h| h.name.eq_ignore_ascii_case("connection")) {
+                gone.extend(crate::proxy::connection_tokens(std::str::from_utf8(h.value).unwrap()));
+            }
+            for g in gone.into_iter().filter(|g| !["close", "keep-alive", "content-length", "transfer-encoding", "date"].iter().any(|x| g.eq_ignore_ascii_case(x))) {
+                proptest::prop_assert_eq!(count(g), 0, "{} passed: {}", g, String::from_utf8_lossy(&out));
+            }
+            proptest::prop_assert!(count("content-length") <= 1 || h.framing == Framing::None);
+            proptest::prop_assert!(count("content-length") == 0 || count("transfer-encoding") == 0);
+            proptest::prop_assert_eq!(count("date").min(1), 1);
+            let closes = resp.headers.iter().any(|x| x.name.eq_ignore_ascii_case("connection") && x.value == b"close");
+            proptest::prop_assert_eq!(closes, close || h.framing == Framing::Close, "{}", String::from_utf8_lossy(&out));
+            proptest::prop_assert_eq!(resp.code, Some(status));
+        }
+
+        /// Chunked bodies of any shape, read in any pieces, are relayed byte for byte.
+        #[test]
+        fn chunked_bodies_relay_exactly_across_any_reads(
+            sizes in proptest::collection::vec(1usize..300, 0..6),
+            cuts in proptest::collection::vec(0usize..2000, 0..6),
+            ext: bool,
+        ) {
+            let mut body = Vec::new();
+            for (i, n) in sizes.iter().enumerate() {
+                body.extend_from_slice(format!("{n:x}{}\r\n", if ext { ";x=1" } else { "" }).as_bytes());
+                body.extend(std::iter::repeat_n(b'a' + (i % 26) as u8, *n));
+                body.extend_from_slice(b"\r\n");
+            }
+            body.extend_from_slice(b"0\r\n\r\n");
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c % (body.len() + 1)).collect();
+            cuts.sort_unstable();
+            let mut parts = Vec::new();
+            let mut at = 0;
+            for c in cuts.into_iter().chain([body.len()]) {
+                parts.push(&body[at..c]);
+                at = c;
+            }
+            let (relayed, bytes, state) = walk(&parts).unwrap();
+            proptest::prop_assert_eq!(relayed, body.clone());
+            proptest::prop_assert_eq!(bytes, sizes.iter().sum::<usize>() as u64);
+            proptest::prop_assert_eq!(state, Chunk::Done);
+        }
     }
 }

@@ -1,0 +1,163 @@
+//! Property test of the fast path's request planner: whatever head a client sends, planning never
+//! panics, and a head the fast path takes becomes an upstream head that parses whole and carries
+//! none of the client's hop-by-hop, framing, forwarding-spoof or identity headers, and none of
+//! the gateway's cookies.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestRunner};
+
+/// Header names a client might send: the ones the gateway treats specially, in odd spellings,
+/// and anything else.
+fn name() -> impl Strategy<Value = String> {
+    prop_oneof![
+        6 => prop::sample::select(vec![
+            "Host", "host", "X-Xumm-Account", "x_xumm_account", "X-XUMM-NETWORK", "X_Forwarded_User", "X-Auth-Request-User",
+            "Connection", "Keep-Alive", "TE", "Trailer", "Proxy-Authorization", "Proxy-Connection", "Upgrade",
+            "Transfer-Encoding", "Content-Length", "Expect", "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host",
+            "Via", "Cookie", "cookie", "Accept", "X-Requested-With", "Origin",
+        ])
+        .prop_map(String::from),
+        3 => "[A-Za-z0-9_-]{1,12}",
+        1 => "[ -~]{0,6}",
+    ]
+}
+
+/// Header values; `{S}` stands for a valid sealed session cookie value.
+fn value() -> impl Strategy<Value = String> {
+    prop_oneof![
+        6 => prop::sample::select(vec![
+            "close", "keep-alive", "Keep-Alive, Upgrade", "keep-alive, close", "text/html", "application/json",
+            "_xumm_gate={S}", "theme=dark; _xumm_gate={S}; b=2", "_xumm_gate=garbage", "_xumm_gate_login_abc=1; x=y",
+            "_xumm_gate={S}; _xumm_gate={S}", "5", "chunked", "100-continue", "websocket", "rEvil", "10.0.0.9",
+        ])
+        .prop_map(String::from),
+        3 => "[ -~]{0,24}",
+        1 => "[\\x00-\\x1f\\x7f-\\xff]{0,3}",
+    ]
+}
+
+/// Headers the fast path may take (and must clean up): identity spoofs, hop-by-hop it strips,
+/// forwarding headers, cookies, and ordinary ones, with printable values.
+fn tame() -> impl Strategy<Value = (String, String)> {
+    let name = prop_oneof![
+        3 => prop::sample::select(vec![
+            "Host", "X-Xumm-Account", "x_xumm_account", "X-XUMM-NETWORK", "X_Forwarded_User", "X-Auth-Request-User",
+            "Keep-Alive", "TE", "Trailer", "Proxy-Authorization", "X-Forwarded-For", "X-Forwarded-Proto",
+            "X-Forwarded-Host", "Via", "Cookie", "Accept", "Connection",
+        ])
+        .prop_map(String::from),
+        1 => "[A-Za-z0-9-]{1,12}",
+    ];
+    let value = prop_oneof![
+        2 => prop::sample::select(vec![
+            "close", "keep-alive", "_xumm_gate={S}", "theme=dark; _xumm_gate={S}; b=2", "_xumm_gate=garbage",
+            "_xumm_gate_login_abc=1; x=y", "a=1", "rEvil",
+        ])
+        .prop_map(String::from),
+        1 => "[!-~][ -~]{0,20}",
+    ];
+    (name, value)
+}
+
+fn target() -> impl Strategy<Value = String> {
+    prop_oneof![
+        1 => prop::sample::select(vec![
+            "/", "/public/x", "/admin", "/mainnet/y", "/public/../admin", "//admin", "/public%2Fadmin", "/a?b=1#f",
+            "*", "http://h.example/x", "/a b", "/%zz", "/.xumm/userinfo", "/p?q=%0d%0a",
+        ])
+        .prop_map(String::from),
+        1 => "/[a-zA-Z0-9/._%?=&~-]{0,24}",
+        2 => "/(public/|admin/|mainnet/)?[a-z0-9]{0,8}(\\?[a-z=&]{0,8})?",
+    ]
+}
+
+#[test]
+fn any_request_head_plans_safely() {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    // Nothing listens at the upstream or the issuer: planning touches neither.
+    let upstream = std::net::SocketAddr::from(([127, 0, 0, 1], 1));
+    let running = rt.block_on(gateway(&auth_config(upstream, "http://127.0.0.1:1", "", "")));
+    let gw = running.gateway.clone();
+    let auth = gw.auth.as_ref().unwrap();
+    assert_eq!(auth.cookie_name, "_xumm_gate", "the strategies spell the default cookie name");
+    let id = xumm_gate::session::new_id();
+    let account = xumm_gate::account::Account::parse(ACCOUNT).unwrap();
+    let session = xumm_gate::session::Session::new(account, Some("MAINNET".into()), None, xumm_gate::session::Source::Session, xumm_gate::session::now() + 3600);
+    rt.block_on(xumm_gate::session::SessionStore::put(&auth.store, id.clone(), Arc::new(session))).unwrap();
+    let sealed = auth.sealer.seal(&auth.cookie_name, &id);
+
+    let head = (
+        prop::sample::select(vec!["GET", "GET", "GET", "HEAD", "POST", "get", "OPTIONS"]),
+        target(),
+        prop::sample::select(vec!["HTTP/1.1", "HTTP/1.1", "HTTP/1.1", "HTTP/1.0", "HTTP/2.0"]),
+        prop_oneof![3 => prop::collection::vec(tame(), 0..8), 1 => prop::collection::vec((name(), value()), 0..8)],
+        any::<Option<prop::sample::Index>>(), // where a plain session cookie goes, if anywhere
+    );
+    let mut runner = TestRunner::new(Config { cases: 4000, failure_persistence: None, ..Config::default() });
+    let taken = [std::cell::Cell::new(0usize), std::cell::Cell::new(0)]; // [public, signed in]
+    runner
+        .run(&head, |(method, target, version, mut headers, cookie_at)| {
+            if let Some(i) = cookie_at {
+                headers.insert(i.index(headers.len() + 1), ("Cookie".into(), "_xumm_gate={S}".into()));
+            }
+            let mut raw = format!("{method} {target} {version}\r\n").into_bytes();
+            let mut sent_session = false;
+            for (n, v) in &headers {
+                sent_session |= n.eq_ignore_ascii_case("cookie") && v.contains("_xumm_gate={S}");
+                raw.extend_from_slice(format!("{n}: {}\r\n", v.replace("{S}", &sealed)).as_bytes());
+            }
+            raw.extend_from_slice(b"\r\n");
+            let mut out = Vec::new();
+            let Some(len) = xumm_gate::fast::plan_head(&gw, &raw, &mut out) else { return Ok(()) };
+            let shown = String::from_utf8_lossy(&out).into_owned();
+            prop_assert_eq!(len, out.len());
+            let mut slots = [httparse::EMPTY_HEADER; 32];
+            let mut req = httparse::Request::new(&mut slots);
+            prop_assert_eq!(req.parse(&out), Ok(httparse::Status::Complete(out.len())), "{}", shown);
+            prop_assert!(matches!(req.method, Some("GET" | "HEAD")), "{}", shown);
+            prop_assert_eq!(req.version, Some(1));
+            prop_assert_eq!(req.path, Some(target.as_str()), "the target passes through unchanged");
+
+            let norm = |n: &str| n.to_ascii_lowercase().replace('_', "-");
+            let count = |n: &str| req.headers.iter().filter(|h| norm(h.name) == n).count();
+            for gone in ["connection", "keep-alive", "te", "trailer", "upgrade", "transfer-encoding", "content-length", "expect"] {
+                prop_assert_eq!(count(gone), 0, "{} passed: {}", gone, shown);
+            }
+            prop_assert!(req.headers.iter().all(|h| !norm(h.name).starts_with("proxy-")), "{}", shown);
+            for one in ["host", "x-forwarded-for", "x-forwarded-proto"] {
+                prop_assert_eq!(count(one), 1, "{}: {}", one, shown);
+            }
+            let xff = req.headers.iter().find(|h| norm(h.name) == "x-forwarded-for").unwrap();
+            prop_assert_eq!(xff.value, b"192.0.2.1", "an untrusted peer's X-Forwarded-For is replaced");
+
+            // Identity headers: only the gateway's, once each, and only for a real session.
+            let mut identity = 0;
+            for n in ["x-xumm-account", "x-forwarded-user", "x-auth-request-user", "x-xumm-network"] {
+                for h in req.headers.iter().filter(|h| norm(h.name) == n) {
+                    identity += 1;
+                    let want: &[u8] = if n == "x-xumm-network" { b"MAINNET" } else { ACCOUNT.as_bytes() };
+                    prop_assert_eq!(h.value, want, "{}", shown);
+                }
+                prop_assert!(count(n) <= 1, "{}", shown);
+            }
+            prop_assert!(identity == 0 || sent_session, "identity without a session: {}", shown);
+            for h in req.headers.iter().filter(|h| norm(h.name) == "cookie") {
+                let v = String::from_utf8_lossy(h.value);
+                prop_assert!(!v.contains("_xumm_gate"), "the gateway's cookie went upstream: {}", shown);
+            }
+            let t = &taken[usize::from(identity > 0)];
+            t.set(t.get() + 1);
+            Ok(())
+        })
+        .unwrap();
+    // The strategies must actually reach both kinds of fast-path request.
+    let taken = taken.map(|t| t.get());
+    assert!(taken[0] > 50 && taken[1] > 100, "fast path taken (public, signed in): {taken:?}");
+    drop(gw);
+    rt.block_on(running.shutdown());
+}
