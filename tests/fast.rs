@@ -49,6 +49,7 @@ fn replies(head: &str) -> (Vec<u8>, bool) {
         "/chunked" => r("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;x=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n", false),
         "/until-close" => r("HTTP/1.1 200 OK\r\nX-Case: Mixed\r\n\r\nread until close", true),
         "/one-shot" => r("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", true),
+        "/twice" => r("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok", false),
         "/conflict" => r("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok", false),
         "/cut" => r("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort", true),
         "/hints" => r("HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfinal", false),
@@ -268,4 +269,17 @@ async fn both_paths_send_the_upstream_the_same_headers() {
     assert_eq!(names.iter().filter(|n| **n == "cookie").count(), 1, "{names:?}");
     assert!(seen[0].contains(&("cookie".into(), "a=1; b=2".into())), "{:?}", seen[0]);
     assert!(seen[0].contains(&("x-forwarded-proto".into(), "https".into())), "a trusted peer's proto is kept: {:?}", seen[0]);
+}
+
+#[tokio::test]
+async fn repeated_equal_content_lengths_reach_the_client_once() {
+    let up = raw_upstream(replies).await;
+    for fast in [true, false] {
+        let gw = gateway(&config_text(up, &format!("fast_path = {fast}"))).await;
+        let (out, _) = exchange(gw.addr, b"GET /twice HTTP/1.1\r\nHost: app\r\nConnection: close\r\n\r\n").await;
+        assert!(out.starts_with("HTTP/1.1 200"), "fast_path = {fast}: {out}");
+        assert_eq!(out.to_ascii_lowercase().matches("content-length").count(), 1, "fast_path = {fast}: {out}");
+        assert!(out.ends_with("\r\n\r\nok"), "fast_path = {fast}: {out}");
+        gw.shutdown().await;
+    }
 }
