@@ -161,9 +161,7 @@ pub fn response_head(buf: &[u8], head_request: bool, close_client: bool, out: &m
     let mut reusable = resp.version == Some(1);
     let (mut length, mut chunked, mut coded) = (None::<u64>, false, false);
     let mut named: Vec<&str> = Vec::new(); // headers the upstream's Connection header names
-    let mut dated = false;
     for h in resp.headers.iter() {
-        dated |= h.name.eq_ignore_ascii_case("date");
         if h.name.eq_ignore_ascii_case("content-length") {
             let Some(n) = std::str::from_utf8(h.value).ok().filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit())).and_then(|v| v.parse::<u64>().ok()) else {
                 return Parsed::Bad("invalid content-length");
@@ -202,15 +200,19 @@ pub fn response_head(buf: &[u8], head_request: bool, close_client: bool, out: &m
     }
 
     super::status_line(out, status, resp.reason);
-    let mut length_sent = false;
+    let (mut length_sent, mut dated) = (false, false);
     for h in resp.headers.iter() {
         let n = h.name;
         let length = n.eq_ignore_ascii_case("content-length");
-        // Repeated equal Content-Lengths go on as one (RFC 9112 section 6.3).
-        let drop = (crate::proxy::is_hop_by_hop(n) && !n.eq_ignore_ascii_case("transfer-encoding"))
+        let coding = n.eq_ignore_ascii_case("transfer-encoding");
+        // Repeated equal Content-Lengths go on as one (RFC 9112 section 6.3). The framing
+        // headers stay even when the upstream's Connection names them: the body is relayed as
+        // they frame it, so the client must read it the same way.
+        let drop = (crate::proxy::is_hop_by_hop(n) && !coding)
             || (length && (coded || length_sent))
-            || named.iter().any(|x| x.eq_ignore_ascii_case(n));
+            || (!length && !coding && named.iter().any(|x| x.eq_ignore_ascii_case(n)));
         length_sent |= length && !drop;
+        dated |= !drop && n.eq_ignore_ascii_case("date");
         if !drop {
             super::header_line(out, n.as_bytes(), h.value);
         }
@@ -465,6 +467,8 @@ mod tests {
             Just("Connection: close".to_string()),
             Just("Connection: keep-alive, X-Private".to_string()),
             Just("Connection: ,,".to_string()),
+            Just("Connection: Content-Length".to_string()),
+            Just("Connection: transfer-encoding, date".to_string()),
             Just("X-Private: secret".to_string()),
             Just("Keep-Alive: timeout=5".to_string()),
             Just("Proxy-Authenticate: Basic".to_string()),
@@ -511,7 +515,16 @@ mod tests {
             for g in gone.into_iter().filter(|g| !["close", "keep-alive", "content-length", "transfer-encoding", "date"].iter().any(|x| g.eq_ignore_ascii_case(x))) {
                 proptest::prop_assert_eq!(count(g), 0, "{} passed: {}", g, String::from_utf8_lossy(&out));
             }
-            proptest::prop_assert!(count("content-length") <= 1 || h.framing == Framing::None);
+            // The client reads the body as the gateway relays it.
+            let value = |name: &str| resp.headers.iter().find(|x| x.name.eq_ignore_ascii_case(name)).map(|x| x.value.to_vec());
+            match h.framing {
+                Framing::Length(n) => {
+                    proptest::prop_assert_eq!(count("content-length"), 1, "{}", String::from_utf8_lossy(&out));
+                    proptest::prop_assert_eq!(value("content-length").and_then(|v| String::from_utf8(v).ok()?.parse::<u64>().ok()), Some(n));
+                }
+                Framing::Chunked => proptest::prop_assert!(count("transfer-encoding") >= 1, "{}", String::from_utf8_lossy(&out)),
+                Framing::None | Framing::Close => proptest::prop_assert!(count("content-length") <= 1),
+            }
             proptest::prop_assert!(count("content-length") == 0 || count("transfer-encoding") == 0);
             proptest::prop_assert_eq!(count("date").min(1), 1);
             let closes = resp.headers.iter().any(|x| x.name.eq_ignore_ascii_case("connection") && x.value == b"close");
