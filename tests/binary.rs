@@ -44,8 +44,9 @@ async fn spawn_gateway(config: &str, env: &[(&str, &str)]) -> (Proc, std::net::S
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let mut child = cmd.spawn().unwrap();
-    let stderr = child.stderr.take().unwrap();
+    // In the guard at once: a failed start must not leave the process behind.
+    let mut proc = Proc(cmd.spawn().unwrap());
+    let stderr = proc.0.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -56,7 +57,7 @@ async fn spawn_gateway(config: &str, env: &[(&str, &str)]) -> (Proc, std::net::S
     for _ in 0..100 {
         if tokio::net::TcpStream::connect(addr).await.is_ok() {
             std::mem::forget(file); // keep the file for the process lifetime
-            return (Proc(child), addr, rx);
+            return (proc, addr, rx);
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

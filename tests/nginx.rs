@@ -8,7 +8,7 @@ use std::time::Duration;
 use common::*;
 use http::StatusCode;
 
-struct Nginx(Child, #[allow(dead_code)] tempfile::TempDir); // the dir lives as long as nginx
+struct Nginx(Child, tempfile::TempDir); // the dir lives as long as nginx
 impl Drop for Nginx {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -35,20 +35,22 @@ async fn start_nginx(gateway: std::net::SocketAddr, app: std::net::SocketAddr) -
          uwsgi_temp_path {d}/uwsgi;\n scgi_temp_path {d}/scgi;\n{site}\n}}\n"
     );
     std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
-    let child = Command::new(nginx_bin())
+    let nginx = Command::new(nginx_bin())
         .args(["-p", &d.to_string(), "-c", &format!("{d}/nginx.conf"), "-g", "daemon off;"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .expect("nginx is installed (.ci/run installs it)");
+    // In the guard at once: a failed start must not leave the process behind.
+    let nginx = Nginx(nginx, dir);
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     for _ in 0..100 {
         if tokio::net::TcpStream::connect(addr).await.is_ok() {
-            return (Nginx(child, dir), addr);
+            return (nginx, addr);
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("nginx did not start: {}", std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default());
+    panic!("nginx did not start: {}", std::fs::read_to_string(nginx.1.path().join("error.log")).unwrap_or_default());
 }
 
 #[tokio::test]
