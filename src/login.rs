@@ -156,7 +156,7 @@ impl Gateway {
         let outcome = async {
             let token = auth.provider.exchange(code, &pending.v, &auth.redirect_uri).await?;
             let audiences = vec![auth.provider.cfg.client_id.clone()];
-            auth.provider.verify(&token, &audiences, &[jsonwebtoken::Algorithm::RS256], Some(&pending.n)).await
+            auth.provider.verify_id_token(&token, &audiences, &[jsonwebtoken::Algorithm::RS256], &pending.n).await
         }
         .await;
         let verified = match outcome {

@@ -21,6 +21,10 @@ use crate::config::ProviderConfig;
 
 const MAX_RESPONSE: usize = 256 * 1024;
 pub const DEFAULT_SKEW_SECS: u64 = 60;
+/// Background JWKS refresh when the provider sends no `Cache-Control: max-age`.
+pub const DEFAULT_JWKS_REFRESH: Duration = Duration::from_secs(3600);
+/// The longest a JWKS is kept without a refresh, whatever its max-age says.
+pub const MAX_JWKS_REFRESH: Duration = Duration::from_secs(24 * 3600);
 
 pub type HttpsClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
@@ -59,6 +63,12 @@ pub enum TokenError {
     Nonce,
     #[error("account claim missing or not a valid r-address")]
     Account,
+    /// A claim OpenID Connect requires (iss, sub, aud, exp, iat) is missing, or one of those or
+    /// `nbf` has the wrong JSON type.
+    #[error("claim {0} missing or of the wrong type")]
+    Claim(&'static str),
+    #[error("azp missing or not this client (token for several audiences)")]
+    AuthorizedParty,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -113,8 +123,16 @@ pub struct Provider {
     meta: ArcSwapOption<Metadata>,
     keys: ArcSwap<Keys>,
     last_fetch: std::sync::Mutex<Option<Instant>>,
-    /// Never refetch the JWKS more often than this, whatever tokens arrive.
+    /// Never refetch the JWKS for a client-sent token more often than this, whatever tokens
+    /// arrive; also the shortest background refresh interval.
     jwks_min_refresh: Duration,
+    /// Bumped each time new keys are stored: a caller that waited for `refetch` sees whether
+    /// another caller's fetch already brought keys newer than the ones it tried.
+    key_generation: std::sync::atomic::AtomicU64,
+    /// One unlimited refetch at a time (concurrent code-flow callbacks share it).
+    refetch: tokio::sync::Mutex<()>,
+    /// When the background refresh should next fetch the JWKS (from its Cache-Control).
+    next_refresh: std::sync::Mutex<Duration>,
     /// Counts JWKS fetches (metrics and tests).
     pub jwks_fetches: std::sync::atomic::AtomicU64,
 }
@@ -188,6 +206,9 @@ impl Provider {
             meta: ArcSwapOption::empty(),
             keys: ArcSwap::from_pointee(Keys { keys: vec![] }),
             last_fetch: std::sync::Mutex::new(None),
+            key_generation: Default::default(),
+            refetch: tokio::sync::Mutex::new(()),
+            next_refresh: std::sync::Mutex::new(DEFAULT_JWKS_REFRESH),
             jwks_min_refresh: humantime::parse_duration(&cfg.jwks_min_refresh).unwrap_or(Duration::from_secs(30)),
             jwks_fetches: Default::default(),
             cfg,
@@ -208,7 +229,8 @@ impl Provider {
         Ok(())
     }
 
-    /// Discovery with retries and backoff; calls `on_ready` once it succeeds.
+    /// Discovery with retries and backoff; calls `on_ready` once it succeeds, then keeps the
+    /// JWKS fresh in the background (`refresh_keys_in_background`).
     pub fn spawn_discovery(self: Arc<Self>, on_ready: impl FnOnce() + Send + 'static) {
         tokio::spawn(async move {
             let mut delay = Duration::from_millis(250);
@@ -217,6 +239,7 @@ impl Provider {
                     Ok(()) => {
                         tracing::info!(issuer = %self.cfg.issuer, "identity provider metadata and keys loaded");
                         on_ready();
+                        tokio::spawn(refresh_keys_in_background(Arc::downgrade(&self)));
                         return;
                     }
                     Err(e) => {
@@ -229,10 +252,24 @@ impl Provider {
         });
     }
 
+    /// Fetches the JWKS and stores its keys in place of the old ones (a key the provider
+    /// dropped stops verifying); on any failure the last good keys stay. Also sets when the
+    /// background refresh fetches next: the response's `max-age` within
+    /// [`jwks_min_refresh`, 24 h], else an hour.
     async fn load_keys(&self, jwks_uri: &str) -> Result<(), OidcError> {
         *self.last_fetch.lock().unwrap() = Some(Instant::now());
         self.jwks_fetches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let set: jsonwebtoken::jwk::JwkSet = get_json(&self.client, jwks_uri).await?;
+        let req = Request::get(jwks_uri)
+            .header(header::ACCEPT, "application/json")
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| OidcError::Http(e.to_string()))?;
+        let (status, headers, body) = fetch_with_headers(&self.client, req).await?;
+        if !status.is_success() {
+            return Err(OidcError::Status { status, reason: format!("GET {jwks_uri}") });
+        }
+        let set: jsonwebtoken::jwk::JwkSet = serde_json::from_slice(&body).map_err(|e| OidcError::Json(e.to_string()))?;
+        let max_age = headers.get_all(header::CACHE_CONTROL).iter().filter_map(|v| v.to_str().ok()).find_map(max_age);
+        *self.next_refresh.lock().unwrap() = max_age.map_or(DEFAULT_JWKS_REFRESH, |a| a.clamp(self.jwks_min_refresh, MAX_JWKS_REFRESH));
         let keys: Vec<_> = set
             .keys
             .iter()
@@ -242,7 +279,27 @@ impl Provider {
             return Err(OidcError::Json("JWKS has no usable key".into()));
         }
         self.keys.store(Arc::new(Keys { keys }));
+        self.key_generation.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         Ok(())
+    }
+
+    /// Refetches the JWKS now, for a token that came from the provider itself (the code
+    /// flow's token response over the gateway's own connection): a key rotated in since the
+    /// last fetch must not fail a sign-in. Concurrent callers share one fetch: whoever waited
+    /// while another fetched uses that fetch's keys. True when keys newer than `seen` exist.
+    async fn refetch_now(&self, seen: u64) -> bool {
+        let _one = self.refetch.lock().await;
+        if self.key_generation.load(std::sync::atomic::Ordering::Acquire) != seen {
+            return true;
+        }
+        let Some(meta) = self.metadata() else { return false };
+        match self.load_keys(&meta.jwks_uri).await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(cause = %e, "JWKS refetch failed; keeping the last good keys");
+                false
+            }
+        }
     }
 
     /// Refetches the JWKS unless one was fetched within `jwks_min_refresh`. True if refetched.
@@ -258,7 +315,7 @@ impl Provider {
         match self.load_keys(&meta.jwks_uri).await {
             Ok(()) => true,
             Err(e) => {
-                tracing::warn!(cause = %e, "JWKS refetch failed");
+                tracing::warn!(cause = %e, "JWKS refetch failed; keeping the last good keys");
                 false
             }
         }
@@ -304,14 +361,22 @@ impl Provider {
         t.id_token.or(t.access_token).filter(|t| !t.is_empty()).ok_or_else(|| OidcError::Json("no id_token in token response".into()))
     }
 
-    /// Verifies a provider-signed JWT: signature (a token without `kid` tries every key), `iss`,
-    /// `aud` (one of `audiences`), `exp`/`nbf` with bounded skew, nonce when given, and the
-    /// account claim. An unknown key triggers one rate-limited JWKS refetch.
-    pub async fn verify(&self, token: &str, audiences: &[String], algorithms: &[Algorithm], nonce: Option<&str>) -> Result<Verified, OidcError> {
-        self.verify_with_skew(token, audiences, algorithms, nonce, DEFAULT_SKEW_SECS).await
+    /// Verifies an ID token the gateway itself received from the provider's token endpoint
+    /// (the code flow): as `verify_with_skew`, except that a signature no cached key verifies
+    /// refetches the JWKS at once (one shared fetch for concurrent callers) and tries again.
+    pub async fn verify_id_token(&self, token: &str, audiences: &[String], algorithms: &[Algorithm], nonce: &str) -> Result<Verified, OidcError> {
+        self.verify_inner(token, audiences, algorithms, Some(nonce), DEFAULT_SKEW_SECS, Refetch::Now).await
     }
 
+    /// Verifies a provider-signed JWT that a client sent (Bearer): signature (a token without
+    /// `kid` tries every key), `iss`, `aud` (one of `audiences`), the OpenID claim rules
+    /// (`check_claims`), nonce when given, and the account claim. A signature no cached key
+    /// verifies triggers at most one JWKS refetch per `jwks_min_refresh`, whoever sends them.
     pub async fn verify_with_skew(&self, token: &str, audiences: &[String], algorithms: &[Algorithm], nonce: Option<&str>, skew: u64) -> Result<Verified, OidcError> {
+        self.verify_inner(token, audiences, algorithms, nonce, skew, Refetch::Limited).await
+    }
+
+    async fn verify_inner(&self, token: &str, audiences: &[String], algorithms: &[Algorithm], nonce: Option<&str>, skew: u64, refetch: Refetch) -> Result<Verified, OidcError> {
         if token.len() > 8192 {
             return Err(OidcError::Token(TokenError::Malformed));
         }
@@ -324,21 +389,25 @@ impl Provider {
         v.set_issuer(&[&meta.issuer]);
         v.set_audience(audiences);
         v.leeway = skew;
-        v.validate_nbf = true;
-        v.set_required_spec_claims(&["exp", "iss", "aud"]);
+        // nbf (and its type) is `check_claims`' to judge, with the other OpenID claim rules.
+        v.validate_nbf = false;
+        v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        let seen = self.key_generation.load(std::sync::atomic::Ordering::Acquire);
         let claims = match self.try_keys(token, header.kid.as_deref(), &v) {
-            Err(TokenError::Signature) if self.refresh_keys_limited().await => self.try_keys(token, header.kid.as_deref(), &v),
+            Err(TokenError::Signature) => {
+                let fresh = match refetch {
+                    Refetch::Now => self.refetch_now(seen).await,
+                    Refetch::Limited => self.refresh_keys_limited().await,
+                };
+                if fresh { self.try_keys(token, header.kid.as_deref(), &v) } else { Err(TokenError::Signature) }
+            }
             other => other,
         }
         .map_err(OidcError::Token)?;
+        check_claims(&claims, audiences, crate::session::now(), skew).map_err(OidcError::Token)?;
         if let Some(expected) = nonce {
             if claims.get("nonce").and_then(|n| n.as_str()) != Some(expected) {
                 return Err(OidcError::Token(TokenError::Nonce));
-            }
-        }
-        if let Some(iat) = claims.get("iat").and_then(|v| v.as_u64()) {
-            if iat > crate::session::now() + skew {
-                return Err(OidcError::Token(TokenError::NotYetValid));
             }
         }
         let account = claims
@@ -381,6 +450,83 @@ impl Provider {
     }
 }
 
+/// How a signature that no cached key verifies may refresh the keys.
+#[derive(Clone, Copy)]
+enum Refetch {
+    /// The token came from the provider over the gateway's own connection: refetch at once.
+    Now,
+    /// The token came from a client, who may forge any number: rate-limited.
+    Limited,
+}
+
+/// Keeps the JWKS fresh while the provider lives: refetches as its `Cache-Control: max-age`
+/// says (within bounds, an hour without one), so a rotation with an overlap window never fails
+/// a token and a dropped key stops verifying. A failed refresh keeps the last good keys, logs
+/// why, and is retried after `jwks_min_refresh`.
+async fn refresh_keys_in_background(provider: std::sync::Weak<Provider>) {
+    loop {
+        let wait = match provider.upgrade() {
+            Some(p) => *p.next_refresh.lock().unwrap(),
+            None => return,
+        };
+        tokio::time::sleep(wait).await;
+        let Some(p) = provider.upgrade() else { return };
+        let Some(meta) = p.metadata() else { continue };
+        if let Err(e) = p.load_keys(&meta.jwks_uri).await {
+            tracing::warn!(cause = %e, "background JWKS refresh failed; keeping the last good keys");
+            *p.next_refresh.lock().unwrap() = p.jwks_min_refresh;
+        }
+    }
+}
+
+/// The `max-age` of one Cache-Control header value.
+fn max_age(value: &str) -> Option<Duration> {
+    value.split(',').find_map(|d| {
+        let (k, v) = d.trim().split_once('=')?;
+        k.trim().eq_ignore_ascii_case("max-age").then(|| v.trim().trim_matches('"').parse().ok().map(Duration::from_secs))?
+    })
+}
+
+/// The claim rules of OpenID Connect Core 1.0 (sections 2 and 3.1.3.7) that the JWT library
+/// leaves open, on a token whose signature, `iss` value, `aud` membership and `exp` it already
+/// checked: `iss`, `sub`, `aud`, `exp` and `iat` present with their JSON types (a string `exp`,
+/// an array `iss` or a number `sub` is refused, not coerced); `nbf` a number when present and
+/// not in the future; `iat` not in the future; with several audiences, `azp` present and one of
+/// ours; an `azp` that is present always one of ours.
+pub fn check_claims(claims: &serde_json::Map<String, serde_json::Value>, audiences: &[String], now: u64, skew: u64) -> Result<(), TokenError> {
+    use serde_json::Value;
+    let string = |k: &'static str| match claims.get(k) {
+        Some(Value::String(s)) if !s.is_empty() => Ok(s.as_str()),
+        _ => Err(TokenError::Claim(k)),
+    };
+    // NumericDate: a JSON number of seconds (fractions allowed), never a string.
+    let date = |k: &'static str| claims.get(k).and_then(Value::as_f64).filter(|d| d.is_finite() && *d >= 0.0).ok_or(TokenError::Claim(k));
+    string("iss")?;
+    string("sub")?;
+    let aud: Vec<&str> = match claims.get("aud") {
+        Some(Value::String(a)) => vec![a.as_str()],
+        Some(Value::Array(list)) if !list.is_empty() => list.iter().map(|a| a.as_str().ok_or(TokenError::Claim("aud"))).collect::<Result<_, _>>()?,
+        _ => return Err(TokenError::Claim("aud")),
+    };
+    date("exp")?;
+    if date("iat")? > (now + skew) as f64 {
+        return Err(TokenError::NotYetValid);
+    }
+    if claims.contains_key("nbf") && date("nbf")? > (now + skew) as f64 {
+        return Err(TokenError::NotYetValid);
+    }
+    let azp = match claims.get("azp") {
+        None => None,
+        Some(Value::String(a)) => Some(a.as_str()),
+        Some(_) => return Err(TokenError::Claim("azp")),
+    };
+    match azp {
+        Some(a) if !audiences.iter().any(|x| x == a) => Err(TokenError::AuthorizedParty),
+        None if aud.len() > 1 => Err(TokenError::AuthorizedParty),
+        _ => Ok(()),
+    }
+}
+
 fn map_jwt_error(k: &ErrorKind) -> TokenError {
     match k {
         ErrorKind::InvalidSignature => TokenError::Signature,
@@ -389,8 +535,10 @@ fn map_jwt_error(k: &ErrorKind) -> TokenError {
         ErrorKind::InvalidIssuer => TokenError::Issuer,
         ErrorKind::InvalidAudience => TokenError::Audience,
         ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName | ErrorKind::InvalidKeyFormat => TokenError::Algorithm,
-        ErrorKind::MissingRequiredClaim(c) if c == "aud" => TokenError::Audience,
-        ErrorKind::MissingRequiredClaim(c) if c == "iss" => TokenError::Issuer,
+        ErrorKind::MissingRequiredClaim(c) if c == "aud" => TokenError::Claim("aud"),
+        ErrorKind::MissingRequiredClaim(c) if c == "iss" => TokenError::Claim("iss"),
+        ErrorKind::MissingRequiredClaim(c) if c == "exp" => TokenError::Claim("exp"),
+        ErrorKind::MissingRequiredClaim(c) if c == "sub" => TokenError::Claim("sub"),
         ErrorKind::MissingRequiredClaim(_) => TokenError::Malformed,
         _ => TokenError::Malformed,
     }

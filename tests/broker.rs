@@ -31,6 +31,7 @@ async fn setup_full(shop_extra: &str) -> (xumm_gate::Running, DevPlatform, xumm_
         use sha2::Digest;
         sha2::Sha256::digest(b"other-secret-0123456789").iter().map(|b| format!("{b:02x}")).collect()
     };
+    let limit = if shop_extra.contains("max_per_minute") { "" } else { "max_per_minute = 3" };
     let more = format!(
         r#"
 [xumm]
@@ -43,7 +44,7 @@ name = "shop"
 key = "{SHOP_KEY}"
 secret = "{SHOP_SECRET}"
 allowed_tx_types = ["Payment"]
-max_per_minute = 3
+{limit}
 {shop_extra}
 
 [[broker.app]]
@@ -522,4 +523,91 @@ async fn native_apps_ask_with_a_bearer_jwt_on_the_jwt_routes() {
     let posts = platform.calls().len();
     assert_eq!(jwt_call("POST", "payload".into(), "Bearer not.a.jwt".into(), Some(payment())).await.status, StatusCode::UNAUTHORIZED);
     assert_eq!(platform.calls().len(), posts);
+}
+
+/// A backend app's callback endpoint that accepts every delivery and records the payload uuids.
+async fn counting_receiver() -> (std::net::SocketAddr, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use http_body_util::BodyExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let record = record.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                    let record = record.clone();
+                    async move {
+                        let body = req.into_body().collect().await.unwrap().to_bytes();
+                        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                        record.lock().unwrap().push(v["uuid"].as_str().unwrap().to_string());
+                        Ok::<_, std::convert::Infallible>(http::Response::builder().status(204).body(full("")).unwrap())
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(stream), svc).await;
+            });
+        }
+    });
+    (addr, seen)
+}
+
+/// Xumm's webhook for a resolved payload, signed as Xumm signs it.
+async fn post_webhook(gw: std::net::SocketAddr, uuid: &str) -> StatusCode {
+    let hook = format!(r#"{{"meta":{{"payload_uuidv4":"{uuid}"}},"payloadResponse":{{"payload_uuidv4":"{uuid}","signed":true}}}}"#);
+    let ts = xumm_gate::session::now().to_string();
+    let sig = xumm_gate::xumm::webhook::sign(XUMM_SECRET, &ts, hook.as_bytes());
+    let req = Request::post(format!("http://{gw}/.xumm/webhook")).header("x-xumm-request-timestamp", &ts).header("x-xumm-request-signature", sig).body(full(hook)).unwrap();
+    send(req).await.status
+}
+
+#[tokio::test]
+async fn a_resolved_payload_is_audited_and_called_back_exactly_once_however_the_news_races() {
+    use futures_util::StreamExt;
+    captured_logs(); // start capturing
+    let (receiver, deliveries) = counting_receiver().await;
+    let (gw, platform) = setup_with(&format!("max_per_minute = 100\ncallback_url = \"http://{receiver}/xumm\"\ncallback_secret = \"callback-secret-0123456789\"")).await;
+    const PAYLOADS: usize = 12;
+    let mut uuids = Vec::new();
+    let mut sockets = Vec::new();
+    for _ in 0..PAYLOADS {
+        let created = call(gw.addr, "POST", "payload", &shop(), Some(payment())).await;
+        assert_eq!(created.status, StatusCode::OK, "{}", created.text());
+        let uuid = created.json()["uuid"].as_str().unwrap().to_string();
+        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/.xumm/sign/{uuid}", gw.addr)).await.expect("relay upgrades");
+        ws.next().await; // welcome
+        sockets.push(ws);
+        uuids.push(uuid);
+    }
+    // Every payload resolves at once; for each, the status socket, the webhook and three reads
+    // by the app all arrive together.
+    let mut racers = Vec::new();
+    for (uuid, mut ws) in uuids.iter().cloned().zip(sockets) {
+        platform.resolve(&uuid, true, ACCOUNT, "MAINNET");
+        let addr = gw.addr;
+        racers.push(tokio::spawn(async move { while let Some(Ok(_)) = ws.next().await {} }));
+        let u = uuid.clone();
+        racers.push(tokio::spawn(async move { assert_eq!(post_webhook(addr, &u).await, StatusCode::OK) }));
+        for _ in 0..3 {
+            let u = uuid.clone();
+            racers.push(tokio::spawn(async move {
+                let got = call(addr, "GET", &format!("payload/{u}"), &shop(), None).await;
+                assert_eq!(got.status, StatusCode::OK, "{}", got.text());
+            }));
+        }
+    }
+    // The sockets end when the gateway's relay closes them; give the background work time.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    for r in racers {
+        r.abort();
+    }
+    let logs = captured_logs();
+    let delivered = deliveries.lock().unwrap().clone();
+    for uuid in &uuids {
+        let audits: Vec<&serde_json::Value> = logs.iter().filter(|l| l["target"] == "xumm_gate::audit" && l["uuid"] == uuid.as_str() && l["outcome"] != "created").collect();
+        assert_eq!(audits.len(), 1, "one audit line per outcome for {uuid}: {audits:?}");
+        assert_eq!(audits[0]["outcome"], "signed");
+        assert_eq!(delivered.iter().filter(|d| *d == uuid).count(), 1, "one callback per outcome for {uuid}: {delivered:?}");
+    }
 }

@@ -278,14 +278,14 @@ async fn nonce_and_audience_are_checked_on_tokens() {
     let aud = vec![CLIENT_ID.to_string()];
     let rs = [jsonwebtoken::Algorithm::RS256];
     let t = idp.issue_token(CLIENT_ID, ACCOUNT, "MAINNET", serde_json::json!({"nonce": "n1"}));
-    assert!(auth.provider.verify(&t, &aud, &rs, Some("n1")).await.is_ok());
-    let e = auth.provider.verify(&t, &aud, &rs, Some("n2")).await.unwrap_err();
+    assert!(auth.provider.verify_with_skew(&t, &aud, &rs, Some("n1"), 60).await.is_ok());
+    let e = auth.provider.verify_with_skew(&t, &aud, &rs, Some("n2"), 60).await.unwrap_err();
     assert_eq!(e.to_string(), "token rejected: nonce mismatch");
     let foreign = idp.issue_token(NATIVE_CLIENT_ID, ACCOUNT, "MAINNET", serde_json::json!({}));
-    let e = auth.provider.verify(&foreign, &aud, &rs, None).await.unwrap_err();
+    let e = auth.provider.verify_with_skew(&foreign, &aud, &rs, None, 60).await.unwrap_err();
     assert_eq!(e.to_string(), "token rejected: wrong audience");
     let expired = idp.issue_token(CLIENT_ID, ACCOUNT, "MAINNET", serde_json::json!({"exp": 1_000_000, "iat": 900_000}));
-    let e = auth.provider.verify(&expired, &aud, &rs, None).await.unwrap_err();
+    let e = auth.provider.verify_with_skew(&expired, &aud, &rs, None, 60).await.unwrap_err();
     assert_eq!(e.to_string(), "token rejected: token expired");
 }
 
@@ -301,7 +301,7 @@ async fn provider_key_rotation_refetches_the_jwks_once() {
     let aud = vec![CLIENT_ID.to_string()];
     let t = idp.issue_token(CLIENT_ID, ACCOUNT, "MAINNET", serde_json::json!({}));
     // within 30 s of the last fetch: no refetch, so the new key is unknown (rate limit holds)
-    let e = auth.provider.verify(&t, &aud, &[jsonwebtoken::Algorithm::RS256], None).await.unwrap_err();
+    let e = auth.provider.verify_with_skew(&t, &aud, &[jsonwebtoken::Algorithm::RS256], None, 60).await.unwrap_err();
     assert_eq!(e.to_string(), "token rejected: bad signature");
     assert_eq!(auth.provider.jwks_fetches.load(std::sync::atomic::Ordering::Relaxed), before);
 }
@@ -332,17 +332,17 @@ async fn rotated_provider_keys_verify_after_one_refetch_and_old_tokens_fail() {
     let aud = vec![CLIENT_ID.to_string()];
     let rs = [jsonwebtoken::Algorithm::RS256];
     let old_token = idp.issue_token(CLIENT_ID, ACCOUNT, "MAINNET", serde_json::json!({}));
-    assert!(auth.provider.verify(&old_token, &aud, &rs, None).await.is_ok());
+    assert!(auth.provider.verify_with_skew(&old_token, &aud, &rs, None, 60).await.is_ok());
     idp.rotate_key();
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let before = fetches();
     let new_token = idp.issue_token(CLIENT_ID, ACCOUNT, "MAINNET", serde_json::json!({}));
-    assert!(auth.provider.verify(&new_token, &aud, &rs, None).await.is_ok(), "new key verifies after a refetch");
+    assert!(auth.provider.verify_with_skew(&new_token, &aud, &rs, None, 60).await.is_ok(), "new key verifies after a refetch");
     assert_eq!(fetches(), before + 1);
     // the old key is gone from the provider's JWKS: old tokens fail, and a flood of them
     // cannot trigger more than one fetch per interval
     for _ in 0..20 {
-        let e = auth.provider.verify(&old_token, &aud, &rs, None).await.unwrap_err();
+        let e = auth.provider.verify_with_skew(&old_token, &aud, &rs, None, 60).await.unwrap_err();
         assert_eq!(e.to_string(), "token rejected: bad signature");
     }
     assert!(fetches() <= before + 2, "fetches: {}", fetches() - before);

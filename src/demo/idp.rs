@@ -63,6 +63,16 @@ struct State {
     keys: Vec<KeyPair>,
     active: Mutex<usize>,
     codes: Mutex<HashMap<String, Grant>>,
+    /// Claims set on (or, as JSON null, removed from) the tokens the code flow issues: tests
+    /// play a provider that issues bad tokens.
+    overrides: Mutex<serde_json::Map<String, serde_json::Value>>,
+    /// The JWKS lists every key (a rotation's overlap window), not only the active one.
+    overlap: std::sync::atomic::AtomicBool,
+    /// `Cache-Control: max-age` on the JWKS (seconds), when set.
+    jwks_max_age: Mutex<Option<u64>>,
+    jwks_requests: std::sync::atomic::AtomicU64,
+    /// The JWKS answers 503 (a provider outage).
+    jwks_down: std::sync::atomic::AtomicBool,
 }
 
 /// A running development provider.
@@ -85,6 +95,11 @@ impl DevIdp {
             keys: KEYS.iter().map(|p| keypair(p)).collect(),
             active: Mutex::new(0),
             codes: Mutex::new(HashMap::new()),
+            overrides: Mutex::default(),
+            overlap: Default::default(),
+            jwks_max_age: Mutex::new(None),
+            jwks_requests: Default::default(),
+            jwks_down: Default::default(),
         });
         let st = state.clone();
         super::serve(listener, move |req| handle(st.clone(), req));
@@ -95,6 +110,31 @@ impl DevIdp {
     pub fn rotate_key(&self) {
         let mut a = self.state.active.lock().unwrap();
         *a = (*a + 1) % self.state.keys.len();
+    }
+
+    /// Sets claims on the code flow's next tokens (JSON null removes a claim); `{}` resets.
+    pub fn override_claims(&self, claims: serde_json::Value) {
+        *self.state.overrides.lock().unwrap() = claims.as_object().cloned().unwrap_or_default();
+    }
+
+    /// During a rotation's overlap window the JWKS lists the old key beside the new one.
+    pub fn set_overlap(&self, on: bool) {
+        self.state.overlap.store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// `Cache-Control: max-age` for the JWKS (None: no such header).
+    pub fn set_jwks_max_age(&self, secs: Option<u64>) {
+        *self.state.jwks_max_age.lock().unwrap() = secs;
+    }
+
+    /// Makes the JWKS answer 503 (or answer again).
+    pub fn fail_jwks(&self, down: bool) {
+        self.state.jwks_down.store(down, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// How often the JWKS was fetched.
+    pub fn jwks_requests(&self) -> u64 {
+        self.state.jwks_requests.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Issues a token as the implicit flow would (for native-app tests).
@@ -132,7 +172,11 @@ fn sign(st: &State, client_id: &str, account: &str, network: &str, nonce: Option
     }
     if let (Some(obj), Some(more)) = (claims.as_object_mut(), extra.as_object()) {
         for (k, v) in more {
-            obj.insert(k.clone(), v.clone());
+            if v.is_null() {
+                obj.remove(k);
+            } else {
+                obj.insert(k.clone(), v.clone());
+            }
         }
     }
     let key = &st.keys[*st.active.lock().unwrap()];
@@ -209,8 +253,20 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Resp, Infallib
             "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic", "none"],
         })),
         "/certs" => {
+            st.jwks_requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if st.jwks_down.load(std::sync::atomic::Ordering::Relaxed) {
+                return Ok(json_resp(StatusCode::SERVICE_UNAVAILABLE, json!({"error": "unavailable"})));
+            }
             let active = *st.active.lock().unwrap();
-            json_resp(StatusCode::OK, json!({"keys": [st.keys[active].jwk.clone()]}))
+            let mut keys = vec![st.keys[active].jwk.clone()];
+            if st.overlap.load(std::sync::atomic::Ordering::Relaxed) {
+                keys.extend(st.keys.iter().enumerate().filter(|(i, _)| *i != active).map(|(_, k)| k.jwk.clone()));
+            }
+            let mut r = json_resp(StatusCode::OK, json!({ "keys": keys }));
+            if let Some(age) = *st.jwks_max_age.lock().unwrap() {
+                r.headers_mut().insert(header::CACHE_CONTROL, format!("public, max-age={age}").parse().unwrap());
+            }
+            r
         }
         "/auth" | "/authorize" if req.method() == Method::GET => authorize_page(&st, &pairs(&query)),
         "/auth/decide" if req.method() == Method::POST => {
@@ -389,7 +445,8 @@ async fn token(st: &State, req: Request<Incoming>) -> Resp {
     grant.fetched = true;
     let (account, network, nonce, scope) = (grant.account.clone(), grant.network.clone(), grant.nonce.clone(), grant.scope.clone());
     drop(codes);
-    let jwt = sign(st, &client_id, &account, &network, nonce.as_deref(), scope.as_deref(), json!({}));
+    let overrides = serde_json::Value::Object(st.overrides.lock().unwrap().clone());
+    let jwt = sign(st, &client_id, &account, &network, nonce.as_deref(), scope.as_deref(), overrides);
     let mut out = json!({"access_token": jwt, "token_type": "bearer", "expires_in": TOKEN_LIFETIME, "refresh_token": ""});
     if scope.as_deref().is_some_and(|s| s.split(' ').any(|x| x == "openid")) {
         out["id_token"] = json!(jwt);

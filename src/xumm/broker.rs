@@ -75,8 +75,6 @@ struct Record {
     tx_type: String,
     /// Unix seconds.
     created: u64,
-    audited: bool,
-    notified: bool,
 }
 
 /// What a fetched payload means for its record. Never "signed" when another wallet signed it or
@@ -158,10 +156,16 @@ pub struct Broker {
     pub webhook: crate::xumm::webhook::WebhookVerifier,
     apps: Vec<Arc<App>>,
     user_limiters: moka::sync::Cache<String, Arc<Limiter>>,
+    /// Immutable once written; what happened to a payload since is claimed in `once`.
     records: moka::sync::Cache<String, Record>,
+    /// Whether an outcome's audit line and app callback are still owed.
+    once: crate::xumm::once::Claims,
     /// For app callbacks (a client of its own: callbacks go to the apps, not to Xumm).
     notifier: crate::oidc::HttpsClient,
 }
+
+/// How long the gateway remembers a payload it created.
+const RECORD_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 
 fn sha256(s: &str) -> [u8; 32] {
     Sha256::digest(s.as_bytes()).into()
@@ -198,7 +202,8 @@ impl Broker {
             webhook: crate::xumm::webhook::WebhookVerifier::new(&xumm.api_secret),
             apps,
             user_limiters: moka::sync::Cache::builder().max_capacity(100_000).time_to_idle(Duration::from_secs(120)).build(),
-            records: moka::sync::Cache::builder().max_capacity(1_000_000).time_to_live(Duration::from_secs(7 * 24 * 3600)).build(),
+            records: moka::sync::Cache::builder().max_capacity(1_000_000).time_to_live(RECORD_TTL).build(),
+            once: crate::xumm::once::Claims::new(RECORD_TTL),
             notifier: crate::oidc::https_client(),
         }
     }
@@ -265,7 +270,7 @@ impl Broker {
         let resp = self.client.call(Method::POST, "payload", Some(&body)).await?;
         let uuid = resp["uuid"].as_str().unwrap_or_default().to_string();
         if !uuid.is_empty() {
-            self.records.insert(uuid.clone(), Record { owner: owner.clone(), app, account, network, tx_type: tx_type.clone(), created: crate::session::now(), audited: false, notified: false });
+            self.records.insert(uuid.clone(), Record { owner: owner.clone(), app, account, network, tx_type: tx_type.clone(), created: crate::session::now() });
         }
         tracing::info!(target: "xumm_gate::audit", owner = %owner, tx_type = %tx_type, uuid = %uuid, outcome = "created", "sign request");
         Ok(resp)
@@ -317,24 +322,21 @@ impl Broker {
     }
 
     /// Once per payload: the audit line, and (for an app with a `callback_url`, when the outcome
-    /// came from Xumm rather than the app's own read) the signed notification.
-    fn settle(&self, uuid: &str, mut rec: Record, outcome: &'static str, resp: &Value, via: &'static str) {
+    /// came from Xumm rather than the app's own read) the signed notification. Each is claimed
+    /// atomically, so the status socket, the webhook and reads racing on one outcome act once.
+    fn settle(&self, uuid: &str, rec: Record, outcome: &'static str, resp: &Value, via: &'static str) {
         if outcome == "pending" {
             return;
         }
-        let audit = !rec.audited;
-        // The app asked itself when the outcome came from its own read; otherwise it is told.
-        let notify = via != "api" && !rec.notified && rec.app.as_ref().is_some_and(|a| a.callback.is_some());
-        if !audit && !notify {
-            return;
-        }
-        if audit {
+        if self.once.claim("audit", uuid) {
             tracing::info!(target: "xumm_gate::audit", owner = %rec.owner, account = rec.account.as_ref().map_or("-", |a| a.as_str()), tx_type = %rec.tx_type, uuid = %uuid, outcome, via, "sign request");
         }
-        rec.audited = true;
-        rec.notified |= notify;
-        self.records.insert(uuid.to_string(), rec.clone());
-        if let (true, Some(app)) = (notify, rec.app) {
+        // The app asked itself when the outcome came from its own read; otherwise it is told.
+        let owed = via != "api" && rec.app.as_ref().is_some_and(|a| a.callback.is_some());
+        if !(owed && self.once.claim("notify", uuid)) {
+            return;
+        }
+        if let Some(app) = rec.app {
             let body = json!({
                 "uuid": uuid, "app": app.name, "outcome": outcome, "tx_type": rec.tx_type,
                 "account": rec.account.as_ref().map(|a| a.as_str()), "signer": resp["response"]["account"],

@@ -367,3 +367,37 @@ pub async fn login(gw: SocketAddr, account: &str, network: &str) -> (String, Str
 pub fn url_encode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
+
+// ---------- log capture ----------
+
+static LOGS: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
+
+struct LogWriter;
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        LOGS.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Captures this test binary's log lines (JSON, one event a line) from here on; returns every
+/// line captured so far, as the gateway wrote it. Tests in one binary share the capture, so
+/// each looks only for lines about its own objects.
+pub fn captured_logs() -> Vec<serde_json::Value> {
+    static INIT: std::sync::Once = std::sync::Once::new();
+    INIT.call_once(|| {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
+            .with_writer(|| LogWriter)
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .try_init();
+    });
+    let text = String::from_utf8_lossy(&LOGS.lock().unwrap()).into_owned();
+    text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+}
