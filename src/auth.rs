@@ -10,7 +10,7 @@ use http::{HeaderMap, Method, StatusCode, header};
 use crate::body::Body;
 use crate::config::{Config, ConfigError};
 use crate::oidc::Provider;
-use crate::session::cookie::{Sealer, cookies};
+use crate::session::cookie::{Sealer, text_cookies};
 use crate::session::memory::MemoryStore;
 use crate::session::{Session, SessionStore};
 
@@ -75,7 +75,7 @@ impl Auth {
 
     /// The session id in the request's session cookie, if one opens.
     pub fn session_id(&self, headers: &HeaderMap) -> Option<Arc<str>> {
-        cookies(headers).filter(|(n, _)| *n == self.cookie_name).find_map(|(_, v)| self.open_session_cookie(v))
+        text_cookies(headers).filter(|(n, _)| *n == self.cookie_name).find_map(|(_, v)| self.open_session_cookie(v))
     }
 
     /// Opens a session cookie value, remembering (per thread) what a value opened to: the same

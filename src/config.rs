@@ -91,6 +91,10 @@ pub struct ServerConfig {
     /// Relay plain HTTP/1.1 GET/HEAD requests in the connection's own task (src/fast); every
     /// other request goes through hyper either way. `false` sends everything through hyper.
     pub fast_path: bool,
+    /// Strict path mode: refuse with 400 paths that upstream frameworks may read differently
+    /// (`;` parameters, trailing dots or spaces, encoded '%', encoded control characters)
+    /// before any rule is matched. A route can opt out with `strict_path = false`.
+    pub strict_paths: bool,
 }
 
 impl Default for ServerConfig {
@@ -111,6 +115,7 @@ impl Default for ServerConfig {
             upstream_idle_timeout: "50s".into(),
             drain_timeout: "30s".into(),
             fast_path: true,
+            strict_paths: true,
         }
     }
 }
@@ -380,6 +385,14 @@ pub struct RouteConfig {
     pub allow_accounts: Vec<String>,
     #[serde(default)]
     pub allow_networks: Vec<String>,
+    /// Strict path mode for this route (default true). `false` lets `;` matrix parameters
+    /// through (never on a dot segment) and skips the trailing dot/space and encoded-'%' checks.
+    #[serde(default = "yes")]
+    pub strict_path: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Settings derived and checked from `ServerConfig`, ready for use.

@@ -52,6 +52,10 @@ impl Gateway {
             Some(p) => self.routes.decide(p),
             None => Decision { route: None, public: false },
         };
+        if let Some(Err(e)) = path.as_deref().map(|p| self.routes.strict_check(p, &decision)) {
+            // 403, not 400: nginx auth_request turns anything but 2xx/401/403 into a 500.
+            return crate::pages::json(StatusCode::FORBIDDEN, &serde_json::json!({"error": "bad_path", "reason": e.to_string()}));
+        }
         if decision.public {
             return crate::pages::json(StatusCode::OK, &serde_json::json!({"public": true}));
         }

@@ -92,26 +92,29 @@ impl IdentityHeaders {
     }
 }
 
-/// True for the gateway's own cookies (the session cookie, pending logins).
-pub fn is_own_cookie(name: &str, cookie_name: &str) -> bool {
-    name == cookie_name || name.strip_prefix(cookie_name).is_some_and(|r| r.starts_with("_login_"))
+/// True for the gateway's own cookies (the session cookie, pending logins), compared as bytes.
+pub fn is_own_cookie(name: &[u8], cookie_name: &str) -> bool {
+    let own = cookie_name.as_bytes();
+    name == own || name.strip_prefix(own).is_some_and(|r| r.starts_with(b"_login_"))
 }
 
-/// The cookie pairs of `pairs` that are not the gateway's own, joined as a Cookie header value.
-pub fn foreign_cookies<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>, cookie_name: &str) -> String {
-    let mut kept = String::new();
+/// The cookie pairs of `pairs` that are not the gateway's own, joined as a Cookie header value
+/// (bytes as the client sent them).
+pub fn foreign_cookies<'a>(pairs: impl Iterator<Item = (&'a [u8], &'a [u8])>, cookie_name: &str) -> Vec<u8> {
+    let mut kept = Vec::new();
     for (n, v) in pairs.filter(|(n, _)| !is_own_cookie(n, cookie_name)) {
         if !kept.is_empty() {
-            kept.push_str("; ");
+            kept.extend_from_slice(b"; ");
         }
-        kept.push_str(n);
-        kept.push('=');
-        kept.push_str(v);
+        kept.extend_from_slice(n);
+        kept.push(b'=');
+        kept.extend_from_slice(v);
     }
     kept
 }
 
-/// Removes the gateway's own cookies (the session cookie, pending logins) from the Cookie header.
+/// Removes the gateway's own cookies (the session cookie, pending logins) from the Cookie
+/// headers, whatever bytes the other pairs hold; the others are kept in one header.
 pub fn strip_own_cookies(h: &mut HeaderMap, cookie_name: &str) {
     if !crate::session::cookie::cookies(h).any(|(n, _)| is_own_cookie(n, cookie_name)) {
         return;
@@ -119,8 +122,37 @@ pub fn strip_own_cookies(h: &mut HeaderMap, cookie_name: &str) {
     let kept = foreign_cookies(crate::session::cookie::cookies(h), cookie_name);
     h.remove(http::header::COOKIE);
     if !kept.is_empty() {
-        if let Ok(v) = http::HeaderValue::from_str(&kept) {
+        // Bytes of valid header values joined by "; ": a valid header value again.
+        if let Ok(v) = http::HeaderValue::from_bytes(&kept) {
             h.insert(http::header::COOKIE, v);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    proptest::proptest! {
+        /// Whatever bytes the other pairs hold (UTF-8, Latin-1, stray '=' or spaces), every one
+        /// of the gateway's cookies is removed and the others stay, in order.
+        #[test]
+        fn own_cookies_go_whatever_bytes_the_others_hold(
+            others in proptest::collection::vec(("[a-z][a-z0-9]{0,5}", proptest::collection::vec(proptest::prop_oneof![0x21u8..=0x3a, 0x3cu8..=0x7e, 0x80u8..=0xff], 0..8)), 0..5),
+            own_at in proptest::collection::vec(0usize..6, 1..3),
+        ) {
+            let mut pairs: Vec<(Vec<u8>, Vec<u8>)> = others.iter().map(|(n, v)| (n.as_bytes().to_vec(), v.clone())).collect();
+            for (k, at) in own_at.iter().enumerate() {
+                let name = if k == 0 { b"_gw".to_vec() } else { b"_gw_login_s".to_vec() };
+                pairs.insert((*at).min(pairs.len()), (name, b"sealed".to_vec()));
+            }
+            let joined: Vec<u8> = pairs.iter().map(|(n, v)| [n.as_slice(), b"=", v.as_slice()].concat()).collect::<Vec<_>>().join(&b"; "[..]);
+            let mut h = HeaderMap::new();
+            h.insert(http::header::COOKIE, http::HeaderValue::from_bytes(&joined).unwrap());
+            strip_own_cookies(&mut h, "_gw");
+            let left: Vec<(Vec<u8>, Vec<u8>)> = crate::session::cookie::cookies(&h).map(|(n, v)| (n.to_vec(), v.to_vec())).collect();
+            let want: Vec<(Vec<u8>, Vec<u8>)> = others.iter().map(|(n, v)| (n.as_bytes().to_vec(), v.trim_ascii().to_vec())).collect();
+            proptest::prop_assert_eq!(left, want);
         }
     }
 }

@@ -117,7 +117,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         cors: cors::Cors::new(&config.cors.allowed_origins),
         broker: config.xumm.as_ref().map(|x| xumm::broker::Broker::new(x, &config.broker.app)),
         asserter: assertion::Asserter::from_config(&config.assertion, server.public_url.as_str())?,
-        routes: policy::RouteTable::new(&config.routes),
+        routes: policy::RouteTable::new(&config.routes, config.server.strict_paths),
         proxy: proxy::Proxy::new(&server, &config.upstreams),
         ready: AtomicBool::new(false),
         draining: AtomicBool::new(false),

@@ -16,6 +16,8 @@ use crate::session::{Session, SessionStore, Source, new_id, now};
 
 /// Most pending logins a browser keeps at once (tabs signing in together); the oldest goes.
 const MAX_PENDING: usize = 5;
+/// Most pending-login cookies `/start` examines (and so clears) in one request.
+const MAX_EXAMINED: usize = 16;
 /// A pending login older than this is refused at the callback.
 const PENDING_TTL: u64 = 600;
 
@@ -102,8 +104,11 @@ impl Gateway {
         let h = resp.headers_mut();
         append_cookie(h, &auth.sealer.set_cookie(&cookie_name, sealed, &self.server.prefix, Some(PENDING_TTL as i64)));
         // Keep at most MAX_PENDING pending logins: drop the oldest (and any that do not open).
-        let mut others: Vec<(u64, String)> = crate::session::cookie::cookies(headers)
+        // Only the first MAX_EXAMINED are looked at, so a client sending thousands of stale
+        // ones gets a bounded answer (the rest expire by their own Max-Age).
+        let mut others: Vec<(u64, String)> = crate::session::cookie::text_cookies(headers)
             .filter(|(n, _)| n.starts_with(&auth.login_prefix))
+            .take(MAX_EXAMINED)
             .map(|(n, v)| {
                 let created = auth.sealer.open(n, v).and_then(|p| serde_json::from_str::<Pending>(&p).ok()).map_or(0, |p| p.t);
                 (created, n.to_string())
@@ -139,7 +144,7 @@ impl Gateway {
             return pages::login_problem(StatusCode::BAD_REQUEST, "The sign-in response is missing its state or code.", &retry);
         };
         let cookie_name = format!("{}{}", auth.login_prefix, state);
-        let pending = crate::session::cookie::cookies(headers)
+        let pending = crate::session::cookie::text_cookies(headers)
             .filter(|(n, _)| *n == cookie_name)
             .find_map(|(n, v)| auth.sealer.open(n, v))
             .and_then(|p| serde_json::from_str::<Pending>(&p).ok())
@@ -231,7 +236,7 @@ pub fn store_unavailable(e: &crate::session::StoreError) -> Response<Body> {
     r
 }
 
-fn append_cookie(h: &mut HeaderMap, v: &str) {
+pub(crate) fn append_cookie(h: &mut HeaderMap, v: &str) {
     if let Ok(v) = HeaderValue::from_str(v) {
         h.append(header::SET_COOKIE, v);
     }

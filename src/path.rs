@@ -16,6 +16,16 @@ pub enum PathError {
     Traversal,
     #[error("path has invalid percent-encoding")]
     BadEncoding,
+    #[error("path has a ';' parameter (strict path mode)")]
+    Parameter,
+    #[error("path segment ends with '.' (strict path mode)")]
+    TrailingDot,
+    #[error("path segment ends with white space (strict path mode)")]
+    TrailingSpace,
+    #[error("path has an encoded '%' (double encoding, strict path mode)")]
+    DoubleEncoding,
+    #[error("path has an encoded control character (strict path mode)")]
+    Control,
 }
 
 fn unreserved(b: u8) -> bool {
@@ -128,6 +138,52 @@ fn decode_segment(raw: &str) -> Result<String, PathError> {
     Ok(out)
 }
 
+/// Strict path mode: refuses a normalized path that some upstream frameworks read as another
+/// path than the one rules matched: servlet `;` parameters (`/public/..;/admin`), a segment
+/// ending in a dot or white space (dropped by Windows servers and some routers), an encoded `%`
+/// (read twice by double-decoding upstreams), encoded control characters; the way Spring
+/// Security's strict firewall does. `relaxed` (a route's `strict_path = false`, for apps that
+/// use matrix parameters) keeps only the check no upstream needs: a `;` on a dot segment
+/// (`..;x`, `.;x`), which servlet containers still resolve as `..` / `.`.
+pub fn strict_check(path: &str, relaxed: bool) -> Result<(), PathError> {
+    for seg in path.split('/').filter(|s| !s.is_empty()) {
+        let (name, params) = match seg.find(';').or_else(|| find_ignore_case(seg, "%3B")) {
+            Some(i) => (&seg[..i], true),
+            None => (seg, false),
+        };
+        if params && (!relaxed || name == "." || name == ".." || find_ignore_case(name, "%2E").is_some()) {
+            return Err(PathError::Parameter);
+        }
+        if relaxed {
+            continue;
+        }
+        let upper = seg.to_ascii_uppercase();
+        if upper.contains("%25") {
+            return Err(PathError::DoubleEncoding);
+        }
+        if upper.match_indices('%').any(|(i, _)| upper.get(i + 1..i + 3).is_some_and(|h| h.as_bytes()[0] < b'2' || h == "7F")) {
+            return Err(PathError::Control);
+        }
+        if name.ends_with('.') {
+            return Err(PathError::TrailingDot);
+        }
+        if upper.ends_with("%20") || name.to_ascii_uppercase().ends_with("%20") {
+            return Err(PathError::TrailingSpace);
+        }
+    }
+    Ok(())
+}
+
+/// Strict mode's verdict for a path that `is_normal` (no '%'): only ';' and trailing dots can
+/// be there, so the fast path checks in one pass without allocating.
+pub fn strict_ok_normal(path: &str) -> bool {
+    !path.contains(';') && !path.split('/').any(|s| s.ends_with('.'))
+}
+
+fn find_ignore_case(hay: &str, needle: &str) -> Option<usize> {
+    hay.as_bytes().windows(needle.len()).position(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+}
+
 /// Segment-wise prefix match: `/public` matches `/public` and `/public/x`, never `/publicity`.
 /// `/` matches everything.
 pub fn has_prefix(path: &str, prefix: &str) -> bool {
@@ -209,7 +265,43 @@ mod tests {
         assert!(!has_prefix_ignore_case("/ADMINS", "/admin"));
     }
 
+    #[test]
+    fn strict_cases() {
+        for bad in ["/a/..;/b", "/a/.;/b", "/a;x/b", "/a/%3b/b", "/a.", "/a./b", "/a%20", "/a%20;x", "/a/%252e%252e/b", "/a%0A", "/a%7F", "/a%09"] {
+            assert!(strict_check(bad, false).is_err(), "{bad}");
+        }
+        for ok in ["/", "/a/b", "/.well-known/x", "/a..b", "/a%20b", "/~u", "/a%3Fb"] {
+            assert_eq!(strict_check(ok, false), Ok(()), "{ok}");
+        }
+        assert_eq!(strict_check("/a;jsessionid=1/b", true), Ok(()));
+        assert_eq!(strict_check("/a.", true), Ok(()));
+        for bad in ["/a/..;/b", "/a/.;x/b", "/a/%2e%2e;/b", "/a/%2E;/b"] {
+            assert_eq!(strict_check(bad, true), Err(PathError::Parameter), "relaxed still refuses {bad}");
+        }
+    }
+
+    /// What a double-decoding or `;`-stripping upstream makes of a path: percent-decoded once
+    /// more, path parameters dropped from every segment, trailing dots and spaces trimmed.
+    fn as_a_lenient_upstream_reads(p: &str) -> Vec<String> {
+        let decoded = percent_encoding::percent_decode_str(p).decode_utf8_lossy().into_owned();
+        decoded.split('/').map(|s| s.split(';').next().unwrap_or("").trim_end_matches(['.', ' ', '\t']).to_string()).collect()
+    }
+
     proptest::proptest! {
+        /// A path strict mode lets through means the same to a lenient upstream as to the
+        /// rules: the same segments (none gained, none climbing) with the same names.
+        #[test]
+        fn strict_paths_read_the_same_everywhere(s in "/([a-z]{1,3}|\\.|\\.\\.|;|%2[eE5]|%3[bB]|%25|%20|%00|/|\\.;x){0,10}") {
+            if let Ok(n) = normalize(&s) {
+                if strict_check(&n, false).is_ok() {
+                    let lenient = as_a_lenient_upstream_reads(&n);
+                    let ours: Vec<String> = n.split('/').map(|x| percent_encoding::percent_decode_str(x).decode_utf8_lossy().into_owned()).collect();
+                    proptest::prop_assert_eq!(&lenient, &ours, "{} -> {}", s, n);
+                    proptest::prop_assert!(!lenient.iter().any(|seg| seg == ".." || seg == "."), "{} -> {}", s, n);
+                }
+            }
+        }
+
         #[test]
         fn normalized_is_stable_and_clean(s in "/[a-zA-Z0-9._~%/\\\\-]{0,40}") {
             if let Ok(n) = normalize(&s) {

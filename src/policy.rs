@@ -14,6 +14,8 @@ pub struct Route {
     pub public: bool,
     pub allow_accounts: Vec<String>,
     pub allow_networks: Vec<String>,
+    /// Strict path mode applies (see `path::strict_check`).
+    pub strict: bool,
 }
 
 /// What the table says about one request path.
@@ -33,10 +35,12 @@ impl Decision<'_> {
 #[derive(Debug, Default)]
 pub struct RouteTable {
     routes: Vec<Route>, // longest path first
+    /// `server.strict_paths`.
+    strict: bool,
 }
 
 impl RouteTable {
-    pub fn new(cfg: &[RouteConfig]) -> RouteTable {
+    pub fn new(cfg: &[RouteConfig], strict: bool) -> RouteTable {
         let mut routes: Vec<Route> = cfg
             .iter()
             .map(|r| Route {
@@ -45,10 +49,18 @@ impl RouteTable {
                 public: r.public,
                 allow_accounts: r.allow_accounts.clone(),
                 allow_networks: r.allow_networks.clone(),
+                strict: r.strict_path,
             })
             .collect();
         routes.sort_by_key(|r| std::cmp::Reverse(r.path.len()));
-        RouteTable { routes }
+        RouteTable { routes, strict }
+    }
+
+    /// Strict path mode for a normalized path and the rule it matched: Err refuses the request
+    /// (400) before the rule is applied. A route's opt-out relaxes the check, never drops it.
+    pub fn strict_check(&self, path: &str, d: &Decision<'_>) -> Result<(), crate::path::PathError> {
+        let relaxed = !self.strict || d.route.is_some_and(|r| !r.strict);
+        crate::path::strict_check(path, relaxed)
     }
 
     /// The most specific rule for `path`. Rules match regardless of ASCII case, so `/ADMIN` is
@@ -72,8 +84,9 @@ mod tests {
             public,
             allow_accounts: vec![],
             allow_networks: vec![],
+            strict_path: true,
         };
-        RouteTable::new(&[r("/public", true), r("/public/secret", false), r("/admin", false)])
+        RouteTable::new(&[r("/public", true), r("/public/secret", false), r("/admin", false)], true)
     }
 
     #[test]

@@ -187,8 +187,8 @@ impl Proxy {
         mut req: Request<Incoming>,
         up: &Upstream,
         peer: SocketAddr,
+        upgrade: Option<HeaderValue>,
     ) -> Result<Response<Body>, GatewayError> {
-        let upgrade = upgrade_requested(req.headers());
         let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
         let trusted = self.is_trusted(&peer);
 
@@ -201,8 +201,9 @@ impl Proxy {
         *req.uri_mut() = uri;
         *req.version_mut() = Version::HTTP_11;
 
+        // Hop-by-hop headers were removed before the gateway set any of its own (the caller's
+        // job, so that a Connection header cannot name one of them).
         let headers = req.headers_mut();
-        strip_hop_by_hop(headers);
         headers.insert(header::HOST, up.host.clone()); // precomputed: the client would format it
         set_forwarded(headers, peer, trusted, host, &self.proto);
         if let Some(proto) = &upgrade {
@@ -220,7 +221,11 @@ impl Proxy {
         };
 
         if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
-            if let Some(client_upgrade) = client_upgrade {
+            let Some(client_upgrade) = client_upgrade else {
+                // A switch nobody asked for would leave the gateway out of the connection.
+                return Err(upstream_failed(&up.label, &"101 Switching Protocols without an upgrade request", false));
+            };
+            {
                 let proto = resp.headers().get(header::UPGRADE).cloned();
                 let upstream_upgrade = hyper::upgrade::on(&mut resp);
                 let label = up.label.clone();
@@ -248,15 +253,22 @@ impl Proxy {
     }
 }
 
-/// The protocol a client asks to switch to (`Connection: upgrade` + `Upgrade: x`).
-fn upgrade_requested(h: &HeaderMap) -> Option<HeaderValue> {
+/// The `Upgrade` value when a client asks to switch to WebSocket (`Connection: upgrade` +
+/// `Upgrade: websocket`), the one protocol switch the gateway relays. Any other (`h2c` above
+/// all: an upstream that accepted it would speak HTTP/2 with the client past every rule) is
+/// never forwarded; the request goes on as a plain one.
+pub fn websocket_requested(h: &HeaderMap) -> Option<HeaderValue> {
     let wants = h
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(connection_tokens)
         .any(|t| t.eq_ignore_ascii_case("upgrade"));
-    if wants { h.get(header::UPGRADE).cloned() } else { None }
+    let mut values = h.get_all(header::UPGRADE).iter();
+    match (wants, values.next(), values.next()) {
+        (true, Some(v), None) if v.as_bytes().trim_ascii().eq_ignore_ascii_case(b"websocket") => Some(HeaderValue::from_static("websocket")),
+        _ => None,
+    }
 }
 
 /// Removes hop-by-hop headers (RFC 9110 section 7.6.1): Connection and every header it names,

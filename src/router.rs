@@ -60,11 +60,18 @@ impl Gateway {
         req.headers_mut().reserve(10);
         let origin = if self.cors.enabled() { self.cors.allowed_origin(req.headers()) } else { None };
         let preflight = if origin.is_some() { self.cors.preflight(req.method(), req.headers()) } else { None };
-        let result = if let Some(p) = preflight {
+        let result = if let Err(e) = self.routes.strict_check(path, &decision) {
+            Err(GatewayError::BadPath(e))
+        } else if let Some(p) = preflight {
             Ok(p)
         } else if crate::path::has_prefix(path, &self.server.prefix) {
             Ok(self.endpoint(req, &path[self.server.prefix.len()..], peer).await)
         } else {
+            // Hop-by-hop headers go before the gateway sets any of its own, so a client's
+            // Connection header can never name (and so remove) one of them. Only a WebSocket
+            // upgrade survives; any other (h2c above all) is dropped with them.
+            let upgrade = crate::proxy::websocket_requested(req.headers());
+            crate::proxy::strip_hop_by_hop(req.headers_mut());
             match self.admit(&mut req, &decision).await {
                 Err(denied) => Ok(denied),
                 Ok(session) => match self.proxy.select(path) {
@@ -81,7 +88,7 @@ impl Gateway {
                                 req.headers_mut().insert(name.clone(), v);
                             }
                         }
-                        self.proxy.forward(req, up, peer).await
+                        self.proxy.forward(req, up, peer, upgrade).await
                     }
                 },
             }
@@ -112,21 +119,28 @@ impl Gateway {
                 return Ok(None);
             }
             let found = auth.identify(req.headers()).await;
+            let had_cookie = crate::session::cookie::cookies(req.headers()).any(|(n, _)| n == auth.cookie_name.as_bytes());
             crate::identity::strip_own_cookies(req.headers_mut(), &auth.cookie_name);
             let session = match found? {
                 Some(s) => s,
                 None => {
                     let back = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
-                    return Err(challenge(req.method(), req.headers(), &self.start_url(back), "sign-in required"));
+                    let mut resp = challenge(req.method(), req.headers(), &self.start_url(back), "sign-in required");
+                    if had_cookie {
+                        // A cookie that opens no live session (new keys, tampered, ended) is
+                        // cleared, not sent again on every request.
+                        crate::login::append_cookie(resp.headers_mut(), &auth.sealer.clear_cookie(&auth.cookie_name, "/"));
+                    }
+                    return Err(resp);
                 }
             };
             if !allowed(decision.route, &session) {
                 return Err(self.forbidden(req, &session.account.to_string()));
             }
-            if session.source == crate::session::Source::Bearer {
-                // The whole JWT stays at the gateway; the upstream gets the identity headers.
-                req.headers_mut().remove(header::AUTHORIZATION);
-            }
+            // The upstream learns who the user is from the identity headers only: no
+            // credential reaches it, neither the verified JWT nor one the gateway did not
+            // check (a Bearer token sent beside a session cookie).
+            req.headers_mut().remove(header::AUTHORIZATION);
             self.identity.inject(req.headers_mut(), &session);
             return Ok(Some(session));
         }

@@ -14,7 +14,7 @@ use proptest::test_runner::{Config, TestRunner};
 /// Header names the fast path may take (and must clean up): identity spoofs in odd spellings,
 /// hop-by-hop it strips, forwarding headers, cookies, ordinary ones.
 const TAME_NAMES: &[&str] = &[
-    "Host", "X-Xumm-Account", "x_xumm_account", "X-XUMM-NETWORK", "X_Forwarded_User", "X-Auth-Request-User",
+    "Host", "Authorization", "X-Xumm-Account", "x_xumm_account", "X-XUMM-NETWORK", "X_Forwarded_User", "X-Auth-Request-User",
     "Keep-Alive", "TE", "Trailer", "Proxy-Authorization", "X-Forwarded-For", "X-Forwarded-Proto",
     "X-Forwarded-Host", "Via", "Cookie", "Accept", "Connection",
 ];
@@ -24,7 +24,7 @@ const WILD_NAMES: &[&str] =
 /// Header values; `{S}` stands for a valid sealed session cookie value.
 const TAME_VALUES: &[&str] = &[
     "close", "keep-alive", "_xumm_gate={S}", "theme=dark; _xumm_gate={S}; b=2", "_xumm_gate=garbage",
-    "_xumm_gate_login_abc=1; x=y", "a=1", "rEvil",
+    "_xumm_gate_login_abc=1; x=y", "a=1", "rEvil", "caf\u{e9}=\u{2615}; _xumm_gate={S}; \u{fc}=1", "Bearer abc.def.ghi",
 ];
 const WILD_VALUES: &[&str] = &[
     "Keep-Alive, Upgrade", "keep-alive, close", "text/html", "application/json", "_xumm_gate={S}; _xumm_gate={S}", "5",
@@ -57,6 +57,7 @@ fn target() -> impl Strategy<Value = String> {
         1 => prop::sample::select(vec![
             "/", "/public/x", "/admin", "/mainnet/y", "/public/../admin", "//admin", "/public%2Fadmin", "/a?b=1#f",
             "*", "http://h.example/x", "/a b", "/%zz", "/.xumm/userinfo", "/p?q=%0d%0a",
+            "/public/..;/admin", "/public;x=1/y", "/admin.", "/admin./x", "/public/%252e%252e/admin", "/admin%20",
         ])
         .prop_map(String::from),
         1 => "/[a-zA-Z0-9/._%?=&~-]{0,24}",
@@ -138,6 +139,9 @@ fn any_request_head_plans_safely() {
                 let v = String::from_utf8_lossy(h.value);
                 prop_assert!(!v.contains("_xumm_gate"), "the gateway's cookie went upstream: {}", shown);
             }
+            prop_assert!(identity == 0 || count("authorization") == 0, "a credential went up beside the identity: {}", shown);
+            let path = target.split('?').next().unwrap_or_default();
+            prop_assert!(xumm_gate::path::strict_check(path, false).is_ok(), "strict path mode bypassed: {}", shown);
             let t = &taken[usize::from(identity > 0)];
             t.set(t.get() + 1);
             Ok(())

@@ -59,6 +59,8 @@ enum Name {
     ForwardedFor,
     ForwardedProto,
     ForwardedHost,
+    /// Never forwarded for a signed-in request (the upstream gets identity headers instead).
+    Authorization,
     /// Keep-Alive, Proxy-*, TE, Trailer: hop-by-hop, never forwarded.
     Hop,
     /// Content-Length, Transfer-Encoding, Upgrade, Expect: the general path's.
@@ -83,6 +85,7 @@ fn classify(n: &str) -> Name {
         15 if is("x-forwarded-for") => Name::ForwardedFor,
         16 if is("x-forwarded-host") => Name::ForwardedHost,
         17 if is("x-forwarded-proto") => Name::ForwardedProto,
+        13 if is("authorization") => Name::Authorization,
         _ if n.len() > 6 && n[..6].eq_ignore_ascii_case("proxy-") => Name::Hop,
         _ => Name::Other,
     }
@@ -124,7 +127,8 @@ fn take<'g>(gw: &'g Gateway, req: &httparse::Request<'_, '_>, target: &PathAndQu
         _ => return None,
     };
     let path = target.path();
-    if !target.as_str().starts_with('/') || !crate::path::is_normal(path) || crate::path::has_prefix(path, &gw.server.prefix) {
+    // Strict path mode's refusals (and a route's opt-out of them) are the general path's.
+    if !target.as_str().starts_with('/') || !crate::path::is_normal(path) || !crate::path::strict_ok_normal(path) || crate::path::has_prefix(path, &gw.server.prefix) {
         return None;
     }
     let decision = gw.routes.decide(path);
@@ -194,14 +198,13 @@ fn scan<'b>(gw: &Gateway, headers: &[httparse::Header<'b>], want_session: bool) 
             Name::ForwardedProto => sc.has_xfp = true,
             Name::ForwardedHost => sc.has_xfh = true,
             Name::Cookie => {
-                let value = std::str::from_utf8(h.value).ok()?;
                 let Some(auth) = &gw.auth else { continue };
-                for (n, v) in crate::session::cookie::pairs(value) {
+                for (n, v) in crate::session::cookie::pairs(h.value) {
                     if crate::identity::is_own_cookie(n, &auth.cookie_name) {
                         sc.own |= 1 << i;
                         // The first session cookie that opens, as `Auth::session_id` reads it.
-                        if want_session && sc.sid.is_none() && n == auth.cookie_name {
-                            sc.sid = auth.open_session_cookie(v);
+                        if want_session && sc.sid.is_none() && n == auth.cookie_name.as_bytes() {
+                            sc.sid = std::str::from_utf8(v).ok().and_then(|v| auth.open_session_cookie(v));
                         }
                     } else {
                         sc.foreign |= 1 << i;
@@ -251,14 +254,16 @@ fn write_head(
         if matches!(kind, Name::ForwardedProto | Name::ForwardedHost) && !peer.trusted {
             continue;
         }
+        if kind == Name::Authorization && session.is_some() {
+            continue; // as on the general path: no credential goes up beside the identity
+        }
         if let (Name::Cookie, Some(auth), true) = (kind, &gw.auth, sc.own & (1 << i) != 0) {
             if sc.foreign & (1 << i) == 0 {
                 continue; // only the gateway's cookies: the header goes
             }
-            let value = std::str::from_utf8(h.value).unwrap_or_default();
-            let kept = crate::identity::foreign_cookies(crate::session::cookie::pairs(value), &auth.cookie_name);
+            let kept = crate::identity::foreign_cookies(crate::session::cookie::pairs(h.value), &auth.cookie_name);
             if !kept.is_empty() {
-                line(out, b"cookie", kept.as_bytes());
+                line(out, b"cookie", &kept);
             }
             continue;
         }

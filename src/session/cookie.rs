@@ -57,18 +57,26 @@ impl Sealer {
     }
 }
 
-/// Iterates the (name, value) pairs of all Cookie headers; malformed pairs are skipped.
-pub fn cookies(headers: &http::HeaderMap) -> impl Iterator<Item = (&str, &str)> {
-    headers.get_all(http::header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(pairs)
+/// Iterates the (name, value) pairs of all Cookie headers, as bytes: a header holding
+/// non-ASCII bytes (browsers send UTF-8 that apps set) is read like any other, so the gateway's
+/// own cookies are found in it. Pairs without '=' are skipped.
+pub fn cookies(headers: &http::HeaderMap) -> impl Iterator<Item = (&[u8], &[u8])> {
+    headers.get_all(http::header::COOKIE).iter().flat_map(|v| pairs(v.as_bytes()))
 }
 
-/// The (name, value) pairs of one Cookie header value.
-pub fn pairs(value: &str) -> impl Iterator<Item = (&str, &str)> {
-    value.split(';').filter_map(|pair| {
-        let (n, v) = pair.split_once('=')?;
-        // RFC 6265 allows only SP and HTAB around the pieces; ASCII trimming is also cheaper.
-        Some((n.trim_ascii(), v.trim_ascii()))
+/// The (name, value) pairs of one Cookie header value, as bytes.
+pub fn pairs(value: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+    value.split(|&b| b == b';').filter_map(|pair| {
+        let eq = pair.iter().position(|&b| b == b'=')?;
+        // RFC 6265 allows only SP and HTAB around the pieces.
+        Some((pair[..eq].trim_ascii(), pair[eq + 1..].trim_ascii()))
     })
+}
+
+/// The pairs of all Cookie headers whose name and value are text (the gateway's own cookies
+/// always are); a non-UTF-8 pair is passed over without hiding the others.
+pub fn text_cookies(headers: &http::HeaderMap) -> impl Iterator<Item = (&str, &str)> {
+    cookies(headers).filter_map(|(n, v)| Some((std::str::from_utf8(n).ok()?, std::str::from_utf8(v).ok()?)))
 }
 
 #[cfg(test)]
