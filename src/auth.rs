@@ -25,6 +25,8 @@ pub struct Auth {
     /// States already used at the callback (replay defence within this replica).
     pub used_states: moka::sync::Cache<String, ()>,
     pub redirect_uri: String,
+    /// Sign-in starts and callbacks per client address; None when switched off.
+    pub sign_in_limit: Option<crate::ratelimit::PerClient>,
     /// None when `[bearer] enabled = false`.
     pub bearer: Option<crate::bearer::BearerVerifier>,
     /// Tells this instance's entries apart in per-thread memos (tests run several gateways).
@@ -65,6 +67,7 @@ impl Auth {
             ttl: crate::config::duration("session.ttl", &session.ttl)?,
             used_states: moka::sync::Cache::builder().max_capacity(100_000).time_to_live(Duration::from_secs(900)).build(),
             redirect_uri: format!("{base}{}/callback", server.prefix),
+            sign_in_limit: (config.server.sign_in_per_minute > 0).then(|| crate::ratelimit::PerClient::new(config.server.sign_in_per_minute)),
             bearer: if config.bearer.enabled { Some(crate::bearer::BearerVerifier::new(&config.bearer, &p.client_id)?) } else { None },
             instance: {
                 static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);

@@ -91,6 +91,10 @@ pub struct ServerConfig {
     /// Relay plain HTTP/1.1 GET/HEAD requests in the connection's own task (src/fast); every
     /// other request goes through hyper either way. `false` sends everything through hyper.
     pub fast_path: bool,
+    /// Sign-in starts and callbacks per minute from one client address (bursts of a third of
+    /// it); more get 429 with Retry-After. Each pair can make the gateway call the provider's
+    /// token endpoint with the app's credentials. 0 switches the limit off.
+    pub sign_in_per_minute: u32,
     /// Strict path mode: refuse with 400 paths that upstream frameworks may read differently
     /// (`;` parameters, trailing dots or spaces, encoded '%', encoded control characters)
     /// before any rule is matched. A route can opt out with `strict_path = false`.
@@ -116,6 +120,7 @@ impl Default for ServerConfig {
             drain_timeout: "30s".into(),
             fast_path: true,
             strict_paths: true,
+            sign_in_per_minute: 60,
         }
     }
 }

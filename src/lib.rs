@@ -23,6 +23,7 @@ pub mod pages;
 pub mod path;
 pub mod policy;
 pub mod proxy;
+pub mod ratelimit;
 pub mod redirect;
 pub mod router;
 pub mod server;

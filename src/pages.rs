@@ -63,3 +63,14 @@ pub fn json(status: StatusCode, v: &serde_json::Value) -> Response<Body> {
     r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
 }
+
+/// 429 for a client that started or finished too many sign-ins: a page that says when to retry.
+pub fn too_many_sign_ins(retry_after: u64) -> Response<Body> {
+    let mut r = page(
+        StatusCode::TOO_MANY_REQUESTS,
+        "Too many sign-in attempts",
+        &format!("<p>Too many sign-ins were started from your network. Please try again in {retry_after} seconds.</p>"),
+    );
+    r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+    r
+}

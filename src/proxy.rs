@@ -177,7 +177,11 @@ impl Proxy {
     }
 
     pub fn is_trusted(&self, peer: &SocketAddr) -> bool {
-        let ip = peer.ip().to_canonical();
+        self.is_trusted_ip(peer.ip())
+    }
+
+    pub fn is_trusted_ip(&self, ip: std::net::IpAddr) -> bool {
+        let ip = ip.to_canonical();
         self.trusted.iter().any(|n| n.contains(&ip))
     }
 

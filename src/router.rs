@@ -179,6 +179,15 @@ impl Gateway {
             return GatewayError::NotFound.response(accept);
         };
         let (m, h, q) = (req.method(), req.headers(), req.uri().query());
+        if matches!((m, rest), (&Method::GET, "/start" | "/callback")) {
+            if let Some(limit) = &auth.sign_in_limit {
+                let client = crate::ratelimit::client_key(peer, h, |ip| self.proxy.is_trusted_ip(ip));
+                if let Err(retry) = limit.take(client) {
+                    tracing::info!(client = %client, retry_after = retry, "sign-in rate limit reached");
+                    return pages::too_many_sign_ins(retry);
+                }
+            }
+        }
         match (m, rest) {
             (&Method::GET, "/start") => self.login_start(auth, h, q),
             (&Method::GET, "/callback") => self.login_callback(auth, h, q).await,

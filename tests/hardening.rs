@@ -246,3 +246,36 @@ async fn start_answers_a_bounded_number_of_set_cookie_headers() {
     assert!((2..=17).contains(&n), "{n} Set-Cookie headers");
     gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn sign_in_starts_and_callbacks_are_rate_limited_per_client_address() {
+    let up = upstream().await;
+    let idp = idp().await;
+    // 6 a minute: bursts of 2.
+    let gw = ready_gateway(&auth_config(up, &idp.issuer, "sign_in_per_minute = 6", "")).await;
+    let before = idp.token_requests();
+    let mut statuses = Vec::new();
+    for _ in 0..10 {
+        // /start, then a forged callback with its pending cookie: each pair would make the
+        // gateway call the provider's token endpoint with the app's credentials.
+        let start = get_with(gw.addr, "/.xumm/start?rd=/", &[("accept", "text/html")]).await;
+        statuses.push(start.status);
+        if start.status != StatusCode::FOUND {
+            assert_eq!(start.status, StatusCode::TOO_MANY_REQUESTS);
+            assert!(start.headers["retry-after"].to_str().unwrap().parse::<u64>().unwrap() >= 1);
+            assert!(start.text().contains("Too many sign-in attempts"), "{}", start.text());
+            continue;
+        }
+        let pending = set_cookies(&start.headers);
+        let state = url::Url::parse(start.headers["location"].to_str().unwrap()).unwrap().query_pairs().find(|(k, _)| k == "state").unwrap().1.to_string();
+        let cb = get_with(gw.addr, &format!("/.xumm/callback?state={state}&code=forged"), &[("cookie", &cookie_header(&pending))]).await;
+        statuses.push(cb.status);
+    }
+    let limited = statuses.iter().filter(|s| **s == StatusCode::TOO_MANY_REQUESTS).count();
+    assert!(limited >= 8, "{statuses:?}");
+    assert!(idp.token_requests() - before <= 1, "the flood reached the token endpoint {} times", idp.token_requests() - before);
+    // Another client (as a trusted proxy reports it) is not held back by the first one.
+    let other = get_with(gw.addr, "/.xumm/start?rd=/", &[("x-forwarded-for", "203.0.113.7")]).await;
+    assert_eq!(other.status, StatusCode::FOUND);
+    gw.shutdown().await;
+}

@@ -26,7 +26,8 @@ async fn id_tokens_missing_a_required_claim_or_of_the_wrong_type_open_no_session
     captured_logs(); // start capturing
     let up = upstream().await;
     let idp = idp().await;
-    let gw = ready_gateway(&auth_config(up, &idp.issuer, "", "")).await;
+    // Nineteen sign-ins from one address in a row: no sign-in rate limit for this test.
+    let gw = ready_gateway(&auth_config(up, &idp.issuer, "sign_in_per_minute = 0", "")).await;
     let future = xumm_gate::session::now() + 3600;
     let cases = [
         (json!({"iss": null}), "claim iss"),

@@ -71,6 +71,7 @@ struct State {
     /// `Cache-Control: max-age` on the JWKS (seconds), when set.
     jwks_max_age: Mutex<Option<u64>>,
     jwks_requests: std::sync::atomic::AtomicU64,
+    token_requests: std::sync::atomic::AtomicU64,
     /// The JWKS answers 503 (a provider outage).
     jwks_down: std::sync::atomic::AtomicBool,
 }
@@ -99,6 +100,7 @@ impl DevIdp {
             overlap: Default::default(),
             jwks_max_age: Mutex::new(None),
             jwks_requests: Default::default(),
+            token_requests: Default::default(),
             jwks_down: Default::default(),
         });
         let st = state.clone();
@@ -130,6 +132,11 @@ impl DevIdp {
     /// Makes the JWKS answer 503 (or answer again).
     pub fn fail_jwks(&self, down: bool) {
         self.state.jwks_down.store(down, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// How often the token endpoint was called.
+    pub fn token_requests(&self) -> u64 {
+        self.state.token_requests.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// How often the JWKS was fetched.
@@ -378,6 +385,7 @@ fn decide(st: &State, p: &HashMap<String, String>) -> Resp {
 }
 
 async fn token(st: &State, req: Request<Incoming>) -> Resp {
+    st.token_requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let basic = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Basic ")).map(str::to_string);
     let is_json = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|c| c.contains("json"));
     let body = read_body(req).await;
