@@ -91,6 +91,18 @@ pub struct ServerConfig {
     /// Relay plain HTTP/1.1 GET/HEAD requests in the connection's own task (src/fast); every
     /// other request goes through hyper either way. `false` sends everything through hyper.
     pub fast_path: bool,
+    /// Open client connections at most (lowered to fit the open-file limit, see README).
+    pub max_connections: usize,
+    /// Open client connections at most from one address (IPv6: one /64); trusted proxies
+    /// count only against `max_connections`.
+    pub max_connections_per_ip: u32,
+    /// A connection with no open request is closed after this (HTTP/1.1 keep-alive on the
+    /// general path, HTTP/2); before its first request it gets `header_read_timeout`.
+    pub idle_timeout: String,
+    /// A request body that sends nothing for this long is cut off (408).
+    pub body_timeout: String,
+    /// Concurrent streams per HTTP/2 connection.
+    pub http2_max_streams: u32,
     /// Sign-in starts and callbacks per minute from one client address (bursts of a third of
     /// it); more get 429 with Retry-After. Each pair can make the gateway call the provider's
     /// token endpoint with the app's credentials. 0 switches the limit off.
@@ -121,6 +133,11 @@ impl Default for ServerConfig {
             fast_path: true,
             strict_paths: true,
             sign_in_per_minute: 60,
+            max_connections: 10_000,
+            max_connections_per_ip: 256,
+            idle_timeout: "60s".into(),
+            body_timeout: "30s".into(),
+            http2_max_streams: 100,
         }
     }
 }
@@ -417,6 +434,11 @@ pub struct Server {
     pub upstream_idle_timeout: Duration,
     pub drain_timeout: Duration,
     pub fast_path: bool,
+    pub max_connections: usize,
+    pub max_connections_per_ip: u32,
+    pub idle_timeout: Duration,
+    pub body_timeout: Duration,
+    pub http2_max_streams: u32,
 }
 
 /// Looks up an environment variable; injected so tests never mutate the process environment.
@@ -632,6 +654,15 @@ impl Config {
         if s.max_headers == 0 {
             return Err(err("server.max_headers", "must be at least 1"));
         }
+        if !(1..=1_000_000).contains(&s.max_connections) {
+            return Err(err("server.max_connections", "must be between 1 and 1000000"));
+        }
+        if s.max_connections_per_ip == 0 {
+            return Err(err("server.max_connections_per_ip", "must be at least 1"));
+        }
+        if !(1..=10_000).contains(&s.http2_max_streams) {
+            return Err(err("server.http2_max_streams", "must be between 1 and 10000"));
+        }
         Ok(Server {
             listen,
             admin_listen,
@@ -647,6 +678,11 @@ impl Config {
             upstream_idle_timeout: duration("server.upstream_idle_timeout", &s.upstream_idle_timeout)?,
             drain_timeout: duration("server.drain_timeout", &s.drain_timeout)?,
             fast_path: s.fast_path,
+            max_connections: s.max_connections,
+            max_connections_per_ip: s.max_connections_per_ip,
+            idle_timeout: duration("server.idle_timeout", &s.idle_timeout)?,
+            body_timeout: duration("server.body_timeout", &s.body_timeout)?,
+            http2_max_streams: s.http2_max_streams,
         })
     }
 

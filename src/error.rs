@@ -19,6 +19,10 @@ pub enum GatewayError {
     UpstreamUnavailable,
     #[error("upstream timed out")]
     UpstreamTimeout,
+    #[error("request body timed out")]
+    BodyTimeout,
+    #[error("too many request headers")]
+    TooManyHeaders,
 }
 
 impl GatewayError {
@@ -28,6 +32,8 @@ impl GatewayError {
             GatewayError::NotFound | GatewayError::NoUpstream => StatusCode::NOT_FOUND,
             GatewayError::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
             GatewayError::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            GatewayError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            GatewayError::TooManyHeaders => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
         }
     }
 
@@ -39,6 +45,8 @@ impl GatewayError {
             GatewayError::NoUpstream => "no_upstream",
             GatewayError::UpstreamUnavailable => "bad_gateway",
             GatewayError::UpstreamTimeout => "gateway_timeout",
+            GatewayError::BodyTimeout => "body_timeout",
+            GatewayError::TooManyHeaders => "too_many_headers",
         }
     }
 

@@ -9,6 +9,7 @@ pub mod account;
 pub mod bearer;
 pub mod body;
 pub mod config;
+pub mod conns;
 pub mod cors;
 pub mod demo;
 pub mod error;
@@ -58,6 +59,8 @@ pub struct Gateway {
     pub asserter: Option<assertion::Asserter>,
     /// The sign-request broker, when `[xumm]` is configured.
     pub broker: Option<xumm::broker::Broker>,
+    /// Open client connections, against the global and per-client caps.
+    pub conns: Arc<conns::Conns>,
     pub(crate) default_route: Arc<metrics::RouteMetrics>,
     invalid_route: Arc<metrics::RouteMetrics>,
 }
@@ -123,6 +126,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         ready: AtomicBool::new(false),
         draining: AtomicBool::new(false),
         metrics: prometheus,
+        conns: Arc::new(conns::Conns::new(conns::fit_to_fd_limit(server.max_connections), server.max_connections_per_ip)),
         default_route: Arc::new(metrics::RouteMetrics::new("default")),
         invalid_route: Arc::new(metrics::RouteMetrics::new("invalid")),
         server,

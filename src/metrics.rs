@@ -103,3 +103,15 @@ impl Drop for InFlight {
         }
     }
 }
+
+static CONNECTIONS: OnceLock<metrics::Gauge> = OnceLock::new();
+
+/// Open client connections on the public listener.
+pub fn connections(open: usize) {
+    CONNECTIONS.get_or_init(|| metrics::gauge!("xumm_gate_connections_open")).set(open as f64);
+}
+
+/// A client connection refused at accept (`global_limit`, `per_client_limit`).
+pub fn connection_refused(reason: &'static str) {
+    metrics::counter!("xumm_gate_connections_refused_total", "reason" => reason).increment(1);
+}

@@ -13,7 +13,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 
-use crate::body::Body;
+use crate::body::{Body, IdleBody};
 use crate::config::{Server, UpstreamConfig};
 use crate::error::GatewayError;
 
@@ -109,7 +109,7 @@ impl Upstream {
     }
 }
 
-type UpstreamClient = Client<HttpConnector, Incoming>;
+type UpstreamClient = Client<HttpConnector, IdleBody>;
 
 static NEXT_UPSTREAM_KEY: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 static NEXT_PROXY_ID: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -127,6 +127,7 @@ pub struct Proxy {
     pub(crate) connect_timeout: Duration,
     pub(crate) idle_timeout: Duration,
     pub(crate) timeout: Duration,
+    body_timeout: Duration,
     trusted: Vec<ipnet::IpNet>,
     pub(crate) proto: HeaderValue,
 }
@@ -142,6 +143,7 @@ impl Proxy {
             connect_timeout: server.upstream_connect_timeout,
             idle_timeout: server.upstream_idle_timeout,
             timeout: server.upstream_timeout,
+            body_timeout: server.body_timeout,
             trusted: server.trusted_proxies.clone(),
             proto,
         }
@@ -149,7 +151,7 @@ impl Proxy {
 
     /// Sends `req` on this thread's pooled client (built on first use). The client is borrowed,
     /// not cloned: `request` already takes the handles its future needs.
-    fn request(&self, req: Request<Incoming>) -> hyper_util::client::legacy::ResponseFuture {
+    fn request(&self, req: Request<IdleBody>) -> hyper_util::client::legacy::ResponseFuture {
         POOLS.with(|pools| {
             let mut pools = pools.borrow_mut();
             if let Some((_, c)) = pools.iter().find(|(id, _)| *id == self.id) {
@@ -216,10 +218,12 @@ impl Proxy {
         }
 
         let started = Instant::now();
+        let req = req.map(|b| IdleBody::new(b, self.body_timeout));
         let result = tokio::time::timeout(self.timeout, self.request(req)).await;
         crate::metrics::record(&up.latency, started.elapsed());
         let mut resp = match result {
             Err(_) => return Err(upstream_timed_out(&up.label)),
+            Ok(Err(e)) if caused_by::<crate::body::BodyTimeout>(&e) => return Err(GatewayError::BodyTimeout),
             Ok(Err(e)) => return Err(upstream_failed(&up.label, &error_chain(&e), is_timeout(&e))),
             Ok(Ok(resp)) => resp,
         };
@@ -362,6 +366,18 @@ pub fn upstream_timed_out(upstream: &str) -> GatewayError {
 pub fn upstream_failed(upstream: &str, cause: &dyn std::fmt::Display, timed_out: bool) -> GatewayError {
     tracing::warn!(upstream, cause = %cause, "upstream failed");
     if timed_out { GatewayError::UpstreamTimeout } else { GatewayError::UpstreamUnavailable }
+}
+
+/// True when an error of type `E` is in `e`'s source chain.
+fn caused_by<E: std::error::Error + 'static>(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if err.is::<E>() {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
 }
 
 fn is_timeout(e: &(dyn std::error::Error + 'static)) -> bool {

@@ -59,7 +59,13 @@ pub fn client_key(peer: SocketAddr, headers: &HeaderMap, is_trusted: impl Fn(IpA
             ip = found;
         }
     }
-    match ip {
+    network_of(ip)
+}
+
+/// One client's network as a limit key: an IPv4 address, or an IPv6 /64 (one subscriber's
+/// network, all of whose addresses one client can use).
+pub fn network_of(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
         IpAddr::V6(v6) => {
             let s = v6.segments();
             IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))

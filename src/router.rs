@@ -29,7 +29,9 @@ impl Gateway {
 
         // The normalized path, shared with the request's URI (a refcount, no copy, when the
         // client's path is already normal) and with the access log.
-        let normal = match path_and_query(&mut req) {
+        // hyper applies server.max_headers to HTTP/1.1 heads; HTTP/2 header lists are bounded
+        // in bytes only, so the count is checked here for both.
+        let normal = match too_many_headers(&req, self.server.max_headers).and_then(|()| path_and_query(&mut req)) {
             Ok(pq) => pq,
             Err(e) => {
                 let mut resp = e.response(accept.as_ref());
@@ -209,6 +211,10 @@ pub(crate) fn allowed(route: Option<&crate::policy::Route>, s: &Session) -> bool
     let Some(r) = route else { return true };
     (r.allow_accounts.is_empty() || r.allow_accounts.iter().any(|a| a == s.account.as_str()))
         && (r.allow_networks.is_empty() || s.network.as_ref().is_some_and(|n| r.allow_networks.iter().any(|x| x.eq_ignore_ascii_case(n))))
+}
+
+fn too_many_headers(req: &Request<Incoming>, max: usize) -> Result<(), GatewayError> {
+    if req.headers().len() > max { Err(GatewayError::TooManyHeaders) } else { Ok(()) }
 }
 
 /// The request's path and query with the path normalized; the request's URI is rewritten to it

@@ -19,7 +19,6 @@ use bytes::{Buf, BytesMut};
 use http::HeaderValue;
 use hyper_util::rt::TokioExecutor;
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::Watcher;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -58,8 +57,7 @@ pub async fn serve(
     stream: TcpStream,
     addr: SocketAddr,
     builder: Arc<auto::Builder<TokioExecutor>>,
-    watcher: Watcher,
-    mut shutdown: watch::Receiver<bool>,
+    mut conn: crate::server::Conn,
 ) {
     let peer = Peer { trusted: gw.proxy.is_trusted(&addr), ip: crate::proxy::peer_value(addr.ip().to_canonical()) };
     let mut c = Conn {
@@ -71,7 +69,7 @@ pub async fn serve(
         timer: Box::pin(tokio::time::sleep(gw.server.header_read_timeout)),
     };
     loop {
-        match c.next(&gw, &mut shutdown).await {
+        match c.next(&gw, &mut conn.shutdown).await {
             Step::Again => {}
             Step::Close => {
                 let _ = c.stream.shutdown().await;
@@ -81,7 +79,7 @@ pub async fn serve(
         }
     }
     let io = rewind::Rewind::new(c.buf.freeze(), c.stream);
-    crate::server::serve_hyper(gw, io, addr, &builder, watcher).await;
+    crate::server::serve_hyper(gw, io, addr, &builder, conn).await;
 }
 
 /// The fast path's per-request decision on a request head: parse, policy, session lookup and

@@ -7,7 +7,7 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
 use crate::Gateway;
-use crate::body::Body;
+use crate::body::{Body, IdleBody};
 use crate::session::Source;
 use crate::xumm::broker::{Broker, BrokerError, Caller};
 
@@ -20,7 +20,7 @@ impl Gateway {
         let h = req.headers();
         let ts = h.get("x-xumm-request-timestamp").and_then(|v| v.to_str().ok()).map(str::to_string);
         let sig = h.get("x-xumm-request-signature").and_then(|v| v.to_str().ok()).map(str::to_string);
-        let Ok(body) = Limited::new(req.into_body(), MAX_BODY).collect().await.map(|b| b.to_bytes()) else {
+        let Ok(body) = Limited::new(IdleBody::new(req.into_body(), self.server.body_timeout), MAX_BODY).collect().await.map(|b| b.to_bytes()) else {
             return crate::pages::json(StatusCode::PAYLOAD_TOO_LARGE, &serde_json::json!({"error": "too_large"}));
         };
         if let Err(e) = broker.webhook.verify(ts.as_deref(), sig.as_deref(), &body, crate::session::now()) {
@@ -117,7 +117,7 @@ impl Gateway {
         match (method, rest) {
             (Method::GET, "ping") => broker.ping(&caller).await,
             (Method::POST, "payload") => {
-                let mut body = read_json(req).await?;
+                let mut body = read_json(req, self.server.body_timeout).await?;
                 let bound = self.swap_handle(&caller, &mut body).await?;
                 let mut resp = broker.create(&caller, body, bound).await?;
                 // Status updates come through the gateway's relay, not straight from Xumm.
@@ -130,7 +130,7 @@ impl Gateway {
                 Ok(resp)
             }
             (Method::POST, "user-tokens") => {
-                let body = read_json(req).await?;
+                let body = read_json(req, self.server.body_timeout).await?;
                 self.verify_handles(broker, &caller, &body).await
             }
             (Method::GET, r) if r.starts_with("payload/") => broker.get(&caller, uuid(r)?).await,
@@ -196,8 +196,8 @@ impl Gateway {
     }
 }
 
-async fn read_json(req: Request<Incoming>) -> Result<serde_json::Value, BrokerError> {
-    let bytes = Limited::new(req.into_body(), MAX_BODY).collect().await.map_err(|_| BrokerError::BadBody)?.to_bytes();
+async fn read_json(req: Request<Incoming>, timeout: std::time::Duration) -> Result<serde_json::Value, BrokerError> {
+    let bytes = Limited::new(IdleBody::new(req.into_body(), timeout), MAX_BODY).collect().await.map_err(|_| BrokerError::BadBody)?.to_bytes();
     serde_json::from_slice(&bytes).map_err(|_| BrokerError::BadBody)
 }
 
