@@ -149,3 +149,50 @@ async fn http2_requests_obey_max_headers() {
     }
     gw.shutdown().await;
 }
+
+/// An HTTP/2 frame: 9-byte header (length, type, flags, stream id) and payload.
+fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let len = payload.len() as u32;
+    let mut f = vec![(len >> 16) as u8, (len >> 8) as u8, len as u8, kind, flags];
+    f.extend_from_slice(&stream.to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
+#[tokio::test]
+async fn http2_rapid_reset_floods_end_the_connection() {
+    let up = upstream().await;
+    let gw = gateway(&config_text(up, "")).await;
+    let mut s = TcpStream::connect(gw.addr).await.unwrap();
+    let mut flood = H2_PREFACE.to_vec();
+    // HPACK: :method GET, :scheme http, :path / (static table), :authority "app" (literal).
+    let headers = [0x82, 0x86, 0x84, 0x01, 0x03, b'a', b'p', b'p'];
+    for i in 0..500u32 {
+        let id = 2 * i + 1;
+        flood.extend(frame(0x1, 0x4, id, &headers)); // HEADERS, END_HEADERS (no END_STREAM)
+        flood.extend(frame(0x3, 0x0, id, &8u32.to_be_bytes())); // RST_STREAM CANCEL
+    }
+    let _ = s.write_all(&flood).await;
+    let (out, closed) = drain(&mut s, Duration::from_secs(5)).await;
+    // A GOAWAY (type 7) with ENHANCE_YOUR_CALM (0xb), then the connection ends.
+    let goaway = out.windows(4).any(|w| w[0] == 0x07) && out.windows(4).any(|w| w == [0, 0, 0, 0x0b]);
+    assert!(goaway && closed, "the flood was not stopped (closed: {closed}, {} bytes)", out.len());
+    assert_eq!(get(gw.addr, "/public/x").await.status, StatusCode::OK, "others are still served");
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn http2_header_lists_obey_max_header_bytes() {
+    let up = upstream().await;
+    let gw = gateway(&config_text(up, "max_header_bytes = 4096")).await;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build::<_, TestBody>(hyper_util::client::legacy::connect::HttpConnector::new());
+    let big = "x".repeat(8000);
+    let got = client.request(http::Request::get(format!("http://{}/public/x", gw.addr)).header("x-big", big).body(full("")).unwrap()).await;
+    match got {
+        Ok(resp) => assert_eq!(resp.status(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE),
+        Err(e) => assert!(format!("{e:?}").to_lowercase().contains("header") || format!("{e:?}").contains("Reset"), "{e:?}"),
+    }
+    gw.shutdown().await;
+}
