@@ -38,10 +38,10 @@ impl Asserter {
                 }
             }
         } else {
-            Self::parse_key(&cfg.key).ok_or_else(|| ConfigError { path: "assertion.key".into(), msg: "is not a PKCS#8 PEM P-256 private key".into() })?
+            Self::parse_key(&cfg.key).ok_or_else(|| crate::config::err("assertion.key", "is not a PKCS#8 PEM P-256 private key"))?
         };
-        let pem = secret.to_pkcs8_pem(LineEnding::LF).map_err(|_| ConfigError { path: "assertion.key".into(), msg: "cannot encode key".into() })?;
-        let key = EncodingKey::from_ec_pem(pem.as_bytes()).map_err(|_| ConfigError { path: "assertion.key".into(), msg: "unusable key".into() })?;
+        let pem = secret.to_pkcs8_pem(LineEnding::LF).map_err(|_| crate::config::err("assertion.key", "cannot encode key"))?;
+        let key = EncodingKey::from_ec_pem(pem.as_bytes()).map_err(|_| crate::config::err("assertion.key", "unusable key"))?;
         let point = secret.public_key().to_sec1_bytes();
         use base64::Engine;
         let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);

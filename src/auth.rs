@@ -38,12 +38,6 @@ impl Auth {
     pub fn from_config(config: &Config, server: &crate::config::Server) -> Result<Option<Auth>, ConfigError> {
         let Some(p) = &config.provider else { return Ok(None) };
         let session = config.session.clone().unwrap_or_else(|| toml::from_str("").expect("defaults"));
-        if session.cookie_secrets.is_empty() {
-            return Err(ConfigError { path: "session.cookie_secrets".into(), msg: "at least one secret is required when [provider] is set".into() });
-        }
-        if p.client_id.is_empty() {
-            return Err(ConfigError { path: "provider.client_id".into(), msg: "is required".into() });
-        }
         use base64::Engine;
         let secrets: Vec<Vec<u8>> = session
             .cookie_secrets

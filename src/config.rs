@@ -12,16 +12,62 @@ use std::time::Duration;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
-/// A configuration error; the message always starts with the key path.
-#[derive(Debug, thiserror::Error)]
-#[error("{path}: {msg}")]
+/// A configuration error; the message always starts with the key path. When a file has several
+/// problems, the first is `path`/`msg` and the others follow in `also`, one line each.
+#[derive(Debug)]
 pub struct ConfigError {
     pub path: String,
     pub msg: String,
+    pub also: Vec<ConfigError>,
 }
 
-fn err(path: impl Into<String>, msg: impl Into<String>) -> ConfigError {
-    ConfigError { path: path.into(), msg: msg.into() }
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.path, self.msg)?;
+        for e in &self.also {
+            write!(f, "\n{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+pub(crate) fn err(path: impl Into<String>, msg: impl Into<String>) -> ConfigError {
+    ConfigError { path: path.into(), msg: msg.into(), also: Vec::new() }
+}
+
+/// Collects every problem in a config, in the order the checks run.
+#[derive(Default)]
+struct Problems(Vec<ConfigError>);
+
+impl Problems {
+    fn add(&mut self, path: impl Into<String>, msg: impl Into<String>) {
+        self.0.push(err(path, msg));
+    }
+
+    /// `r`'s value, or None with its error recorded.
+    fn take<T>(&mut self, r: Result<T, ConfigError>) -> Option<T> {
+        r.map_err(|e| self.0.push(e)).ok()
+    }
+
+    /// Records a number outside `min..=max`, naming the bounds.
+    fn within(&mut self, key: &str, v: usize, min: usize, max: usize) {
+        if !(min..=max).contains(&v) {
+            self.add(key, format!("must be between {min} and {max}, got {v}"));
+        }
+    }
+
+    fn finish(self) -> Result<(), ConfigError> {
+        let mut all = self.0.into_iter();
+        match all.next() {
+            None => Ok(()),
+            Some(mut first) => {
+                first.also = all.collect();
+                Err(first)
+            }
+        }
+    }
 }
 
 /// Keys whose values are secrets: redacted by `check-config`, never logged.
@@ -472,216 +518,268 @@ impl Config {
         Ok(config)
     }
 
+    /// Every check `run` makes before it binds a socket, all of them, so that `check-config`
+    /// and `run` agree and one run reports every problem in the file (each with its key path).
     fn validate(&self) -> Result<(), ConfigError> {
-        self.server()?;
-        if self.upstreams.is_empty() {
-            return Err(err("upstream", "at least one [[upstream]] is required"));
+        let mut p = Problems::default();
+        self.server_checked(&mut p);
+        let fa_only = self.upstreams.is_empty();
+        if fa_only && self.provider.is_none() {
+            p.add("upstream", "at least one [[upstream]] is required (a gateway for forward auth only needs [provider] instead)");
         }
         for (i, u) in self.upstreams.iter().enumerate() {
-            check_route_path(&format!("upstream[{i}].path"), &u.path)?;
-            let parsed: http::Uri = u
-                .url
-                .parse()
-                .map_err(|_| err(format!("upstream[{i}].url"), format!("invalid URL {:?}", u.url)))?;
-            if parsed.scheme_str() != Some("http") || parsed.authority().is_none() {
-                return Err(err(
-                    format!("upstream[{i}].url"),
-                    format!("must be an http:// URL with a host, got {:?}", u.url),
-                ));
-            }
-            if parsed.query().is_some() {
-                return Err(err(format!("upstream[{i}].url"), "must not carry a query string"));
+            p.take(check_route_path(&format!("upstream[{i}].path"), &u.path));
+            match u.url.parse::<http::Uri>() {
+                Err(_) => p.add(format!("upstream[{i}].url"), format!("invalid URL {:?}", u.url)),
+                Ok(parsed) if parsed.scheme_str() != Some("http") || parsed.authority().is_none() => {
+                    p.add(format!("upstream[{i}].url"), format!("must be an http:// URL with a host, got {:?}", u.url))
+                }
+                Ok(parsed) if parsed.query().is_some() => p.add(format!("upstream[{i}].url"), "must not carry a query string"),
+                Ok(_) => {}
             }
             if let Some(app) = &u.broker_app {
                 if !self.broker.app.iter().any(|a| &a.name == app) {
-                    return Err(err(format!("upstream[{i}].broker_app"), format!("no [[broker.app]] is named {app:?}")));
+                    p.add(format!("upstream[{i}].broker_app"), format!("no [[broker.app]] is named {app:?}"));
                 }
+            }
+            if let Some(j) = self.upstreams[..i].iter().position(|o| same_path(&o.path, &u.path)) {
+                p.add(format!("upstream[{i}].path"), format!("{:?} is also upstream[{j}].path: the first would silently win", u.path));
             }
         }
         for (i, r) in self.routes.iter().enumerate() {
-            check_route_path(&format!("route[{i}].path"), &r.path)?;
+            p.take(check_route_path(&format!("route[{i}].path"), &r.path));
             for (j, a) in r.allow_accounts.iter().enumerate() {
                 if crate::account::Account::parse(a).is_err() {
-                    return Err(err(
-                        format!("route[{i}].allow_accounts[{j}]"),
-                        format!("{a:?} is not a valid XRPL r-address"),
-                    ));
+                    p.add(format!("route[{i}].allow_accounts[{j}]"), format!("{a:?} is not a valid XRPL r-address"));
                 }
+            }
+            // Rules match regardless of case: two rules whose paths differ only in case are the same rule.
+            if let Some(j) = self.routes[..i].iter().position(|o| same_path(&o.path.to_ascii_lowercase(), &r.path.to_ascii_lowercase())) {
+                p.add(format!("route[{i}].path"), format!("{:?} is also route[{j}].path: the first would silently win; merge them", r.path));
             }
         }
         for (key, name) in [("headers.account", &self.headers.account), ("headers.network", &self.headers.network), ("headers.user_token", &self.headers.user_token), ("headers.assertion", &self.headers.assertion)] {
             if !name.is_empty() && http::HeaderName::from_bytes(name.as_bytes()).is_err() {
-                return Err(err(key, format!("invalid header name {name:?}")));
+                p.add(key, format!("invalid header name {name:?}"));
             }
         }
-        for (i, name) in self.headers.user.iter().chain(self.headers.strip.iter()).enumerate() {
+        for (i, name) in self.headers.user.iter().enumerate() {
             if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
-                return Err(err(format!("headers.user/strip[{i}]"), format!("invalid header name {name:?}")));
+                p.add(format!("headers.user[{i}]"), format!("invalid header name {name:?}"));
+            }
+        }
+        for (i, name) in self.headers.strip.iter().enumerate() {
+            if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                p.add(format!("headers.strip[{i}]"), format!("invalid header name {name:?}"));
             }
         }
         for (i, a) in self.bearer.algorithms.iter().enumerate() {
             if !matches!(a.as_str(), "RS256" | "RS384" | "RS512" | "PS256" | "PS384" | "PS512" | "ES256" | "ES384") {
-                return Err(err(format!("bearer.algorithms[{i}]"), format!("{a:?} is not an accepted asymmetric algorithm (never none or HMAC)")));
+                p.add(format!("bearer.algorithms[{i}]"), format!("{a:?} is not an accepted asymmetric algorithm (never none or HMAC)"));
             }
         }
-        duration("bearer.max_skew", &self.bearer.max_skew)?;
-        let ttl = duration("assertion.ttl", &self.assertion.ttl)?;
-        if ttl.as_secs() < 10 {
-            return Err(err("assertion.ttl", "must be at least 10s"));
+        p.take(bounded("bearer.max_skew", &self.bearer.max_skew, Duration::ZERO, Duration::from_secs(3600)));
+        if self.bearer.cache_entries > 10_000_000 {
+            p.add("bearer.cache_entries", "must be at most 10000000");
+        }
+        if let Some(ttl) = p.take(bounded("assertion.ttl", &self.assertion.ttl, Duration::from_secs(10), Duration::from_secs(24 * 3600))) {
+            let _ = ttl;
         }
         if self.assertion.enabled && !self.assertion.key.is_empty() && crate::assertion::Asserter::parse_key(&self.assertion.key).is_none() {
-            return Err(err("assertion.key", "is not a PKCS#8 PEM P-256 private key"));
+            p.add("assertion.key", "is not a PKCS#8 PEM P-256 private key");
         }
         for (i, o) in self.cors.allowed_origins.iter().enumerate() {
             let ok = url::Url::parse(o).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some() && u.path() == "/" && u.query().is_none())
                 && !o.ends_with('/');
             if !ok {
-                return Err(err(format!("cors.allowed_origins[{i}]"), format!("must be an origin like \"https://app.example.com\", got {o:?}")));
+                p.add(format!("cors.allowed_origins[{i}]"), format!("must be an origin like \"https://app.example.com\", got {o:?}"));
             }
         }
         if self.forward_auth.mode != "status" && self.forward_auth.mode != "redirect" {
-            return Err(err("forward_auth.mode", format!("must be \"status\" or \"redirect\", got {:?}", self.forward_auth.mode)));
+            p.add("forward_auth.mode", format!("must be \"status\" or \"redirect\", got {:?}", self.forward_auth.mode));
         }
         if let Some(x) = &self.xumm {
-            let u = url::Url::parse(&x.api_url).map_err(|_| err("xumm.api_url", format!("invalid URL {:?}", x.api_url)))?;
-            if !matches!(u.scheme(), "http" | "https") {
-                return Err(err("xumm.api_url", "scheme must be http or https"));
+            match url::Url::parse(&x.api_url) {
+                Err(_) => p.add("xumm.api_url", format!("invalid URL {:?}", x.api_url)),
+                Ok(u) if !matches!(u.scheme(), "http" | "https") => p.add("xumm.api_url", "scheme must be http or https"),
+                Ok(_) => {}
             }
             if x.api_key.is_empty() {
-                return Err(err("xumm.api_key", "is required"));
+                p.add("xumm.api_key", "is required");
             }
             if x.api_secret.is_empty() {
-                return Err(err("xumm.api_secret", "is required"));
+                p.add("xumm.api_secret", "is required");
             }
         }
         for (i, a) in self.broker.app.iter().enumerate() {
             if a.key.len() < 8 {
-                return Err(err(format!("broker.app[{i}].key"), "must be at least 8 characters"));
+                p.add(format!("broker.app[{i}].key"), "must be at least 8 characters");
             }
             match a.secret.strip_prefix("sha256:") {
-                Some(h) if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) => {
-                    return Err(err(format!("broker.app[{i}].secret"), "sha256: must be followed by 64 hex digits"));
-                }
-                None if a.secret.len() < 16 => return Err(err(format!("broker.app[{i}].secret"), "must be at least 16 characters")),
+                Some(h) if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) => p.add(format!("broker.app[{i}].secret"), "sha256: must be followed by 64 hex digits"),
+                None if a.secret.len() < 16 => p.add(format!("broker.app[{i}].secret"), "must be at least 16 characters"),
                 _ => {}
             }
             if let Some(u) = &a.callback_url {
                 let ok = url::Url::parse(u).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
                 if !ok {
-                    return Err(err(format!("broker.app[{i}].callback_url"), format!("invalid http(s) URL {u:?}")));
+                    p.add(format!("broker.app[{i}].callback_url"), format!("invalid http(s) URL {u:?}"));
                 }
                 if a.callback_secret.as_ref().is_none_or(|s| s.len() < 16) {
-                    return Err(err(format!("broker.app[{i}].callback_secret"), "must be at least 16 characters when callback_url is set"));
+                    p.add(format!("broker.app[{i}].callback_secret"), "must be at least 16 characters when callback_url is set");
                 }
             }
-            if self.broker.app[..i].iter().any(|b| b.key == a.key) {
-                return Err(err(format!("broker.app[{i}].key"), "is used by another app"));
+            if let Some(j) = self.broker.app[..i].iter().position(|b| b.key == a.key) {
+                p.add(format!("broker.app[{i}].key"), format!("is used by broker.app[{j}] too"));
+            }
+            if let Some(j) = self.broker.app[..i].iter().position(|b| b.name == a.name) {
+                p.add(format!("broker.app[{i}].name"), format!("{:?} is broker.app[{j}].name too", a.name));
             }
         }
         if !self.broker.app.is_empty() && self.xumm.is_none() {
-            return Err(err("xumm", "[xumm] api_key and api_secret are required when [[broker.app]] is set"));
+            p.add("xumm", "[xumm] api_key and api_secret are required when [[broker.app]] is set");
         }
         match self.log.format.as_str() {
             "text" | "json" => {}
-            other => return Err(err("log.format", format!("must be \"text\" or \"json\", got {other:?}"))),
+            other => p.add("log.format", format!("must be \"text\" or \"json\", got {other:?}")),
         }
         if let Some(s) = &self.session {
-            duration("session.ttl", &s.ttl)?;
-            duration("session.idle_timeout", &s.idle_timeout)?;
-            if s.store == "redis" {
+            p.take(bounded("session.ttl", &s.ttl, Duration::from_secs(60), Duration::from_secs(90 * 24 * 3600)));
+            p.take(bounded("session.idle_timeout", &s.idle_timeout, Duration::from_secs(60), Duration::from_secs(90 * 24 * 3600)));
+            match s.store.as_str() {
+                "memory" => {}
                 // Refused rather than silently kept in memory: replicas would not share sessions.
-                return Err(err("session.store", "\"redis\" is not available in this version yet; use \"memory\" (one replica)"));
+                "redis" => p.add("session.store", "\"redis\" is not available in this version yet; use \"memory\" (one replica)"),
+                other => p.add("session.store", format!("must be \"memory\" or \"redis\", got {other:?}")),
             }
-            if s.store != "memory" {
-                return Err(err("session.store", format!("must be \"memory\" or \"redis\", got {:?}", s.store)));
+            if !(1..=100_000_000).contains(&s.max_entries) {
+                p.add("session.max_entries", "must be between 1 and 100000000");
             }
             for (i, secret) in s.cookie_secrets.iter().enumerate() {
                 use base64::Engine;
-                let bytes = base64::engine::general_purpose::STANDARD
-                    .decode(secret.trim())
-                    .map_err(|_| err(format!("session.cookie_secrets[{i}]"), "is not valid base64"))?;
-                if bytes.len() < 32 {
-                    return Err(err(
-                        format!("session.cookie_secrets[{i}]"),
-                        format!("must decode to at least 32 bytes, got {}", bytes.len()),
-                    ));
+                match base64::engine::general_purpose::STANDARD.decode(secret.trim()) {
+                    Err(_) => p.add(format!("session.cookie_secrets[{i}]"), "is not valid base64"),
+                    Ok(bytes) if bytes.len() < 32 => p.add(format!("session.cookie_secrets[{i}]"), format!("must decode to at least 32 bytes, got {}", bytes.len())),
+                    Ok(_) => {}
                 }
             }
         }
-        if let Some(p) = &self.provider {
-            url::Url::parse(&p.issuer)
-                .map_err(|_| err("provider.issuer", format!("invalid URL {:?}", p.issuer)))?;
-            duration("provider.jwks_min_refresh", &p.jwks_min_refresh)?;
-            if p.token_auth != "client_secret_post" && p.token_auth != "client_secret_basic" {
-                return Err(err(
-                    "provider.token_auth",
-                    format!("must be \"client_secret_post\" or \"client_secret_basic\", got {:?}", p.token_auth),
+        if let Some(pr) = &self.provider {
+            if url::Url::parse(&pr.issuer).is_err() {
+                p.add("provider.issuer", format!("invalid URL {:?}", pr.issuer));
+            }
+            if pr.client_id.is_empty() {
+                p.add("provider.client_id", "is required (your app's API key from the Xumm Developer Console)");
+            }
+            if pr.client_secret.is_empty() {
+                p.add("provider.client_secret", "is required (your app's API secret: Xumm's token endpoint needs it)");
+            }
+            p.take(bounded("provider.jwks_min_refresh", &pr.jwks_min_refresh, Duration::from_secs(1), Duration::from_secs(3600)));
+            if pr.token_auth != "client_secret_post" && pr.token_auth != "client_secret_basic" {
+                p.add("provider.token_auth", format!("must be \"client_secret_post\" or \"client_secret_basic\", got {:?}", pr.token_auth));
+            }
+            if self.session.as_ref().is_none_or(|s| s.cookie_secrets.is_empty()) {
+                p.add("session.cookie_secrets", "at least one secret is required when [provider] is set (base64 of >= 32 random bytes: openssl rand -base64 32)");
+            }
+        }
+        p.finish()
+    }
+
+    /// Things that work but are probably not what was meant; `check-config` prints them and
+    /// `run` logs them.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut w = Vec::new();
+        if let Ok(u) = url::Url::parse(&self.server.public_url) {
+            let loopback = match u.host() {
+                Some(url::Host::Domain(d)) => d == "localhost",
+                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                None => true,
+            };
+            if u.scheme() == "http" && !loopback {
+                w.push(format!(
+                    "server.public_url: {:?} is plain http on a non-loopback host: session cookies go without Secure and tokens cross the network in clear; put TLS in front and use https://",
+                    self.server.public_url
                 ));
             }
         }
-        Ok(())
+        w
     }
 
     /// The checked server settings.
     pub fn server(&self) -> Result<Server, ConfigError> {
-        let s = &self.server;
-        let listen = socket("server.listen", &s.listen)?;
-        let admin_listen = if s.admin_listen.is_empty() {
-            None
-        } else {
-            Some(socket("server.admin_listen", &s.admin_listen)?)
-        };
-        let public_url = url::Url::parse(&s.public_url)
-            .map_err(|_| err("server.public_url", format!("invalid URL {:?}", s.public_url)))?;
-        if !matches!(public_url.scheme(), "http" | "https") {
-            return Err(err("server.public_url", "scheme must be http or https"));
+        let mut p = Problems::default();
+        match self.server_checked(&mut p) {
+            Some(s) => Ok(s),
+            None => Err(p.finish().expect_err("a failed check records a problem")),
         }
+    }
+
+    fn server_checked(&self, p: &mut Problems) -> Option<Server> {
+        let s = &self.server;
+        let before = p.0.len();
+        let listen = p.take(socket("server.listen", &s.listen));
+        let admin_listen = if s.admin_listen.is_empty() { Some(None) } else { p.take(socket("server.admin_listen", &s.admin_listen)).map(Some) };
+        let public_url = match url::Url::parse(&s.public_url) {
+            Err(_) => {
+                p.add("server.public_url", format!("invalid URL {:?}", s.public_url));
+                None
+            }
+            Ok(u) if !matches!(u.scheme(), "http" | "https") => {
+                p.add("server.public_url", "scheme must be http or https");
+                None
+            }
+            Ok(u) => Some(u),
+        };
         let prefix = s.prefix.trim_end_matches('/').to_string();
         if !prefix.starts_with('/') || prefix.len() < 2 || crate::path::normalize(&prefix).ok().as_deref() != Some(&prefix) {
-            return Err(err("server.prefix", format!("must be a normalized path like \"/.xumm\", got {:?}", s.prefix)));
+            p.add("server.prefix", format!("must be a normalized path like \"/.xumm\", got {:?}", s.prefix));
         }
         let mut trusted = Vec::new();
         for (i, cidr) in s.trusted_proxies.iter().enumerate() {
-            let net = cidr
-                .parse::<IpNet>()
-                .or_else(|_| cidr.parse::<std::net::IpAddr>().map(IpNet::from))
-                .map_err(|_| err(format!("server.trusted_proxies[{i}]"), format!("invalid CIDR {cidr:?}")))?;
-            trusted.push(net);
+            match cidr.parse::<IpNet>().or_else(|_| cidr.parse::<std::net::IpAddr>().map(IpNet::from)) {
+                Ok(net) => trusted.push(net),
+                Err(_) => p.add(format!("server.trusted_proxies[{i}]"), format!("invalid CIDR {cidr:?}")),
+            }
         }
-        if s.max_header_bytes < 1024 {
-            return Err(err("server.max_header_bytes", "must be at least 1024"));
+        p.within("server.workers", s.workers, 0, 1024);
+        p.within("server.max_header_bytes", s.max_header_bytes, 1024, 1024 * 1024);
+        p.within("server.max_headers", s.max_headers, 1, 1000);
+        p.within("server.max_connections", s.max_connections, 1, 1_000_000);
+        p.within("server.max_connections_per_ip", s.max_connections_per_ip as usize, 1, 1_000_000);
+        p.within("server.http2_max_streams", s.http2_max_streams as usize, 1, 10_000);
+        p.within("server.sign_in_per_minute", s.sign_in_per_minute as usize, 0, 100_000);
+        let ms = Duration::from_millis;
+        let hour = Duration::from_secs(3600);
+        let header_read_timeout = p.take(bounded("server.header_read_timeout", &s.header_read_timeout, ms(100), hour));
+        let upstream_connect_timeout = p.take(bounded("server.upstream_connect_timeout", &s.upstream_connect_timeout, ms(10), hour));
+        let upstream_timeout = p.take(bounded("server.upstream_timeout", &s.upstream_timeout, ms(10), 24 * hour));
+        let upstream_idle_timeout = p.take(bounded("server.upstream_idle_timeout", &s.upstream_idle_timeout, ms(100), hour));
+        let drain_timeout = p.take(bounded("server.drain_timeout", &s.drain_timeout, Duration::ZERO, hour));
+        let idle_timeout = p.take(bounded("server.idle_timeout", &s.idle_timeout, ms(100), 24 * hour));
+        let body_timeout = p.take(bounded("server.body_timeout", &s.body_timeout, ms(100), hour));
+        if p.0.len() > before {
+            return None;
         }
-        if s.max_headers == 0 {
-            return Err(err("server.max_headers", "must be at least 1"));
-        }
-        if !(1..=1_000_000).contains(&s.max_connections) {
-            return Err(err("server.max_connections", "must be between 1 and 1000000"));
-        }
-        if s.max_connections_per_ip == 0 {
-            return Err(err("server.max_connections_per_ip", "must be at least 1"));
-        }
-        if !(1..=10_000).contains(&s.http2_max_streams) {
-            return Err(err("server.http2_max_streams", "must be between 1 and 10000"));
-        }
-        Ok(Server {
-            listen,
-            admin_listen,
-            public_url,
+        Some(Server {
+            listen: listen?,
+            admin_listen: admin_listen?,
+            public_url: public_url?,
             prefix,
             trusted_proxies: trusted,
             workers: s.workers,
-            header_read_timeout: duration("server.header_read_timeout", &s.header_read_timeout)?,
+            header_read_timeout: header_read_timeout?,
             max_header_bytes: s.max_header_bytes,
             max_headers: s.max_headers,
-            upstream_connect_timeout: duration("server.upstream_connect_timeout", &s.upstream_connect_timeout)?,
-            upstream_timeout: duration("server.upstream_timeout", &s.upstream_timeout)?,
-            upstream_idle_timeout: duration("server.upstream_idle_timeout", &s.upstream_idle_timeout)?,
-            drain_timeout: duration("server.drain_timeout", &s.drain_timeout)?,
+            upstream_connect_timeout: upstream_connect_timeout?,
+            upstream_timeout: upstream_timeout?,
+            upstream_idle_timeout: upstream_idle_timeout?,
+            drain_timeout: drain_timeout?,
             fast_path: s.fast_path,
             max_connections: s.max_connections,
             max_connections_per_ip: s.max_connections_per_ip,
-            idle_timeout: duration("server.idle_timeout", &s.idle_timeout)?,
-            body_timeout: duration("server.body_timeout", &s.body_timeout)?,
+            idle_timeout: idle_timeout?,
+            body_timeout: body_timeout?,
             http2_max_streams: s.http2_max_streams,
         })
     }
@@ -727,12 +825,18 @@ fn resolve_value(v: &mut toml::Value, path: &str, env: EnvLookup) -> Result<(), 
     match v {
         toml::Value::String(s) => {
             if let Some(name) = s.strip_prefix("env:") {
+                if name.is_empty() {
+                    return Err(err(path, "env: needs a variable name, e.g. \"env:XUMM_API_SECRET\""));
+                }
                 let value = env(name).ok_or_else(|| err(path, format!("env {name} is not set")))?;
                 if value.is_empty() {
                     return Err(err(path, format!("env {name} is empty")));
                 }
                 *s = value;
             } else if let Some(file) = s.strip_prefix("file:") {
+                if file.is_empty() {
+                    return Err(err(path, "file: needs a path, e.g. \"file:/run/secrets/cookie\""));
+                }
                 let value = std::fs::read_to_string(file)
                     .map_err(|e| err(path, format!("cannot read file {file}: {}", io_reason(&e))))?;
                 *s = value.trim_end_matches(['\n', '\r']).to_string();
@@ -763,6 +867,32 @@ fn socket(key: &str, v: &str) -> Result<SocketAddr, ConfigError> {
 
 pub fn duration(key: &str, v: &str) -> Result<Duration, ConfigError> {
     humantime::parse_duration(v).map_err(|_| err(key, format!("invalid duration {v:?} (use e.g. \"30s\", \"24h\")")))
+}
+
+/// A duration within `min..=max`, the bounds named when it is not.
+fn bounded(key: &str, v: &str, min: Duration, max: Duration) -> Result<Duration, ConfigError> {
+    let d = duration(key, v)?;
+    if d < min || d > max {
+        return Err(err(key, format!("must be between {} and {}, got {v:?}", show(min), show(max))));
+    }
+    Ok(d)
+}
+
+/// A bound as people write it in the config ("100ms", "90s", "1h", "90d").
+fn show(d: Duration) -> String {
+    let s = d.as_secs();
+    match (s, d.subsec_millis()) {
+        (0, ms) => format!("{ms}ms"),
+        (s, 0) if s % 86_400 == 0 => format!("{}d", s / 86_400),
+        (s, 0) if s % 3600 == 0 => format!("{}h", s / 3600),
+        (s, 0) if s % 60 == 0 => format!("{}m", s / 60),
+        (s, _) => format!("{s}s"),
+    }
+}
+
+/// Two rule or upstream paths that match the same requests ("/a" and "/a/").
+fn same_path(a: &str, b: &str) -> bool {
+    a.trim_end_matches('/') == b.trim_end_matches('/')
 }
 
 fn check_route_path(key: &str, p: &str) -> Result<(), ConfigError> {

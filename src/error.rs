@@ -13,7 +13,7 @@ pub enum GatewayError {
     BadPath(#[from] crate::path::PathError),
     #[error("not found")]
     NotFound,
-    #[error("no upstream for this path")]
+    #[error("no [[upstream]] serves this path (a gateway for forward auth only answers its /auth endpoint)")]
     NoUpstream,
     #[error("upstream unavailable")]
     UpstreamUnavailable,

@@ -83,13 +83,16 @@ impl Gateway {
         if !redirect_mode || !accept_html || xhr {
             return crate::auth::unauthorized("sign-in required");
         }
-        // Return to the original URL when its host may be redirected to; otherwise to its path.
-        let original_uri = trusted.then(|| header(h, "x-forwarded-uri").or_else(|| header(h, "x-original-uri"))).flatten().unwrap_or("/");
+        // Return to the original URL, query string included (the return-URL check decides
+        // whether it may be used): absolute when its host is known, else as a relative path.
+        let original_uri = trusted.then(|| header(h, "x-forwarded-uri").or_else(|| header(h, "x-original-uri"))).flatten();
         let host = trusted.then(|| header(h, "x-forwarded-host")).flatten();
         let proto = trusted.then(|| header(h, "x-forwarded-proto")).flatten().filter(|p| *p == "http" || *p == "https").unwrap_or("https");
-        let back = match host {
-            Some(host) => format!("{proto}://{host}{original_uri}"),
-            None => path.unwrap_or("/").to_string(),
+        let back = match (host, original_uri) {
+            (Some(host), Some(uri)) => format!("{proto}://{host}{uri}"),
+            (Some(host), None) => format!("{proto}://{host}{}", path.unwrap_or("/")),
+            (None, Some(uri)) if uri.starts_with('/') => uri.to_string(),
+            (None, _) => path.unwrap_or("/").to_string(),
         };
         let rd = crate::redirect::safe_return(&back, &self.allowed_redirect_hosts, self.server.public_url.host_str());
         let base = self.server.public_url.as_str().trim_end_matches('/');

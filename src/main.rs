@@ -37,6 +37,12 @@ enum Command {
         #[arg(long)]
         client_secret: String,
     },
+    /// Exit 0 when the admin listener's /healthz answers 200 (for a container HEALTHCHECK, where
+    /// no curl is installed).
+    Healthcheck {
+        #[arg(long, default_value = "http://127.0.0.1:9180/healthz")]
+        url: String,
+    },
     /// Run the whole product on loopback: gateway + whoami upstream (no Xumm account needed).
     Demo {
         /// Public listener of the demo gateway (loopback only).
@@ -54,23 +60,38 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::Demo { listen, admin_listen }) => return demo(listen, admin_listen),
         Some(Command::DevProvider { listen, client_id, client_secret }) => return dev_provider(listen, client_id, client_secret),
+        Some(Command::Healthcheck { url }) => return healthcheck(&url),
         _ => {}
+    }
+    if !cli.config.exists() {
+        eprintln!("xumm-gate: no config file at {}", cli.config.display());
+        eprintln!("  - try the whole product on this machine, no Xumm account needed:  xumm-gate demo");
+        eprintln!("  - write a config (the repository's config.toml is a commented example), then");
+        eprintln!("    check it:  xumm-gate check-config --config /path/to/config.toml");
+        eprintln!("    run it:    xumm-gate --config /path/to/config.toml");
+        return ExitCode::from(2);
     }
     let config = match Config::load(&cli.config, &process_env) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("xumm-gate: config error: {e}");
+            // One line per problem, each starting with its key path.
+            for line in e.to_string().lines() {
+                eprintln!("xumm-gate: config error: {line}");
+            }
             return ExitCode::from(1);
         }
     };
     match cli.command.unwrap_or(Command::Run) {
         Command::CheckConfig => {
             print!("{}", config.redacted_toml());
+            for w in config.warnings() {
+                eprintln!("warning: {w}");
+            }
             eprintln!("config OK");
             ExitCode::SUCCESS
         }
         Command::Run => run(config),
-        Command::Demo { .. } | Command::DevProvider { .. } => unreachable!("handled above"),
+        Command::Demo { .. } | Command::DevProvider { .. } | Command::Healthcheck { .. } => unreachable!("handled above"),
     }
 }
 
@@ -81,6 +102,32 @@ fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
         eprintln!("xumm-gate: cannot start runtime: {e}");
         ExitCode::from(1)
     })
+}
+
+fn healthcheck(url: &str) -> ExitCode {
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    let outcome = rt.block_on(async {
+        let uri: http::Uri = url.parse().map_err(|_| format!("invalid URL {url:?}"))?;
+        let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build::<_, http_body_util::Empty<bytes::Bytes>>(hyper_util::client::legacy::connect::HttpConnector::new());
+        let req = client.get(uri);
+        match tokio::time::timeout(std::time::Duration::from_secs(3), req).await {
+            Ok(Ok(r)) if r.status() == http::StatusCode::OK => Ok(()),
+            Ok(Ok(r)) => Err(format!("{url} answered {}", r.status())),
+            Ok(Err(e)) => Err(format!("{url}: {e}")),
+            Err(_) => Err(format!("{url}: no answer within 3 s")),
+        }
+    });
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xumm-gate healthcheck: {e}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 fn dev_provider(listen: std::net::SocketAddr, id: String, secret: String) -> ExitCode {
@@ -137,6 +184,9 @@ fn run(config: Config) -> ExitCode {
         Err(code) => return code,
     };
     rt.block_on(async move {
+        for w in config.warnings() {
+            tracing::warn!("{w}");
+        }
         let running = match xumm_gate::start(config).await {
             Ok(r) => r,
             Err(e) => {
@@ -154,9 +204,15 @@ fn run(config: Config) -> ExitCode {
 
 async fn wait_for_signal() {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        },
+        Err(e) => {
+            // Without a SIGTERM handler Ctrl-C still stops it (and SIGTERM's default ends it).
+            tracing::warn!(cause = %e, "cannot handle SIGTERM");
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

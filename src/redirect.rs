@@ -8,8 +8,15 @@ pub fn safe_return(rd: &str, allowed_hosts: &[String], own_host: Option<&str>) -
     if is_safe(rd, allowed_hosts, own_host) { rd.to_string() } else { "/".to_string() }
 }
 
+/// Raw `rd`: no white space or control character may appear unescaped.
 fn suspicious(s: &str) -> bool {
     s.chars().any(|c| c.is_control() || c.is_whitespace() || c == '\\')
+}
+
+/// Decoded `rd`: a plain space is a normal part of a path or query (`/my%20page`); control
+/// characters, other white space (line separators) and backslashes are not.
+fn suspicious_decoded(s: &str) -> bool {
+    s.chars().any(|c| c.is_control() || (c.is_whitespace() && c != ' ') || c == '\\')
 }
 
 fn is_safe(rd: &str, allowed_hosts: &[String], own_host: Option<&str>) -> bool {
@@ -21,7 +28,7 @@ fn is_safe(rd: &str, allowed_hosts: &[String], own_host: Option<&str>) -> bool {
         Ok(d) => d,
         Err(_) => return false,
     };
-    if suspicious(&decoded) {
+    if suspicious_decoded(&decoded) {
         return false;
     }
     if rd.starts_with('/') {
@@ -46,7 +53,7 @@ mod tests {
     #[test]
     fn open_redirect_tricks_fall_back_to_root() {
         let allowed = vec!["app.example.com".to_string()];
-        let ok = ["/", "/x", "/x?y=1&z=%2F", "/a/b#frag", "https://app.example.com/x", "http://APP.example.com/", "https://gw.local/x"];
+        let ok = ["/", "/x", "/x?y=1&z=%2F", "/a/b#frag", "/my%20page?q=a%20b", "/a%26b", "/search?q=xrp&page=2", "https://app.example.com/x", "http://APP.example.com/", "https://gw.local/x"];
         for rd in ok {
             assert_eq!(safe_return(rd, &allowed, Some("gw.local")), rd, "{rd}");
         }
@@ -56,7 +63,7 @@ mod tests {
             "https://evil.com/app.example.com", "javascript:alert(1)", "JaVaScRiPt:alert(1)", "data:text/html,x",
             "/x\ty", "/x\ny", "/\r\nLocation: https://evil.com", "java\tscript:alert(1)", "https:/evil.com",
             "https:evil.com", "HTTPS://evil.com", "ftp://app.example.com/", "evil.com", "", "/%0d%0aSet-Cookie:x",
-            "https://аpp.example.com/", "/%E0%A4%A",
+            "https://аpp.example.com/", "/%E0%A4%A", "/x%09y", "/x%E2%80%A8y", "/%20/%5Cevil.com",
         ];
         for rd in bad {
             assert_eq!(safe_return(rd, &allowed, Some("gw.local")), "/", "{rd:?}");

@@ -234,3 +234,58 @@ async fn secrets_never_reach_the_logs() {
         }
     }
 }
+
+#[test]
+fn a_first_run_without_a_config_says_what_to_do() {
+    let empty = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN).current_dir(empty.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for hint in ["no config file at config.toml", "xumm-gate demo", "xumm-gate check-config --config", "xumm-gate --config"] {
+        assert!(err.contains(hint), "{hint} missing:\n{err}");
+    }
+}
+
+#[test]
+fn every_config_problem_and_warning_is_printed_by_check_config() {
+    let bad = write_config("[server]\nlisten = \"x\"\nworkers = 9999\n[[upstream]]\npath = \"/\"\nurl = \"http://127.0.0.1:1\"\n");
+    let out = Command::new(BIN).args(["check-config", "--config"]).arg(bad.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 2, "{err}");
+    assert!(lines[0].starts_with("xumm-gate: config error: server.listen:") && lines[1].starts_with("xumm-gate: config error: server.workers:"), "{err}");
+    let warn = write_config("[server]\npublic_url = \"http://app.example.com\"\n[[upstream]]\npath = \"/\"\nurl = \"http://127.0.0.1:1\"\n");
+    let out = Command::new(BIN).args(["check-config", "--config"]).arg(warn.path()).output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("warning: server.public_url:"), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn a_port_in_use_is_a_one_line_error_not_a_panic() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let cfg = write_config(&format!("[server]\nlisten = \"127.0.0.1:{port}\"\nadmin_listen = \"\"\n[[upstream]]\npath = \"/\"\nurl = \"http://127.0.0.1:1\"\n"));
+    let out = Command::new(BIN).args(["run", "--config"]).arg(cfg.path()).env_remove("RUST_LOG").output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.lines().any(|l| l.starts_with(&format!("xumm-gate: cannot listen on 127.0.0.1:{port}"))), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[tokio::test]
+async fn logs_carry_no_colour_codes_when_not_a_terminal() {
+    let up = upstream().await;
+    let (_proc, addr, lines) = spawn_gateway(&config_text(up, ""), &[]).await;
+    assert_eq!(get(addr, "/public/x").await.status, StatusCode::OK);
+    let mut seen = Vec::new();
+    while let Ok(l) = lines.recv_timeout(Duration::from_secs(2)) {
+        let done = l.contains("request");
+        seen.push(l);
+        if done {
+            break;
+        }
+    }
+    assert!(seen.iter().any(|l| l.contains("xumm-gate serving")), "{seen:?}");
+    assert!(seen.iter().all(|l| !l.contains('\u{1b}')), "escape codes in a piped log: {seen:?}");
+}

@@ -32,7 +32,15 @@ fn each_error_names_the_key() {
         ("[server]\ntrusted_proxies = [\"10.0.0.0/99\"]\n", "server.trusted_proxies[0]: invalid CIDR \"10.0.0.0/99\""),
         ("[server]\nheader_read_timeout = \"soon\"\n", "server.header_read_timeout: invalid duration \"soon\""),
         ("[server]\nupstream_timeout = \"5 parsecs\"\n", "server.upstream_timeout: invalid duration"),
-        ("[server]\nmax_header_bytes = 10\n", "server.max_header_bytes: must be at least 1024"),
+        ("[server]\nmax_header_bytes = 10\n", "server.max_header_bytes: must be between 1024 and 1048576, got 10"),
+        ("[server]\nworkers = 5000\n", "server.workers: must be between 0 and 1024, got 5000"),
+        ("[server]\nmax_headers = 100000\n", "server.max_headers: must be between 1 and 1000, got 100000"),
+        ("[server]\nheader_read_timeout = \"0s\"\n", "server.header_read_timeout: must be between 100ms and 1h, got \"0s\""),
+        ("[server]\nupstream_timeout = \"400d\"\n", "server.upstream_timeout: must be between 10ms and 1d, got \"400d\""),
+        ("[server]\nmax_connections = 0\n", "server.max_connections: must be between 1 and 1000000, got 0"),
+        ("[session]\nttl = \"1s\"\n", "session.ttl: must be between 1m and 90d, got \"1s\""),
+        ("[provider]\nclient_id = \"env:\"\n", "provider.client_id: env: needs a variable name"),
+        ("[provider]\nclient_secret = \"file:\"\n", "provider.client_secret: file: needs a path"),
         ("[server]\nlisten = 5\n", "server.listen: invalid type: integer `5`, expected a string"),
         ("[server]\nlisten_addr = \"x\"\n", "server.listen_addr: unknown field `listen_addr`, expected one of `listen`"),
         ("[surver]\n", "surver: unknown field `surver`"),
@@ -45,7 +53,6 @@ fn each_error_names_the_key() {
         ("[session]\nstore = \"redis\"\n", "session.store: \"redis\" is not available in this version yet"),
         ("[session]\nttl = \"forever\"\n", "session.ttl: invalid duration"),
         ("[provider]\nclient_secret = \"file:/nonexistent/secret\"\n", "provider.client_secret: cannot read file /nonexistent/secret: no such file"),
-        ("[provider]\ntoken_auth = \"jwt\"\n", "provider.token_auth: must be"),
         ("[provider]\nissuer = \"::\"\n", "provider.issuer: invalid URL"),
         ("[[route]]\npath = \"admin\"\n", "route[0].path: must be a normalized absolute path"),
         ("[[route]]\npath = \"/a\"\nallow_accounts = [\"rNOTANADDRESS\"]\n", "route[0].allow_accounts[0]: \"rNOTANADDRESS\" is not a valid XRPL r-address"),
@@ -58,7 +65,7 @@ fn each_error_names_the_key() {
         ("[cors]\nallowed_origins = [\"*\"]\n", "cors.allowed_origins[0]: must be an origin"),
         ("[forward_auth]\nmode = \"bounce\"\n", "forward_auth.mode: must be \"status\" or \"redirect\""),
         ("[assertion]\nenabled = true\nkey = \"not a pem\"\n", "assertion.key: is not a PKCS#8 PEM P-256 private key"),
-        ("[assertion]\nttl = \"1s\"\n", "assertion.ttl: must be at least 10s"),
+        ("[assertion]\nttl = \"1s\"\n", "assertion.ttl: must be between 10s and 1d, got \"1s\""),
         ("[headers]\naccount = \"bad header\"\n", "headers.account: invalid header name"),
         ("[xumm]\napi_key = \"k\"\napi_secret = \"env:XUMM_API_SECRET\"\n", "xumm.api_secret: env XUMM_API_SECRET is not set"),
         ("[xumm]\napi_key = \"\"\napi_secret = \"s\"\n", "xumm.api_key: is required"),
@@ -75,6 +82,8 @@ fn each_error_names_the_key() {
         assert!(got.starts_with(want), "for {text:?}\n got: {got}\nwant: {want}");
     }
     assert!(error_of("").starts_with("upstream: at least one [[upstream]] is required"));
+    let bad_auth = PROVIDER.replace("client_secret = \"secret\"\n", "client_secret = \"secret\"\ntoken_auth = \"jwt\"\n");
+    assert!(error_of(&format!("{bad_auth}{UP}")).starts_with("provider.token_auth: must be"));
     assert!(error_of("[[upstream]]\npath = \"/\"\nurl = \"https://x\"\n").starts_with("upstream[0].url: must be an http:// URL"));
     assert!(error_of("[[upstream]]\npath = \"/\"\nurl = \"http://x/?a=1\"\n").starts_with("upstream[0].url: must not carry a query string"));
     assert!(error_of("[[upstream]]\npath = \"/x/../y\"\nurl = \"http://x\"\n").starts_with("upstream[0].path: must be a normalized"));
@@ -86,7 +95,7 @@ fn env_and_file_values_resolve_anywhere() {
     let f = dir.path().join("secret");
     std::fs::write(&f, "from-file\n").unwrap();
     let text = format!(
-        "[provider]\nclient_id = \"env:SET\"\nclient_secret = \"file:{}\"\n[server]\nprefix = \"/.xumm\"\n{UP}",
+        "[provider]\nclient_id = \"env:SET\"\nclient_secret = \"file:{}\"\n[server]\nprefix = \"/.xumm\"\n[session]\ncookie_secrets = [\"env:GOOD_COOKIE\"]\n{UP}",
         f.display()
     );
     let cfg = Config::from_toml(&text, &env).unwrap();
@@ -122,4 +131,99 @@ fn shipped_config_is_valid() {
     let cfg = Config::from_toml(&text, &env).expect("shipped config.toml is valid");
     assert_eq!(cfg.server.prefix, "/.xumm");
     assert_eq!(cfg.routes.len(), 2);
+}
+
+const PROVIDER: &str = "[provider]\nclient_id = \"id\"\nclient_secret = \"secret\"\n[session]\ncookie_secrets = [\"env:GOOD_COOKIE\"]\n";
+
+#[test]
+fn rules_and_upstreams_for_the_same_path_are_refused_naming_both() {
+    let routes = "[[route]]\npath = \"/admin\"\npublic = true\n[[route]]\npath = \"/x\"\n[[route]]\npath = \"/Admin/\"\nallow_accounts = [\"rHb9CJAWyB4rj91VRWn96DkukG4bwdtyTh\"]\n";
+    let got = error_of(&format!("{routes}{UP}"));
+    assert!(got.starts_with("route[2].path: \"/Admin/\" is also route[0].path"), "{got}");
+    let ups = format!("{UP}[[upstream]]\npath = \"/\"\nurl = \"http://127.0.0.1:9090\"\n");
+    let got = error_of(&ups);
+    assert!(got.starts_with("upstream[1].path: \"/\" is also upstream[0].path"), "{got}");
+}
+
+#[test]
+fn every_problem_is_reported_in_one_run() {
+    let text = format!("[server]\nlisten = \"x\"\nworkers = 9999\n[log]\nformat = \"xml\"\n[[route]]\npath = \"nope\"\n{UP}");
+    let got = error_of(&text);
+    let lines: Vec<&str> = got.lines().collect();
+    assert_eq!(lines.len(), 4, "{got}");
+    for key in ["server.listen:", "server.workers:", "route[0].path:", "log.format:"] {
+        assert!(lines.iter().any(|l| l.starts_with(key)), "{key} missing in:\n{got}");
+    }
+}
+
+#[test]
+fn sign_in_needs_its_secrets_at_check_time() {
+    // What `run` needs is what `check-config` checks: these passed check-config and failed (or
+    // silently misbehaved at) run.
+    let no_cookie = format!("[provider]\nclient_id = \"id\"\nclient_secret = \"s\"\n{UP}");
+    assert!(error_of(&no_cookie).starts_with("session.cookie_secrets: at least one secret is required"));
+    let no_secret = format!("[provider]\nclient_id = \"id\"\n[session]\ncookie_secrets = [\"env:GOOD_COOKIE\"]\n{UP}");
+    assert!(error_of(&no_secret).starts_with("provider.client_secret: is required"));
+    let no_id = format!("[provider]\nclient_secret = \"s\"\n[session]\ncookie_secrets = [\"env:GOOD_COOKIE\"]\n{UP}");
+    assert!(error_of(&no_id).starts_with("provider.client_id: is required"));
+}
+
+#[tokio::test]
+async fn check_config_and_run_agree() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    // Every config the checks accept starts (on loopback port 0); every one they refuse would not.
+    let listen = "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n";
+    let table: &[(&str, bool)] = &[
+        ("", true),
+        (PROVIDER, true),
+        ("[provider]\nclient_id = \"id\"\nclient_secret = \"secret\"\n", false),
+        ("[provider]\nclient_id = \"id\"\n[session]\ncookie_secrets = [\"env:GOOD_COOKIE\"]\n", false),
+        ("[assertion]\nenabled = true\n", true),
+        ("[bearer]\nenabled = false\nmax_skew = \"0s\"\n", true),
+        ("[bearer]\nmax_skew = \"2h\"\n", false),
+        ("[session]\nidle_timeout = \"10s\"\n", false),
+        ("[[route]]\npath = \"/a\"\n[[route]]\npath = \"/a\"\n", false),
+    ];
+    for (extra, ok) in table {
+        let text = format!("{listen}{extra}{UP}");
+        match Config::from_toml(&text, &env) {
+            Ok(cfg) => {
+                assert!(*ok, "accepted but should not be: {extra}");
+                let running = xumm_gate::start(cfg).await.unwrap_or_else(|e| panic!("check passed, run failed: {e}\n{extra}"));
+                running.shutdown().await;
+            }
+            Err(e) => assert!(!*ok, "refused but should run: {extra}: {e}"),
+        }
+    }
+}
+
+#[test]
+fn a_gateway_for_forward_auth_only_needs_no_upstream() {
+    assert!(Config::from_toml(PROVIDER, &env).is_ok());
+}
+
+#[test]
+fn plain_http_on_a_public_host_is_a_warning() {
+    let cfg = |url: &str| Config::from_toml(&format!("[server]\npublic_url = \"{url}\"\n{UP}"), &env).unwrap();
+    assert!(cfg("http://127.0.0.1:4180").warnings().is_empty());
+    assert!(cfg("http://localhost:4180").warnings().is_empty());
+    assert!(cfg("https://app.example.com").warnings().is_empty());
+    let w = cfg("http://app.example.com").warnings();
+    assert_eq!(w.len(), 1);
+    assert!(w[0].starts_with("server.public_url:") && w[0].contains("https://"), "{w:?}");
+}
+
+#[test]
+fn the_container_config_listens_on_all_interfaces() {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/compose/config.toml")).unwrap();
+    let env = |n: &str| match n {
+        "PUBLIC_URL" => Some("https://app.example.com".to_string()),
+        "UPSTREAM_URL" => Some("http://app:8080".to_string()),
+        "XUMM_GATE_COOKIE_SECRET" => Some("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".to_string()),
+        _ => Some("11111111-2222-4333-8444-555555555555".to_string()),
+    };
+    let cfg = Config::from_toml(&text, &env).expect("the container config is valid");
+    assert_eq!(cfg.server.listen, "0.0.0.0:4180");
+    assert_eq!(cfg.server.admin_listen, "0.0.0.0:9180");
+    assert!(cfg.warnings().is_empty());
 }

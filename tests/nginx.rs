@@ -66,7 +66,7 @@ async fn nginx_auth_request_in_front_of_an_app() {
     assert_eq!(got.status, StatusCode::UNAUTHORIZED);
     let got = get_with(ng, "/app", &[("accept", "text/html")]).await;
     assert_eq!(got.status, StatusCode::FOUND);
-    assert!(got.headers["location"].to_str().unwrap().ends_with("/.xumm/start?rd=/app"));
+    assert_eq!(got.headers["location"].to_str().unwrap(), "http://127.0.0.1:4180/.xumm/start?rd=%2Fapp");
 
     // a session reaches the app with the account header, and spoofed copies are replaced
     let (name, value) = login(gw.addr, ACCOUNT, "MAINNET").await;
@@ -92,4 +92,52 @@ async fn nginx_auth_request_in_front_of_an_app() {
 
     // the sign-in endpoints are reachable through nginx
     assert_eq!(get_with(ng, "/.xumm/userinfo", &[("cookie", &cookie)]).await.json()["account"], ACCOUNT);
+}
+
+/// The URL a sign-in that starts at `location` finally returns the browser to.
+async fn returns_to(gw: std::net::SocketAddr, location: &str) -> String {
+    let start = url::Url::parse(location).unwrap();
+    let rd = start.query_pairs().find(|(k, _)| k == "rd").map(|(_, v)| v.into_owned()).expect("rd");
+    let (pending, callback) = begin_login(gw, &rd, ACCOUNT, "MAINNET", "approve").await;
+    let done = get_with(gw, &callback, &[("cookie", &cookie_header(&pending))]).await;
+    assert_eq!(done.status, StatusCode::FOUND, "{}", done.text());
+    done.headers["location"].to_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn sign_in_through_nginx_returns_to_the_whole_original_url() {
+    let app = upstream().await;
+    let idp = idp().await;
+    let gw = ready_gateway(&auth_config(app, &idp.issuer, "", "")).await;
+    let (_nginx, ng) = start_nginx(gw.addr, app).await;
+    for original in ["/search?q=xrp&page=2", "/a%26b?x=%23y", "/my%20page", "/search?q=a+b&sort=-date"] {
+        let got = get_with(ng, original, &[("accept", "text/html")]).await;
+        assert_eq!(got.status, StatusCode::FOUND, "{original}: {}", got.text());
+        let location = got.headers["location"].to_str().unwrap();
+        assert!(location.starts_with("http://127.0.0.1:4180/.xumm/start?rd="), "{location}");
+        assert_eq!(returns_to(gw.addr, location).await, original, "sign-in returns to {original}");
+    }
+    // API clients still get the 401, POSTs from browsers a 303.
+    assert_eq!(get_with(ng, "/search?q=1", &[("accept", "application/json")]).await.status, StatusCode::UNAUTHORIZED);
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_gateway_for_forward_auth_only_needs_no_upstream() {
+    let app = upstream().await;
+    let idp = idp().await;
+    let cfg = auth_config(app, &idp.issuer, "", "").replace(&format!("[[upstream]]\npath = \"/\"\nurl = \"http://{app}\"\n"), "");
+    assert!(!cfg.contains("[[upstream]]"));
+    let gw = ready_gateway(&cfg).await;
+    let (_nginx, ng) = start_nginx(gw.addr, app).await;
+    let (name, value) = login(gw.addr, ACCOUNT, "MAINNET").await;
+    let got = get_with(ng, "/app", &[("cookie", &format!("{name}={value}"))]).await;
+    assert_eq!(got.status, StatusCode::OK, "{}", got.text());
+    assert_eq!(got.upstream_header("x-xumm-account"), vec![ACCOUNT]);
+    assert_eq!(get_with(ng, "/app", &[("accept", "application/json")]).await.status, StatusCode::UNAUTHORIZED);
+    // Straight to the gateway, a path it does not serve is a 404 that says why.
+    let direct = get_with(gw.addr, "/app", &[("cookie", &format!("{name}={value}")), ("accept", "application/json")]).await;
+    assert_eq!(direct.status, StatusCode::NOT_FOUND);
+    assert!(direct.text().contains("forward auth"), "{}", direct.text());
+    gw.shutdown().await;
 }
