@@ -56,11 +56,15 @@ impl GatewayError {
     }
 }
 
-/// A short error response: JSON when the client accepts JSON, plain text otherwise.
+/// A short error response: JSON when the client accepts JSON, an HTML page (the look of every
+/// other page) for browsers, plain text otherwise.
 pub fn error_response(status: StatusCode, code: &str, reason: &str, accept: Option<&HeaderValue>) -> Response<Body> {
-    let json = accept
-        .and_then(|a| a.to_str().ok())
-        .is_some_and(|a| a.contains("application/json") || a.contains("+json"));
+    let accept = accept.and_then(|a| a.to_str().ok()).unwrap_or_default();
+    let json = accept.contains("application/json") || accept.contains("+json");
+    if !json && accept.contains("text/html") {
+        let title = format!("{} {}", status.as_u16(), status.canonical_reason().unwrap_or("Error"));
+        return crate::pages::page(status, &title, &format!("<p id=\"reason\">{}</p><p><a href=\"/\">Home</a></p>", crate::pages::esc(reason)));
+    }
     let (ctype, body) = if json {
         let v = serde_json::json!({ "error": code, "reason": reason });
         ("application/json", v.to_string())

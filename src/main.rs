@@ -51,6 +51,13 @@ enum Command {
         /// Admin listener of the demo gateway (loopback only).
         #[arg(long, default_value = "127.0.0.1:9180")]
         admin_listen: std::net::SocketAddr,
+        /// The development provider's sign-in page (loopback; port 0 picks one). Fix it to
+        /// forward the demo over SSH or from a container: the browser visits it too.
+        #[arg(long, default_value = "127.0.0.1:0")]
+        provider_listen: std::net::SocketAddr,
+        /// The development wallet (Xumm platform) page, likewise.
+        #[arg(long, default_value = "127.0.0.1:0")]
+        wallet_listen: std::net::SocketAddr,
     },
 }
 
@@ -58,7 +65,7 @@ fn main() -> ExitCode {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     match cli.command {
-        Some(Command::Demo { listen, admin_listen }) => return demo(listen, admin_listen),
+        Some(Command::Demo { listen, admin_listen, provider_listen, wallet_listen }) => return demo([listen, admin_listen, provider_listen, wallet_listen]),
         Some(Command::DevProvider { listen, client_id, client_secret }) => return dev_provider(listen, client_id, client_secret),
         Some(Command::Healthcheck { url }) => return healthcheck(&url),
         _ => {}
@@ -152,14 +159,14 @@ fn dev_provider(listen: std::net::SocketAddr, id: String, secret: String) -> Exi
     })
 }
 
-fn demo(listen: std::net::SocketAddr, admin: std::net::SocketAddr) -> ExitCode {
+fn demo([listen, admin, provider, wallet]: [std::net::SocketAddr; 4]) -> ExitCode {
     xumm_gate::logging::init(&Default::default());
     let rt = match runtime() {
         Ok(rt) => rt,
         Err(code) => return code,
     };
     rt.block_on(async move {
-        let demo = match xumm_gate::demo::start(listen, admin).await {
+        let demo = match xumm_gate::demo::start_with(listen, admin, provider, wallet).await {
             Ok(d) => d,
             Err(e) => {
                 eprintln!("xumm-gate demo: {e}");
@@ -169,7 +176,9 @@ fn demo(listen: std::net::SocketAddr, admin: std::net::SocketAddr) -> ExitCode {
         println!("xumm-gate demo is running: open http://{}/ in your browser (Ctrl-C stops it)", demo.gateway.addr);
         println!("  development identity provider: {}  (sign in with any r-address, e.g. {})", demo.idp.issuer, xumm_gate::demo::idp::DEMO_ACCOUNT);
         let admin = demo.gateway.admin_addr.map_or_else(|| "-".to_string(), |a| a.to_string());
+        println!("  development wallet (sign requests): {}", demo.platform.url);
         println!("  whoami upstream: http://{}  admin: http://{admin}/metrics", demo.whoami);
+        println!("  (through SSH or a container, forward all of these ports, fixed with --provider-listen and --wallet-listen)");
         wait_for_signal().await;
         demo.gateway.shutdown().await;
         ExitCode::SUCCESS

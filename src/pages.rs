@@ -10,14 +10,26 @@ pub fn esc(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
 }
 
+/// The one look of every page people see, the gateway's and the demo's: readable on a 390 px
+/// phone screen (viewport, wrapping of long values, full-width inputs). `body_html` must
+/// already be escaped; `title` is escaped here.
+pub fn document(title: &str, body_html: &str) -> String {
+    format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{t}</title><style>{STYLE}</style></head><body>{body_html}</body></html>",
+        t = esc(title)
+    )
+}
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:36rem;margin:2rem auto;padding:0 1rem;line-height:1.4;overflow-wrap:anywhere}\
+    a,button,input,select{font-size:1rem}input,select{width:100%;box-sizing:border-box;margin:.2rem 0 .6rem}button{margin:.3rem .3rem .3rem 0}\
+    pre,code{white-space:pre-wrap;overflow-wrap:anywhere}pre{background:#f4f4f4;padding:.5rem}\
+    table{border-collapse:collapse;width:100%;table-layout:fixed}td{border-top:1px solid #ddd;padding:.25rem;overflow-wrap:anywhere;vertical-align:top}\
+    td:first-child{width:40%}.note{background:#fff8e1;padding:.5rem}";
+
 /// A page; `body_html` must already be escaped.
 pub fn page(status: StatusCode, title: &str, body_html: &str) -> Response<Body> {
-    let html = format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">\
-         <title>{t}</title><style>body{{font-family:system-ui,sans-serif;max-width:36rem;margin:4rem auto;padding:0 1rem}}\
-         a,button{{font-size:1rem}}</style></head><body><h1>{t}</h1>{body_html}</body></html>",
-        t = esc(title)
-    );
+    let html = document(title, &format!("<h1>{}</h1>{body_html}", esc(title)));
     let mut r = Response::new(Body::full(Bytes::from(html)));
     *r.status_mut() = status;
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));

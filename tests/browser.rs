@@ -39,3 +39,44 @@ async fn chromium_signs_in_through_the_demo() {
     let last: serde_json::Value = serde_json::from_str(lines.next().unwrap()).unwrap();
     assert_eq!(last["after_sign_out"], "/auth");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_demo_page_fits_a_phone_screen() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser");
+    if !std::path::Path::new(dir).join("node_modules/playwright-core").exists() {
+        let ok = Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(dir).status().expect("npm runs");
+        assert!(ok.success(), "npm ci failed in tests/browser");
+    }
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let demo = xumm_gate::demo::start("127.0.0.1:0".parse().unwrap(), "127.0.0.1:0".parse().unwrap()).await.expect("demo starts");
+    for _ in 0..100 {
+        if demo.gateway.gateway.ready.load(std::sync::atomic::Ordering::Acquire) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // Screenshots are kept as test artifacts.
+    let shots = concat!(env!("CARGO_MANIFEST_DIR"), "/target/screenshots");
+    std::fs::create_dir_all(shots).unwrap();
+    let base = format!("http://{}", demo.gateway.addr);
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("timeout").args(["120", "node", "pages.mjs"]).arg(&base).env("SCREENSHOT_DIR", shots).current_dir(dir).output().expect("node runs")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "browser run failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let pages: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let names: Vec<&str> = pages.iter().map(|p| p["page"].as_str().unwrap()).collect();
+    assert_eq!(names, ["provider-sign-in", "whoami", "wallet", "whoami-public", "error-404", "error-400"]);
+    for p in &pages {
+        assert_eq!(p["overflow"], false, "{p} overflows 390 px (screenshot in {shots})");
+        assert_eq!(p["viewport"], true, "{p} has no viewport");
+    }
+    assert_eq!(pages[1]["identity_first"], true, "whoami shows the identity headers first");
+    assert_eq!(pages[2]["instruction"], "Demo sign request from whoami", "the wallet shows the instruction");
+    assert_eq!(pages[3]["explains"], true, "whoami explains a public route");
+    assert_eq!((pages[4]["status"].as_u64(), pages[4]["html"].as_bool()), (Some(404), Some(true)));
+    assert_eq!((pages[5]["status"].as_u64(), pages[5]["html"].as_bool()), (Some(400), Some(true)));
+    demo.gateway.shutdown().await;
+}

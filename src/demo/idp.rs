@@ -318,17 +318,16 @@ fn authorize_page(st: &State, p: &HashMap<String, String>) -> Resp {
     let esc = crate::pages::esc;
     let hidden: String = p.iter().map(|(k, v)| format!("<input type=\"hidden\" name=\"{}\" value=\"{}\">", esc(k), esc(v))).collect();
     let app = st.clients.iter().find(|c| Some(&c.id) == p.get("client_id")).map_or("", |c| c.name.as_str());
-    let html = format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Xumm (development) sign-in</title>\
-         <style>body{{font-family:system-ui,sans-serif;max-width:30rem;margin:3rem auto}}input,select,button{{font-size:1rem;margin:.3rem 0}}</style></head><body>\
-         <h1>Sign in to {app}</h1><p>This is xumm-gate's <strong>development</strong> identity provider. In production, Xumm shows a QR code and your phone signs a SignIn request.</p>\
+    let body = format!(
+        "<h1>Sign in to {app}</h1><p>This is xumm-gate's <strong>development</strong> identity provider. In production, Xumm shows a QR code and your phone signs a SignIn request.</p>\
          <form method=\"post\" action=\"/auth/decide\">{hidden}\
-         <label>XRPL account<br><input id=\"account\" name=\"account\" size=\"40\" value=\"{DEMO_ACCOUNT}\"></label><br>\
+         <label>XRPL account<br><input id=\"account\" name=\"account\" value=\"{DEMO_ACCOUNT}\"></label><br>\
          <label>Network<br><select id=\"network\" name=\"network\"><option>MAINNET</option><option>TESTNET</option><option>XAHAU</option></select></label><br>\
          <button id=\"approve\" name=\"action\" value=\"approve\">Sign in</button> <button id=\"reject\" name=\"action\" value=\"reject\">Reject</button>\
-         </form></body></html>",
+         </form>",
         app = esc(app)
     );
+    let html = crate::pages::document("Xumm (development) sign-in", &body);
     let mut r = Response::new(Full::new(Bytes::from(html)));
     r.headers_mut().insert(header::CONTENT_TYPE, "text/html; charset=utf-8".parse().unwrap());
     r

@@ -51,6 +51,10 @@ pub enum DemoError {
     NotLoopback(SocketAddr),
     #[error("cannot start the whoami upstream: {0}")]
     Whoami(std::io::Error),
+    #[error("cannot start the development provider: {0}")]
+    Provider(std::io::Error),
+    #[error("cannot start the development Xumm platform (wallet): {0}")]
+    Platform(std::io::Error),
     #[error(transparent)]
     Start(#[from] crate::StartError),
 }
@@ -66,9 +70,17 @@ pub struct Demo {
     pub platform: platform::DevPlatform,
 }
 
-/// Starts the development provider, whoami and a gateway in front of it on `listen`.
+/// Starts the development provider, whoami and a gateway in front of it on `listen`; the
+/// provider and the platform (wallet) on ports of their own.
 pub async fn start(listen: SocketAddr, admin: SocketAddr) -> Result<Demo, DemoError> {
-    for a in [listen, admin] {
+    let any = SocketAddr::from(([127, 0, 0, 1], 0));
+    start_with(listen, admin, any, any).await
+}
+
+/// `start`, with the provider's and the platform's addresses chosen (fixed ports, for a demo
+/// reached through SSH or container port forwarding: the browser visits all three).
+pub async fn start_with(listen: SocketAddr, admin: SocketAddr, provider_at: SocketAddr, platform_at: SocketAddr) -> Result<Demo, DemoError> {
+    for a in [listen, admin, provider_at, platform_at] {
         if !a.ip().is_loopback() {
             return Err(DemoError::NotLoopback(a));
         }
@@ -85,10 +97,10 @@ pub async fn start(listen: SocketAddr, admin: SocketAddr) -> Result<Demo, DemoEr
     let cookie_secret = base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>());
     let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
     let client = idp::ClientApp { id: DEMO_CLIENT_ID.into(), secret: secret.clone(), name: "xumm-gate demo".into() };
-    let provider = idp::DevIdp::start(loopback, vec![client]).await.map_err(DemoError::Whoami)?;
+    let provider = idp::DevIdp::start(provider_at, vec![client]).await.map_err(DemoError::Provider)?;
     let whoami = whoami::start(loopback).await.map_err(DemoError::Whoami)?;
     let (xumm_key, xumm_secret) = (crate::session::new_id(), crate::session::new_id());
-    let platform = platform::DevPlatform::start(loopback, &xumm_key, &xumm_secret).await.map_err(DemoError::Whoami)?;
+    let platform = platform::DevPlatform::start(platform_at, &xumm_key, &xumm_secret).await.map_err(DemoError::Platform)?;
     let text = format!(
         r#"
 [server]

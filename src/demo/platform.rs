@@ -163,10 +163,7 @@ fn status_socket(st: Arc<State>, mut req: Request<Incoming>, uuid: String) -> Re
 /// The "wallet": what a user's phone would show for a sign request, as a page with approve/reject.
 async fn wallet(st: &State, req: Request<Incoming>, rest: String) -> Response<Full<Bytes>> {
     let html = |body: String| {
-        let mut r = Response::new(Full::new(Bytes::from(format!(
-            "<!doctype html><html><head><meta charset=\"utf-8\"><title>Xumm (development) wallet</title>\
-             <style>body{{font-family:system-ui,sans-serif;max-width:34rem;margin:3rem auto}}pre{{background:#f4f4f4;padding:.5rem}}</style></head><body>{body}</body></html>"
-        ))));
+        let mut r = Response::new(Full::new(Bytes::from(crate::pages::document("Xumm (development) wallet", &body))));
         r.headers_mut().insert(header::CONTENT_TYPE, "text/html; charset=utf-8".parse().unwrap());
         r
     };
@@ -190,10 +187,15 @@ async fn wallet(st: &State, req: Request<Incoming>, rest: String) -> Response<Fu
     let all = st.payloads.lock().unwrap();
     let Some(p) = all.get(&rest) else { return html("<h1>Unknown sign request</h1>".into()) };
     let tx = serde_json::to_string_pretty(&p.request["txjson"]).unwrap_or_default();
+    // What Xumm shows above the transaction: the app's instruction for this request.
+    let instruction = match p.request["custom_meta"]["instruction"].as_str() {
+        Some(i) => format!("<p id=\"instruction\" class=\"note\">{}</p>", esc(i)),
+        None => String::new(),
+    };
     html(format!(
         "<h1>Sign request</h1><p>xumm-gate's <strong>development</strong> wallet. In production this opens in Xumm on the user's phone.</p>\
-         <pre>{}</pre><form method=\"post\" action=\"/sign/{}/decide\"><label>Signing account<br>\
-         <input id=\"account\" name=\"account\" size=\"40\" value=\"{}\"></label><br>\
+         {instruction}<pre>{}</pre><form method=\"post\" action=\"/sign/{}/decide\"><label>Signing account<br>\
+         <input id=\"account\" name=\"account\" value=\"{}\"></label><br>\
          <button id=\"approve\" name=\"action\" value=\"approve\">Sign</button> <button id=\"reject\" name=\"action\" value=\"reject\">Reject</button></form>",
         esc(&tx),
         esc(&rest),

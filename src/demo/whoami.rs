@@ -74,22 +74,34 @@ fn esc(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
+/// The headers the gateway sets for a signed-in user (their default names), shown first.
+const IDENTITY: [&str; 6] = ["x-xumm-account", "x-xumm-network", "x-auth-request-user", "x-forwarded-user", "x-xumm-user-token", "x-xumm-assertion"];
+
 fn html(req: &Request<Incoming>, account: Option<&str>, headers: &[(String, String)]) -> String {
+    let public = req.uri().path() == "/public" || req.uri().path().starts_with("/public/");
     let who = match account {
         Some(a) => format!(
             "<p>Signed in as <strong id=\"account\">{}</strong> · <a href=\"/.xumm/sign_out\">sign out</a></p>{SIGN_BUTTON}",
             esc(a)
         ),
+        // The demo's /public route: the gateway sends no identity there, by design.
+        None if public => "<p id=\"anonymous\" class=\"note\">This is a <strong>public route</strong> (<code>/public</code>): the gateway lets \
+                           everyone in and sends no identity headers here, even when you are signed in. \
+                           <a href=\"/\">Open a protected page</a> to see them.</p>"
+            .into(),
         None => "<p id=\"anonymous\">No identity headers: this request was not authenticated.</p>".into(),
     };
-    let rows: String = headers
-        .iter()
-        .map(|(k, v)| format!("<tr><td>{}</td><td>{}</td></tr>", esc(k), esc(v)))
-        .collect();
-    format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>whoami</title></head><body>\
-         <h1>whoami</h1>{who}<p>{} {}</p><table>{rows}</table></body></html>",
-        esc(req.method().as_str()),
-        esc(&req.uri().to_string())
+    let row = |(k, v): &(String, String)| format!("<tr><td>{}</td><td>{}</td></tr>", esc(k), esc(v));
+    let (identity, other): (Vec<_>, Vec<_>) = headers.iter().partition(|(k, _)| IDENTITY.contains(&k.as_str()));
+    let identity: String = if identity.is_empty() { "<tr><td colspan=\"2\">none</td></tr>".into() } else { identity.into_iter().map(row).collect() };
+    let other: String = other.into_iter().map(row).collect();
+    crate::pages::document(
+        "whoami",
+        &format!(
+            "<h1>whoami</h1>{who}<h2>Identity headers from the gateway</h2><table id=\"identity\">{identity}</table>\
+             <h2>The whole request</h2><p><code>{} {}</code></p><table>{other}</table>",
+            esc(req.method().as_str()),
+            esc(&req.uri().to_string())
+        ),
     )
 }
