@@ -4,11 +4,12 @@
 
 use std::process::Command;
 
-#[tokio::test(flavor = "multi_thread")]
-async fn chromium_signs_in_through_the_demo() {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser");
-    if !std::path::Path::new(dir).join("node_modules/playwright-core").exists() {
-        let ok = Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(dir).status().expect("npm runs");
+const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser");
+
+/// The browser tools installed (`npm ci` when missing) and a demo whose provider is loaded.
+async fn ready_demo() -> (&'static str, xumm_gate::demo::Demo) {
+    if !std::path::Path::new(DIR).join("node_modules/playwright-core").exists() {
+        let ok = Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(DIR).status().expect("npm runs");
         assert!(ok.success(), "npm ci failed in tests/browser");
     }
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -19,6 +20,12 @@ async fn chromium_signs_in_through_the_demo() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+    (DIR, demo)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn chromium_signs_in_through_the_demo() {
+    let (dir, demo) = ready_demo().await;
     // the gateway's public_url is the demo listen address; use the bound one
     let base = format!("http://{}", demo.gateway.addr);
     let account = "r9DvujRNfGrZr4nBjudEJJWFBNfkDfcwNA";
@@ -42,19 +49,7 @@ async fn chromium_signs_in_through_the_demo() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_demo_page_fits_a_phone_screen() {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser");
-    if !std::path::Path::new(dir).join("node_modules/playwright-core").exists() {
-        let ok = Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(dir).status().expect("npm runs");
-        assert!(ok.success(), "npm ci failed in tests/browser");
-    }
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let demo = xumm_gate::demo::start("127.0.0.1:0".parse().unwrap(), "127.0.0.1:0".parse().unwrap()).await.expect("demo starts");
-    for _ in 0..100 {
-        if demo.gateway.gateway.ready.load(std::sync::atomic::Ordering::Acquire) {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let (dir, demo) = ready_demo().await;
     // Screenshots are kept as test artifacts.
     let shots = concat!(env!("CARGO_MANIFEST_DIR"), "/target/screenshots");
     std::fs::create_dir_all(shots).unwrap();
