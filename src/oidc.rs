@@ -292,6 +292,11 @@ impl Provider {
         if self.key_generation.load(std::sync::atomic::Ordering::Acquire) != seen {
             return true;
         }
+        self.refetch_keys().await
+    }
+
+    /// Fetches the JWKS now; false (the last good keys kept, the cause logged) when that fails.
+    async fn refetch_keys(&self) -> bool {
         let Some(meta) = self.metadata() else { return false };
         match self.load_keys(&meta.jwks_uri).await {
             Ok(()) => true,
@@ -311,14 +316,7 @@ impl Provider {
             }
             *last = Some(Instant::now());
         }
-        let Some(meta) = self.metadata() else { return false };
-        match self.load_keys(&meta.jwks_uri).await {
-            Ok(()) => true,
-            Err(e) => {
-                tracing::warn!(cause = %e, "JWKS refetch failed; keeping the last good keys");
-                false
-            }
-        }
+        self.refetch_keys().await
     }
 
     /// Exchanges an authorization code; returns the id_token (Xumm: the same JWT as the access token).
