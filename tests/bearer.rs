@@ -187,6 +187,11 @@ async fn forward_auth_redirect_mode_for_traefik() {
     let mut xhr = h("GET", "text/html");
     xhr.push(("x-requested-with", "XMLHttpRequest"));
     assert_eq!(get_with(gw.addr, "/.xumm/auth?mode=redirect", &xhr).await.status, StatusCode::UNAUTHORIZED);
+    // the whole original URI comes back: every query parameter, escapes and spaces kept
+    let mut search = h("GET", "text/html");
+    search[3] = ("x-forwarded-uri", "/my%20search?q=xrp&page=2");
+    let got = get_with(gw.addr, "/.xumm/auth?mode=redirect", &search).await;
+    assert_eq!(got.headers["location"], "http://127.0.0.1:4180/.xumm/start?rd=https%3A%2F%2Fapp.example.com%2Fmy%2520search%3Fq%3Dxrp%26page%3D2");
     // a host that is not allowed is never a return target
     let mut evil = h("GET", "text/html");
     evil[2] = ("x-forwarded-host", "evil.example");
