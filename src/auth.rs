@@ -12,12 +12,12 @@ use crate::config::{Config, ConfigError};
 use crate::oidc::Provider;
 use crate::session::cookie::{Sealer, text_cookies};
 use crate::session::memory::MemoryStore;
-use crate::session::{Session, SessionStore};
+use crate::session::{Session, SessionStore, Store};
 
 pub struct Auth {
     pub provider: Arc<Provider>,
     pub sealer: Sealer,
-    pub store: MemoryStore,
+    pub store: Store,
     pub cookie_name: String,
     /// Pending-login cookies are named `{login_prefix}{state}`.
     pub login_prefix: String,
@@ -55,7 +55,23 @@ impl Auth {
         Ok(Some(Auth {
             provider: Arc::new(Provider::new(p.clone())),
             sealer: Sealer::new(&secrets, secure),
-            store: MemoryStore::new(session.max_entries, idle),
+            store: match session.store.as_str() {
+                "redis" => Store::Redis(
+                    crate::session::redis::RedisStore::new(
+                        &crate::session::redis::RedisSettings {
+                            url: session.redis_url.clone().unwrap_or_default(),
+                            prefix: session.redis_key_prefix.clone(),
+                            timeout: crate::config::duration("session.redis_timeout", &session.redis_timeout)?,
+                            l1_ttl: crate::config::duration("session.l1_ttl", &session.l1_ttl)?,
+                            idle,
+                            max_entries: session.max_entries,
+                        },
+                        &secrets,
+                    )
+                    .map_err(|e| crate::config::err("session.redis_url", e))?,
+                ),
+                _ => Store::Memory(MemoryStore::new(session.max_entries, idle)),
+            },
             login_prefix: format!("{}_login_", session.cookie_name),
             cookie_name: session.cookie_name,
             ttl: crate::config::duration("session.ttl", &session.ttl)?,
@@ -116,7 +132,7 @@ impl Auth {
         match self.session(headers).await {
             Ok(Some(s)) => return Ok(Some(s)),
             Ok(None) => {}
-            Err(e) => return Err(crate::login::store_unavailable(&e)),
+            Err(e) => return Err(crate::login::store_unavailable(&e, headers.get(header::ACCEPT))),
         }
         let (Some(verifier), Some(token)) = (&self.bearer, crate::bearer::BearerVerifier::token(headers)) else {
             return Ok(None);

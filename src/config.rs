@@ -71,7 +71,7 @@ impl Problems {
 }
 
 /// Keys whose values are secrets: redacted by `check-config`, never logged.
-const SECRET_KEYS: &[&str] = &["client_secret", "cookie_secrets", "api_secret", "secret", "key", "callback_secret"];
+const SECRET_KEYS: &[&str] = &["client_secret", "cookie_secrets", "api_secret", "secret", "key", "callback_secret", "redis_url"];
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -246,8 +246,19 @@ fn default_token_auth() -> String {
 pub struct SessionConfig {
     #[serde(default = "default_store")]
     pub store: String,
+    /// `redis://[user:password@]host:port[/db]` for `store = "redis"`.
     #[serde(default)]
     pub redis_url: Option<String>,
+    /// Prefix of every key (and the pub/sub channel) the gateway uses in Redis.
+    #[serde(default = "default_redis_prefix")]
+    pub redis_key_prefix: String,
+    /// Each Redis command must answer within this (else 503 for the request that needed it).
+    #[serde(default = "default_redis_timeout")]
+    pub redis_timeout: String,
+    /// How long a replica keeps a session from Redis in memory (the hot path's cache). A
+    /// sign-out reaches every replica at once by pub/sub, and within this at worst.
+    #[serde(default = "default_l1_ttl")]
+    pub l1_ttl: String,
     #[serde(default = "default_cookie_name")]
     pub cookie_name: String,
     #[serde(default)]
@@ -260,6 +271,15 @@ pub struct SessionConfig {
     pub max_entries: u64,
 }
 
+fn default_redis_prefix() -> String {
+    "xumm-gate:".into()
+}
+fn default_redis_timeout() -> String {
+    "500ms".into()
+}
+fn default_l1_ttl() -> String {
+    "10s".into()
+}
 fn default_store() -> String {
     "memory".into()
 }
@@ -648,8 +668,24 @@ impl Config {
             p.take(bounded("session.idle_timeout", &s.idle_timeout, Duration::from_secs(60), Duration::from_secs(90 * 24 * 3600)));
             match s.store.as_str() {
                 "memory" => {}
-                // Refused rather than silently kept in memory: replicas would not share sessions.
-                "redis" => p.add("session.store", "\"redis\" is not available in this version yet; use \"memory\" (one replica)"),
+                "redis" => {
+                    match s.redis_url.as_deref().map(url::Url::parse) {
+                        None => p.add("session.redis_url", "is required with store = \"redis\" (redis://[user:password@]host:6379[/db])"),
+                        Some(Ok(u)) if u.scheme() == "redis" && u.host_str().is_some() => {}
+                        Some(Ok(u)) if u.scheme() == "rediss" => p.add("session.redis_url", "rediss:// (TLS) is not available in this version yet; use redis:// on a private network"),
+                        // Never echo the URL: it may hold a password.
+                        Some(_) => p.add("session.redis_url", "must be a redis://host:port URL"),
+                    }
+                    p.take(bounded("session.redis_timeout", &s.redis_timeout, Duration::from_millis(10), Duration::from_secs(60)));
+                    p.take(bounded("session.l1_ttl", &s.l1_ttl, Duration::from_secs(1), Duration::from_secs(300)));
+                    if s.redis_key_prefix.is_empty() || s.redis_key_prefix.len() > 64 {
+                        p.add("session.redis_key_prefix", "must be 1 to 64 characters");
+                    }
+                    // Each replica would sign assertions with its own generated key.
+                    if self.assertion.enabled && self.assertion.key.is_empty() {
+                        p.add("assertion.key", "is required with session.store = \"redis\" (several replicas must sign with one key)");
+                    }
+                }
                 other => p.add("session.store", format!("must be \"memory\" or \"redis\", got {other:?}")),
             }
             if !(1..=100_000_000).contains(&s.max_entries) {

@@ -186,8 +186,10 @@ impl Gateway {
         let id = new_id();
         session.id = Some(id.clone());
         if let Err(e) = auth.store.put(id.clone(), Arc::new(session)).await {
-            tracing::error!(cause = %e, "cannot store session");
-            return pages::page(StatusCode::SERVICE_UNAVAILABLE, "Sessions unavailable", "<p>Please retry shortly.</p>");
+            // The sign-in can be retried from the start once the store is back.
+            let mut r = store_unavailable(&e, Some(&HeaderValue::from_static("text/html")));
+            append_cookie(r.headers_mut(), &clear_pending);
+            return r;
         }
         if let Some(old) = old {
             let _ = auth.store.delete(&old).await;
@@ -229,9 +231,11 @@ impl Gateway {
     }
 }
 
-pub fn store_unavailable(e: &crate::session::StoreError) -> Response<Body> {
+/// 503 with Retry-After for a request that needs the session store while it is down: a page
+/// for browsers, JSON for API callers. Never a redirect to sign-in (no loop), never a new session.
+pub fn store_unavailable(e: &crate::session::StoreError, accept: Option<&HeaderValue>) -> Response<Body> {
     tracing::error!(cause = %e, "session store unavailable");
-    let mut r = pages::json(StatusCode::SERVICE_UNAVAILABLE, &serde_json::json!({"error": "session_store_unavailable"}));
+    let mut r = crate::error::error_response(StatusCode::SERVICE_UNAVAILABLE, "session_store_unavailable", "the gateway is temporarily unavailable; please retry in a moment", accept);
     r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
     r
 }

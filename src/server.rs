@@ -221,6 +221,11 @@ async fn admin(gw: Arc<Gateway>, req: Request<Incoming>) -> Result<Response<Body
                 text(StatusCode::SERVICE_UNAVAILABLE, "draining\n".into(), "text/plain")
             } else if !gw.ready.load(Ordering::Acquire) {
                 text(StatusCode::SERVICE_UNAVAILABLE, "starting\n".into(), "text/plain")
+            } else if let Some(Err(e)) = match &gw.auth {
+                Some(a) => Some(a.store.ready().await),
+                None => None,
+            } {
+                text(StatusCode::SERVICE_UNAVAILABLE, format!("session store unavailable: {e}\n"), "text/plain")
             } else {
                 text(StatusCode::OK, "ready\n".into(), "text/plain")
             }

@@ -4,6 +4,7 @@
 
 pub mod cookie;
 pub mod memory;
+pub mod redis;
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -13,7 +14,7 @@ use http::HeaderValue;
 use crate::account::Account;
 
 /// How the identity was established.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Source {
     Session,
@@ -88,4 +89,50 @@ pub trait SessionStore: Send + Sync {
 pub fn new_id() -> String {
     use base64::Engine;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>())
+}
+
+/// The configured store: `memory` (one replica) or `redis` (shared by replicas, with an L1).
+pub enum Store {
+    Memory(memory::MemoryStore),
+    Redis(redis::RedisStore),
+}
+
+impl Store {
+    /// The live session under `id` if it is in this process (memory, or Redis' L1), without
+    /// yielding: the fast path's lookup. None sends the request to the general path.
+    pub fn get_now(&self, id: &str) -> Option<Arc<Session>> {
+        match self {
+            Store::Memory(m) => m.get_now(id),
+            Store::Redis(r) => r.get_now(id),
+        }
+    }
+
+    /// Whether the store can serve (for /readyz).
+    pub async fn ready(&self) -> Result<(), StoreError> {
+        match self {
+            Store::Memory(_) => Ok(()),
+            Store::Redis(r) => r.ping().await,
+        }
+    }
+}
+
+impl SessionStore for Store {
+    async fn get(&self, id: &str) -> Result<Option<Arc<Session>>, StoreError> {
+        match self {
+            Store::Memory(m) => m.get(id).await,
+            Store::Redis(r) => r.get(id).await,
+        }
+    }
+    async fn put(&self, id: String, session: Arc<Session>) -> Result<(), StoreError> {
+        match self {
+            Store::Memory(m) => m.put(id, session).await,
+            Store::Redis(r) => r.put(id, session).await,
+        }
+    }
+    async fn delete(&self, id: &str) -> Result<(), StoreError> {
+        match self {
+            Store::Memory(m) => m.delete(id).await,
+            Store::Redis(r) => r.delete(id).await,
+        }
+    }
 }

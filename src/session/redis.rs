@@ -1,0 +1,237 @@
+//! The Redis session store, for several replicas: sessions sealed with the cookie keys under
+//! hashed keys, an in-process L1 cache in front, sign-outs fanned out over pub/sub. It must
+//! never store a session id or a Xumm user token readable in Redis, never make a network call
+//! for a session in L1, and never let a Redis fault become anything but `StoreError` (the
+//! caller answers 503, never a sign-in loop).
+
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use moka::Expiry;
+use redis::AsyncCommands;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::cookie::Sealer;
+use super::{Session, SessionStore, Source, StoreError, now};
+use crate::account::Account;
+
+/// What Redis holds of a session (sealed): enough to rebuild it on any replica.
+#[derive(Serialize, Deserialize)]
+struct Stored {
+    a: String,
+    n: Option<String>,
+    t: Option<String>,
+    s: Source,
+    e: u64,
+}
+
+/// L1 entries live `l1_ttl`, and never past the session's own expiry.
+struct L1Expiry(Duration);
+
+impl Expiry<String, Arc<Session>> for L1Expiry {
+    fn expire_after_create(&self, _: &String, s: &Arc<Session>, _: Instant) -> Option<Duration> {
+        Some(self.0.min(Duration::from_secs(s.expires_at.saturating_sub(now()))))
+    }
+}
+
+type Hasher = foldhash::fast::RandomState;
+
+/// The caches the pub/sub listener clears; shared with it weakly, so it ends with the store.
+struct Local {
+    /// Session id -> session.
+    l1: moka::sync::Cache<String, Arc<Session>, Hasher>,
+    /// Redis key -> session id, to find what a sign-out message (which names keys, never ids)
+    /// refers to.
+    ids: moka::sync::Cache<String, String>,
+}
+
+pub struct RedisStore {
+    conn: ConnectionManager,
+    prefix: String,
+    sealer: Sealer,
+    timeout: Duration,
+    idle: Duration,
+    local: Arc<Local>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RedisSettings {
+    pub url: String,
+    pub prefix: String,
+    pub timeout: Duration,
+    pub l1_ttl: Duration,
+    pub idle: Duration,
+    pub max_entries: u64,
+}
+
+impl RedisStore {
+    /// Connects lazily (a Redis that is down at start is an outage to recover from, not a
+    /// start-up failure) and starts the sign-out listener. Must run inside a tokio runtime.
+    pub fn new(cfg: &RedisSettings, secrets: &[Vec<u8>]) -> Result<RedisStore, String> {
+        let client = redis::Client::open(cfg.url.as_str()).map_err(|e| redis_cause(&e))?;
+        let mc = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(cfg.timeout))
+            .set_response_timeout(Some(cfg.timeout))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_secs(1));
+        let conn = ConnectionManager::new_lazy_with_config(client.clone(), mc).map_err(|e| redis_cause(&e))?;
+        let local = Arc::new(Local {
+            l1: moka::sync::Cache::builder().max_capacity(cfg.max_entries).expire_after(L1Expiry(cfg.l1_ttl)).build_with_hasher(Hasher::default()),
+            ids: moka::sync::Cache::builder().max_capacity(cfg.max_entries).time_to_live(cfg.l1_ttl).build(),
+        });
+        let store = RedisStore { conn, prefix: cfg.prefix.clone(), sealer: Sealer::new(secrets, true), timeout: cfg.timeout, idle: cfg.idle, local: local.clone() };
+        tokio::spawn(listen_for_sign_outs(client, store.channel(), Arc::downgrade(&local)));
+        Ok(store)
+    }
+
+    /// The Redis key of a session: a hash of its id, so a reader of Redis cannot turn keys into
+    /// cookies (nor cookies into keys without the cookie keys).
+    fn key(&self, id: &str) -> String {
+        let h = Sha256::digest(id.as_bytes());
+        let mut k = String::with_capacity(self.prefix.len() + 72);
+        k.push_str(&self.prefix);
+        k.push_str("session:");
+        for b in h {
+            k.push_str(&format!("{b:02x}"));
+        }
+        k
+    }
+
+    fn channel(&self) -> String {
+        format!("{}signed-out", self.prefix)
+    }
+
+    /// The session in this replica's L1, without a network call (the fast path's lookup).
+    pub fn get_now(&self, id: &str) -> Option<Arc<Session>> {
+        self.local.l1.get(id).filter(|s| !s.expired())
+    }
+
+    /// Runs one Redis command within the store's timeout.
+    async fn run<T>(&self, what: &'static str, f: impl std::future::Future<Output = redis::RedisResult<T>>) -> Result<T, StoreError> {
+        match tokio::time::timeout(self.timeout, f).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(StoreError::Unavailable(format!("redis {what}: {}", redis_cause(&e)))),
+            Err(_) => Err(StoreError::Unavailable(format!("redis {what}: no answer within {:?}", self.timeout))),
+        }
+    }
+
+    /// Whether Redis answers (for /readyz).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let mut c = self.conn.clone();
+        self.run("PING", async move { redis::cmd("PING").query_async::<String>(&mut c).await }).await.map(|_| ())
+    }
+
+    fn remember(&self, id: &str, key: String, s: &Arc<Session>) {
+        self.local.l1.insert(id.to_string(), s.clone());
+        self.local.ids.insert(key, id.to_string());
+    }
+}
+
+impl SessionStore for RedisStore {
+    /// L1, else Redis: `GETEX` reads the session and restarts its idle timer in one command, so
+    /// the idle timeout costs no extra write; an active session's timer is restarted at most
+    /// once per L1 lifetime per replica.
+    async fn get(&self, id: &str) -> Result<Option<Arc<Session>>, StoreError> {
+        if let Some(s) = self.get_now(id) {
+            return Ok(Some(s));
+        }
+        let key = self.key(id);
+        let mut c = self.conn.clone();
+        let idle = self.idle.as_secs().max(1);
+        let k = key.clone();
+        let sealed: Option<String> = self.run("GETEX", async move { c.get_ex(&k, redis::Expiry::EX(idle)).await }).await?;
+        let Some(sealed) = sealed else { return Ok(None) };
+        // Sealed under its own key: a value copied to another key does not open.
+        let Some(stored) = self.sealer.open(&key, &sealed).and_then(|j| serde_json::from_str::<Stored>(&j).ok()) else {
+            tracing::warn!("a session in redis does not open with the cookie keys; ignored");
+            return Ok(None);
+        };
+        let Ok(account) = Account::parse(&stored.a) else { return Ok(None) };
+        let mut s = Session::new(account, stored.n, stored.t, stored.s, stored.e);
+        if s.expired() {
+            return Ok(None);
+        }
+        s.id = Some(id.to_string());
+        let s = Arc::new(s);
+        if stored.e < now() + idle {
+            // The idle timer must not outlive the session itself.
+            let mut c = self.conn.clone();
+            let k = key.clone();
+            tokio::spawn(async move {
+                let _: redis::RedisResult<bool> = c.expire_at(&k, stored.e as i64).await;
+            });
+        }
+        self.remember(id, key, &s);
+        Ok(Some(s))
+    }
+
+    async fn put(&self, id: String, session: Arc<Session>) -> Result<(), StoreError> {
+        let key = self.key(&id);
+        let stored = Stored { a: session.account.to_string(), n: session.network.clone(), t: session.user_token.clone(), s: session.source, e: session.expires_at };
+        let sealed = self.sealer.seal(&key, &serde_json::to_string(&stored).expect("serializable"));
+        let ttl = self.idle.as_secs().min(session.expires_at.saturating_sub(now())).max(1);
+        let mut c = self.conn.clone();
+        let k = key.clone();
+        self.run("SET", async move { c.set_ex::<_, _, ()>(&k, sealed, ttl).await }).await?;
+        self.remember(&id, key, &session);
+        Ok(())
+    }
+
+    /// Deletes the session and tells every replica to drop its L1 copy (the message names the
+    /// key, never the id).
+    async fn delete(&self, id: &str) -> Result<(), StoreError> {
+        self.local.l1.invalidate(id);
+        let key = self.key(id);
+        let (mut c, channel) = (self.conn.clone(), self.channel());
+        self.run("DEL", async move {
+            redis::pipe().del(&key).ignore().publish(&channel, &key).ignore().query_async::<()>(&mut c).await
+        })
+        .await
+    }
+}
+
+/// Listens for sign-outs from every replica and drops their sessions from this one's L1; on a
+/// lost subscription (messages may have been missed) the whole L1 is dropped once it is back.
+/// Ends when the store is gone.
+async fn listen_for_sign_outs(client: redis::Client, channel: String, local: Weak<Local>) {
+    use futures_util::StreamExt;
+    let mut first = true;
+    loop {
+        if local.strong_count() == 0 {
+            return;
+        }
+        match client.get_async_pubsub().await {
+            Ok(mut ps) => match ps.subscribe(&channel).await {
+                Ok(()) => {
+                    if !first {
+                        if let Some(l) = local.upgrade() {
+                            l.l1.invalidate_all();
+                        }
+                        tracing::info!("session sign-out channel subscribed again; local cache cleared");
+                    }
+                    first = false;
+                    let mut messages = ps.into_on_message();
+                    while let Some(m) = messages.next().await {
+                        let Some(l) = local.upgrade() else { return };
+                        if let Ok(key) = m.get_payload::<String>() {
+                            if let Some(id) = l.ids.remove(&key) {
+                                l.l1.invalidate(&id);
+                            }
+                        }
+                    }
+                    tracing::warn!("session sign-out channel lost; resubscribing");
+                }
+                Err(e) => tracing::warn!(cause = %redis_cause(&e), "cannot subscribe to the session sign-out channel"),
+            },
+            Err(e) => tracing::debug!(cause = %redis_cause(&e), "redis unreachable for the sign-out channel"),
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// A Redis error as a log cause: its kind and text, never the URL (which may hold a password).
+fn redis_cause(e: &redis::RedisError) -> String {
+    format!("{:?}: {}", e.kind(), e.detail().unwrap_or_else(|| e.category()))
+}

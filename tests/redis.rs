@@ -1,0 +1,240 @@
+//! `session.store = "redis"` against real `redis-server` processes this test starts on free ports
+//! (never the machine's shared instance): replicas share sessions, sign-outs reach every replica
+//! at once, restarts sign nobody out, and an outage is a 503, never a sign-in loop.
+mod common;
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use http::StatusCode;
+
+/// A redis-server of this test's own, without persistence.
+struct Redis {
+    child: Option<Child>,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Redis {
+    async fn start() -> Redis {
+        let mut r = Redis { child: None, port: free_port(), dir: tempfile::tempdir().unwrap() };
+        r.restart().await;
+        r
+    }
+
+    /// Starts (again) on the same port; its data is gone, as after a real restart without persistence.
+    async fn restart(&mut self) {
+        let bin = if std::path::Path::new("/usr/bin/redis-server").exists() { "/usr/bin/redis-server" } else { "redis-server" };
+        let child = Command::new(bin)
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed (.ci/run installs it)");
+        self.child = Some(child);
+        for _ in 0..100 {
+            if self.ping().await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("redis-server did not start");
+    }
+
+    async fn ping(&self) -> bool {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await else { return false };
+        let mut buf = [0u8; 7];
+        s.write_all(b"PING\r\n").await.is_ok() && tokio::time::timeout(Duration::from_millis(200), s.read_exact(&mut buf)).await.is_ok_and(|r| r.is_ok()) && &buf == b"+PONG\r\n"
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn signal(&self, sig: &str) {
+        let pid = self.child.as_ref().unwrap().id().to_string();
+        assert!(Command::new("kill").args([sig, &pid]).status().unwrap().success());
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    async fn keys_and_values(&self) -> Vec<(String, String)> {
+        let client = redis::Client::open(self.url()).unwrap();
+        let mut c = client.get_multiplexed_async_connection().await.unwrap();
+        let keys: Vec<String> = redis::cmd("KEYS").arg("test-gw:*").query_async(&mut c).await.unwrap();
+        let mut out = Vec::new();
+        for k in keys {
+            let v: String = redis::cmd("GET").arg(&k).query_async(&mut c).await.unwrap();
+            out.push((k, v));
+        }
+        out
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        if let Some(c) = self.child.as_ref() {
+            let _ = Command::new("kill").args(["-CONT", &c.id().to_string()]).status();
+        }
+        self.stop();
+    }
+}
+
+fn redis_config(up: SocketAddr, issuer: &str, redis: &Redis, extra_session: &str) -> String {
+    auth_config(up, issuer, "", "").replace(
+        &format!("[session]\ncookie_secrets = [\"{COOKIE_SECRET}\"]\n"),
+        &format!(
+            "[session]\ncookie_secrets = [\"{COOKIE_SECRET}\"]\nstore = \"redis\"\nredis_url = \"{}\"\nredis_key_prefix = \"test-gw:\"\n{extra_session}\n",
+            redis.url()
+        ),
+    )
+}
+
+async fn status_of(gw: SocketAddr, cookie: &str, accept: &str) -> Got {
+    get_with(gw, "/private", &[("cookie", cookie), ("accept", accept)]).await
+}
+
+/// Polls until `gw` answers /private with `want` (or `within` passes); the last answer.
+async fn until(gw: SocketAddr, cookie: &str, want: StatusCode, within: Duration) -> Got {
+    let end = Instant::now() + within;
+    loop {
+        let got = status_of(gw, cookie, "application/json").await;
+        if got.status == want || Instant::now() > end {
+            return got;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn replicas_share_sessions_and_sign_outs_and_restarts_sign_nobody_out() {
+    let up = upstream().await;
+    let idp = idp().await;
+    let redis = Redis::start().await;
+    let cfg = redis_config(up, &idp.issuer, &redis, "");
+    let a = ready_gateway(&cfg).await;
+    let b = ready_gateway(&cfg).await;
+    let c = ready_gateway(&cfg).await;
+
+    // Sign in on A, use the session on B and C.
+    let (name, value) = login(a.addr, ACCOUNT, "MAINNET").await;
+    let cookie = format!("{name}={value}");
+    for gw in [&a, &b, &c] {
+        let got = status_of(gw.addr, &cookie, "application/json").await;
+        assert_eq!(got.status, StatusCode::OK, "{}", got.text());
+        assert_eq!(got.upstream_header("x-xumm-account"), vec![ACCOUNT]);
+    }
+    // What Redis holds: hashed keys, sealed values (no account, no user token, no id).
+    let stored = redis.keys_and_values().await;
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    let (key, val) = &stored[0];
+    assert!(key.starts_with("test-gw:session:") && key.len() == "test-gw:session:".len() + 64, "{key}");
+    assert!(!val.contains(ACCOUNT) && !val.contains("MAINNET") && !val.contains("usertoken"), "{val}");
+
+    // Sign out on B: A and C (which hold it in their L1) refuse the old cookie at once.
+    let out = get_with(b.addr, "/.xumm/sign_out", &[("cookie", &cookie)]).await;
+    assert_eq!(out.status, StatusCode::OK);
+    for gw in [&a, &c] {
+        let got = until(gw.addr, &cookie, StatusCode::UNAUTHORIZED, Duration::from_secs(2)).await;
+        assert_eq!(got.status, StatusCode::UNAUTHORIZED, "pub/sub reached every replica");
+    }
+
+    // A login started on A finishes on B.
+    let (pending, callback) = begin_login(a.addr, "/", ACCOUNT, "MAINNET", "approve").await;
+    let done = get_with(b.addr, &callback, &[("cookie", &cookie_header(&pending))]).await;
+    assert_eq!(done.status, StatusCode::FOUND, "{}", done.text());
+    let (n2, v2) = set_cookies(&done.headers).into_iter().find(|(n, _)| n == "_xumm_gate").unwrap();
+    let cookie2 = format!("{n2}={v2}");
+
+    // Every replica restarts, one at a time: nobody is signed out.
+    for gw in [a, b, c] {
+        gw.shutdown().await;
+        let fresh = ready_gateway(&cfg).await;
+        let got = status_of(fresh.addr, &cookie2, "application/json").await;
+        assert_eq!(got.status, StatusCode::OK, "after a restart: {}", got.text());
+        fresh.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn a_redis_outage_is_a_503_with_retry_after_never_a_sign_in_loop() {
+    let up = upstream().await;
+    let idp = idp().await;
+    let mut redis = Redis::start().await;
+    // A short L1, so that requests soon need Redis; a short timeout, so a hung Redis is a quick 503.
+    let cfg = redis_config(up, &idp.issuer, &redis, "l1_ttl = \"1s\"\nredis_timeout = \"300ms\"");
+    let gw = ready_gateway(&cfg).await;
+    let admin = gw.admin_addr.unwrap();
+    let (name, value) = login(gw.addr, ACCOUNT, "MAINNET").await;
+    let cookie = format!("{name}={value}");
+    assert_eq!(status_of(gw.addr, &cookie, "text/html").await.status, StatusCode::OK);
+    assert_eq!(get(admin, "/readyz").await.status, StatusCode::OK);
+
+    // Redis hangs (SIGSTOP): once the L1 copy is gone, a 503 within the timeout, not a hung request.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    redis.signal("-STOP");
+    for accept in ["text/html", "application/json"] {
+        let t = Instant::now();
+        let got = status_of(gw.addr, &cookie, accept).await;
+        assert_eq!(got.status, StatusCode::SERVICE_UNAVAILABLE, "{accept}: {}", got.text());
+        assert!(got.headers.contains_key("retry-after"));
+        assert!(got.headers.get("location").is_none(), "never a redirect to sign-in");
+        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    }
+    assert_eq!(get(admin, "/readyz").await.status, StatusCode::SERVICE_UNAVAILABLE);
+    // A sign-in finishing during the outage gets the same answer, and can be retried later.
+    let (pending, callback) = begin_login(gw.addr, "/", ACCOUNT, "MAINNET", "approve").await;
+    let done = get_with(gw.addr, &callback, &[("cookie", &cookie_header(&pending))]).await;
+    assert_eq!(done.status, StatusCode::SERVICE_UNAVAILABLE, "{}", done.text());
+    assert!(done.headers.contains_key("retry-after") && done.text().contains("temporarily unavailable"));
+    assert!(set_cookies(&done.headers).iter().all(|(n, _)| n != "_xumm_gate"), "no session from an outage");
+
+    // Redis resumes: the same session works again, without restarting the gateway.
+    redis.signal("-CONT");
+    let got = until(gw.addr, &cookie, StatusCode::OK, Duration::from_secs(5)).await;
+    assert_eq!(got.status, StatusCode::OK, "{}", got.text());
+
+    // Redis stops (connection refused), then comes back empty: 503s meanwhile, then sign-in works.
+    redis.stop();
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let got = status_of(gw.addr, &cookie, "text/html").await;
+    assert_eq!(got.status, StatusCode::SERVICE_UNAVAILABLE, "{}", got.text());
+    redis.restart().await;
+    let end = Instant::now() + Duration::from_secs(10);
+    let fresh = loop {
+        let (pending, callback) = begin_login(gw.addr, "/", ACCOUNT, "MAINNET", "approve").await;
+        let done = get_with(gw.addr, &callback, &[("cookie", &cookie_header(&pending))]).await;
+        if done.status == StatusCode::FOUND || Instant::now() > end {
+            break done;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(fresh.status, StatusCode::FOUND, "sign-in works again: {}", fresh.text());
+    assert_eq!(get(admin, "/readyz").await.status, StatusCode::OK);
+    gw.shutdown().await;
+}
+
+#[test]
+fn redis_config_is_checked() {
+    let up: SocketAddr = "127.0.0.1:1".parse().unwrap();
+    let base = auth_config(up, "http://127.0.0.1:2", "", "");
+    let with = |session: &str, more: &str| {
+        base.replace(&format!("[session]\ncookie_secrets = [\"{COOKIE_SECRET}\"]\n"), &format!("[session]\ncookie_secrets = [\"{COOKIE_SECRET}\"]\n{session}\n")) + more
+    };
+    let err = |text: String| xumm_gate::config::Config::from_toml(&text, &no_env).unwrap_err().to_string();
+    assert!(err(with("store = \"redis\"", "")).starts_with("session.redis_url: is required"));
+    let e = err(with("store = \"redis\"\nredis_url = \"redis://user:hunter2@127.0.0.1:6379\"", "[assertion]\nenabled = true\n"));
+    assert!(e.starts_with("assertion.key: is required with session.store = \"redis\""), "{e}");
+    let ok = xumm_gate::config::Config::from_toml(&with("store = \"redis\"\nredis_url = \"redis://user:hunter2@127.0.0.1:6379/2\"", ""), &no_env).unwrap();
+    assert!(!ok.redacted_toml().contains("hunter2"), "the URL's password is redacted");
+}
