@@ -37,6 +37,15 @@ enum Command {
         #[arg(long)]
         client_secret: String,
     },
+    /// End every session of an account (on every replica with the Redis store), through the
+    /// running gateway's admin listener.
+    Revoke {
+        /// The account (r-address) to sign out everywhere.
+        account: String,
+        /// The admin listener of a running gateway.
+        #[arg(long, default_value = "http://127.0.0.1:9180")]
+        admin: String,
+    },
     /// Exit 0 when the admin listener's /healthz answers 200 (for a container HEALTHCHECK, where
     /// no curl is installed).
     Healthcheck {
@@ -68,6 +77,7 @@ fn main() -> ExitCode {
         Some(Command::Demo { listen, admin_listen, provider_listen, wallet_listen }) => return demo([listen, admin_listen, provider_listen, wallet_listen]),
         Some(Command::DevProvider { listen, client_id, client_secret }) => return dev_provider(listen, client_id, client_secret),
         Some(Command::Healthcheck { url }) => return healthcheck(&url),
+        Some(Command::Revoke { account, admin }) => return revoke(&admin, &account),
         _ => {}
     }
     if !cli.config.exists() {
@@ -98,7 +108,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Run => run(config),
-        Command::Demo { .. } | Command::DevProvider { .. } | Command::Healthcheck { .. } => unreachable!("handled above"),
+        Command::Demo { .. } | Command::DevProvider { .. } | Command::Healthcheck { .. } | Command::Revoke { .. } => unreachable!("handled above"),
     }
 }
 
@@ -112,29 +122,46 @@ fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
 }
 
 fn healthcheck(url: &str) -> ExitCode {
-    let rt = match runtime() {
-        Ok(rt) => rt,
-        Err(code) => return code,
-    };
-    let outcome = rt.block_on(async {
-        let uri: http::Uri = url.parse().map_err(|_| format!("invalid URL {url:?}"))?;
-        let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-            .build::<_, http_body_util::Empty<bytes::Bytes>>(hyper_util::client::legacy::connect::HttpConnector::new());
-        let req = client.get(uri);
-        match tokio::time::timeout(std::time::Duration::from_secs(3), req).await {
-            Ok(Ok(r)) if r.status() == http::StatusCode::OK => Ok(()),
-            Ok(Ok(r)) => Err(format!("{url} answered {}", r.status())),
-            Ok(Err(e)) => Err(format!("{url}: {e}")),
-            Err(_) => Err(format!("{url}: no answer within 3 s")),
-        }
-    });
-    match outcome {
-        Ok(()) => ExitCode::SUCCESS,
+    match admin_call(http::Method::GET, url) {
+        Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("xumm-gate healthcheck: {e}");
             ExitCode::from(1)
         }
     }
+}
+
+fn revoke(admin: &str, account: &str) -> ExitCode {
+    let q: String = url::form_urlencoded::byte_serialize(account.as_bytes()).collect();
+    match admin_call(http::Method::POST, &format!("{}/sessions/revoke?account={q}", admin.trim_end_matches('/'))) {
+        Ok(body) => {
+            println!("{body}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("xumm-gate revoke: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// One request to a gateway's admin listener: the body of a 200, or why not.
+fn admin_call(method: http::Method, url: &str) -> Result<String, String> {
+    use http_body_util::BodyExt;
+    let rt = runtime().map_err(|_| "cannot start a runtime".to_string())?;
+    rt.block_on(async {
+        let uri: http::Uri = url.parse().map_err(|_| format!("invalid URL {url:?}"))?;
+        let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build::<_, http_body_util::Empty<bytes::Bytes>>(hyper_util::client::legacy::connect::HttpConnector::new());
+        let req = http::Request::builder().method(method).uri(uri).body(http_body_util::Empty::new()).map_err(|e| e.to_string())?;
+        let call = async {
+            let r = client.request(req).await.map_err(|e| format!("{url}: {e}"))?;
+            let status = r.status();
+            let body = r.into_body().collect().await.map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned()).unwrap_or_default();
+            if status == http::StatusCode::OK { Ok(body) } else { Err(format!("{url} answered {status}: {}", body.trim())) }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(5), call).await.map_err(|_| format!("{url}: no answer within 5 s"))?
+    })
 }
 
 fn dev_provider(listen: std::net::SocketAddr, id: String, secret: String) -> ExitCode {

@@ -211,6 +211,9 @@ async fn admin(gw: Arc<Gateway>, req: Request<Incoming>) -> Result<Response<Body
         r.headers_mut().insert(header::CONTENT_TYPE, http::HeaderValue::from_static(ctype));
         r
     };
+    if req.method() == Method::POST && req.uri().path() == "/sessions/revoke" {
+        return Ok(revoke(&gw, req.uri().query()).await);
+    }
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return Ok(text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n".into(), "text/plain"));
     }
@@ -233,6 +236,32 @@ async fn admin(gw: Arc<Gateway>, req: Request<Incoming>) -> Result<Response<Body
         "/metrics" => text(StatusCode::OK, gw.metrics.render(), "text/plain; version=0.0.4"),
         _ => text(StatusCode::NOT_FOUND, "not found\n".into(), "text/plain"),
     })
+}
+
+/// `POST /sessions/revoke?account=r...` on the admin listener: ends every session of an account,
+/// on every replica when the store is Redis (the admin listener is for operators only: keep it
+/// off the public network).
+async fn revoke(gw: &Gateway, query: Option<&str>) -> Response<Body> {
+    let json = |status: StatusCode, v: serde_json::Value| crate::pages::json(status, &v);
+    let account = query.and_then(|q| url::form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "account").map(|(_, v)| v.into_owned()));
+    let Some(account) = account.filter(|a| crate::account::Account::parse(a).is_ok()) else {
+        return json(StatusCode::BAD_REQUEST, serde_json::json!({"error": "bad_request", "reason": "account must be a valid r-address"}));
+    };
+    let Some(auth) = &gw.auth else {
+        return json(StatusCode::NOT_FOUND, serde_json::json!({"error": "not_found", "reason": "sign-in is not configured"}));
+    };
+    match auth.store.revoke_account(&account).await {
+        Ok(n) => {
+            tracing::info!(target: "xumm_gate::audit", account = %account, sessions = n, "sessions revoked");
+            json(StatusCode::OK, serde_json::json!({"account": account, "revoked": n}))
+        }
+        Err(e) => {
+            tracing::error!(cause = %e, "cannot revoke sessions");
+            let mut r = json(StatusCode::SERVICE_UNAVAILABLE, serde_json::json!({"error": "session_store_unavailable"}));
+            r.headers_mut().insert(header::RETRY_AFTER, http::HeaderValue::from_static("2"));
+            r
+        }
+    }
 }
 
 /// Binds a listener with SO_REUSEADDR (restarts do not fail on TIME_WAIT sockets); with

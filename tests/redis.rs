@@ -68,13 +68,21 @@ impl Redis {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
+    /// Every key the gateway wrote, with its value (a string, or a set's members joined).
     async fn keys_and_values(&self) -> Vec<(String, String)> {
         let client = redis::Client::open(self.url()).unwrap();
         let mut c = client.get_multiplexed_async_connection().await.unwrap();
-        let keys: Vec<String> = redis::cmd("KEYS").arg("test-gw:*").query_async(&mut c).await.unwrap();
+        let mut keys: Vec<String> = redis::cmd("KEYS").arg("test-gw:*").query_async(&mut c).await.unwrap();
+        keys.sort();
         let mut out = Vec::new();
         for k in keys {
-            let v: String = redis::cmd("GET").arg(&k).query_async(&mut c).await.unwrap();
+            let kind: String = redis::cmd("TYPE").arg(&k).query_async(&mut c).await.unwrap();
+            let v: String = if kind == "set" {
+                let m: Vec<String> = redis::cmd("SMEMBERS").arg(&k).query_async(&mut c).await.unwrap();
+                m.join(" ")
+            } else {
+                redis::cmd("GET").arg(&k).query_async(&mut c).await.unwrap()
+            };
             out.push((k, v));
         }
         out
@@ -134,12 +142,18 @@ async fn replicas_share_sessions_and_sign_outs_and_restarts_sign_nobody_out() {
         assert_eq!(got.status, StatusCode::OK, "{}", got.text());
         assert_eq!(got.upstream_header("x-xumm-account"), vec![ACCOUNT]);
     }
-    // What Redis holds: hashed keys, sealed values (no account, no user token, no id).
+    // What Redis holds: hashed keys, sealed values (no account, no user token, no id): the
+    // account's set of session keys and the one session.
     let stored = redis.keys_and_values().await;
-    assert_eq!(stored.len(), 1, "{stored:?}");
-    let (key, val) = &stored[0];
+    assert_eq!(stored.len(), 2, "{stored:?}");
+    let (set, members) = &stored[0];
+    let key = &stored[1].0;
+    assert!(set.starts_with("test-gw:account:") && set.len() == "test-gw:account:".len() + 64, "{set}");
     assert!(key.starts_with("test-gw:session:") && key.len() == "test-gw:session:".len() + 64, "{key}");
-    assert!(!val.contains(ACCOUNT) && !val.contains("MAINNET") && !val.contains("usertoken"), "{val}");
+    assert_eq!(members, key);
+    for (k, v) in &stored {
+        assert!(!k.contains(ACCOUNT) && !v.contains(ACCOUNT) && !v.contains("MAINNET") && !v.contains("usertoken"), "{k}: {v}");
+    }
 
     // Sign out on B: A and C (which hold it in their L1) refuse the old cookie at once.
     let out = get_with(b.addr, "/.xumm/sign_out", &[("cookie", &cookie)]).await;
@@ -237,4 +251,60 @@ fn redis_config_is_checked() {
     assert!(e.starts_with("assertion.key: is required with session.store = \"redis\""), "{e}");
     let ok = xumm_gate::config::Config::from_toml(&with("store = \"redis\"\nredis_url = \"redis://user:hunter2@127.0.0.1:6379/2\"", ""), &no_env).unwrap();
     assert!(!ok.redacted_toml().contains("hunter2"), "the URL's password is redacted");
+}
+
+#[tokio::test]
+async fn revoking_an_account_signs_it_out_on_every_replica() {
+    let up = upstream().await;
+    let idp = idp().await;
+    let redis = Redis::start().await;
+    let cfg = redis_config(up, &idp.issuer, &redis, "");
+    let a = ready_gateway(&cfg).await;
+    let b = ready_gateway(&cfg).await;
+    let cookie = |(n, v): (String, String)| format!("{n}={v}");
+    let mine = [cookie(login(a.addr, ACCOUNT, "MAINNET").await), cookie(login(b.addr, ACCOUNT, "TESTNET").await)];
+    let other = cookie(login(a.addr, OTHER_ACCOUNT, "MAINNET").await);
+    for c in mine.iter().chain([&other]) {
+        for gw in [&a, &b] {
+            assert_eq!(status_of(gw.addr, c, "application/json").await.status, StatusCode::OK);
+        }
+    }
+    // The operator's command, against replica A's admin listener.
+    let out = tokio::task::spawn_blocking({
+        let admin = format!("http://{}", a.admin_addr.unwrap());
+        move || Command::new(env!("CARGO_BIN_EXE_xumm-gate")).args(["revoke", ACCOUNT, "--admin", &admin]).output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((answer["account"].as_str(), answer["revoked"].as_u64()), (Some(ACCOUNT), Some(2)));
+    for c in &mine {
+        for gw in [&a, &b] {
+            let got = until(gw.addr, c, StatusCode::UNAUTHORIZED, Duration::from_secs(2)).await;
+            assert_eq!(got.status, StatusCode::UNAUTHORIZED, "a revoked session still opens");
+        }
+    }
+    for gw in [&a, &b] {
+        assert_eq!(status_of(gw.addr, &other, "application/json").await.status, StatusCode::OK, "other accounts stay signed in");
+    }
+    // A bad account is a 400 naming why.
+    let bad = common::send(http::Request::post(format!("http://{}/sessions/revoke?account=rNOPE", a.admin_addr.unwrap())).body(full("")).unwrap()).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test]
+async fn revoking_an_account_with_the_memory_store() {
+    let up = upstream().await;
+    let idp = idp().await;
+    let gw = ready_gateway(&auth_config(up, &idp.issuer, "", "")).await;
+    let (n, v) = login(gw.addr, ACCOUNT, "MAINNET").await;
+    let c = format!("{n}={v}");
+    assert_eq!(status_of(gw.addr, &c, "application/json").await.status, StatusCode::OK);
+    let got = common::send(http::Request::post(format!("http://{}/sessions/revoke?account={ACCOUNT}", gw.admin_addr.unwrap())).body(full("")).unwrap()).await;
+    assert_eq!(got.json()["revoked"], 1);
+    assert_eq!(status_of(gw.addr, &c, "application/json").await.status, StatusCode::UNAUTHORIZED);
+    gw.shutdown().await;
 }

@@ -38,6 +38,17 @@ impl MemoryStore {
     }
 }
 
+impl MemoryStore {
+    /// Ends every session of `account`; how many there were.
+    pub fn revoke_account(&self, account: &str) -> usize {
+        let ids: Vec<Arc<String>> = self.cache.iter().filter(|(_, s)| s.account.as_str() == account).map(|(k, _)| k).collect();
+        for id in &ids {
+            self.cache.invalidate(id.as_str());
+        }
+        ids.len()
+    }
+}
+
 impl SessionStore for MemoryStore {
     async fn get(&self, id: &str) -> Result<Option<Arc<Session>>, StoreError> {
         Ok(self.get_now(id))

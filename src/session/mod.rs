@@ -107,6 +107,15 @@ impl Store {
         }
     }
 
+    /// Ends every session of `account` (on every replica with Redis); how many there were.
+    /// Bearer JWTs are not sessions: they stay valid until their own `exp`.
+    pub async fn revoke_account(&self, account: &str) -> Result<usize, StoreError> {
+        match self {
+            Store::Memory(m) => Ok(m.revoke_account(account)),
+            Store::Redis(r) => r.revoke_account(account).await,
+        }
+    }
+
     /// Whether the store can serve (for /readyz).
     pub async fn ready(&self) -> Result<(), StoreError> {
         match self {

@@ -99,6 +99,39 @@ impl RedisStore {
         k
     }
 
+    /// The set of an account's session keys (the account hashed like the ids: Redis holds no
+    /// r-address in clear).
+    fn account_key(&self, account: &str) -> String {
+        let h = Sha256::digest(account.as_bytes());
+        let hex: String = h.iter().map(|b| format!("{b:02x}")).collect();
+        format!("{}account:{hex}", self.prefix)
+    }
+
+    /// Ends every session of `account` on every replica: deletes their keys and publishes each
+    /// on the sign-out channel. How many there were.
+    pub async fn revoke_account(&self, account: &str) -> Result<usize, StoreError> {
+        let set = self.account_key(account);
+        let mut c = self.conn.clone();
+        let s2 = set.clone();
+        let keys: Vec<String> = self.run("SMEMBERS", async move { c.smembers(&s2).await }).await?;
+        let mut pipe = redis::pipe();
+        let channel = self.channel();
+        for k in &keys {
+            pipe.del(k).ignore().publish(&channel, k).ignore();
+        }
+        pipe.del(&set).ignore();
+        let mut c = self.conn.clone();
+        self.run("DEL", async move { pipe.query_async::<()>(&mut c).await }).await?;
+        // This replica's own copies go at once (the messages come back too).
+        for k in &keys {
+            if let Some(id) = self.local.ids.remove(k) {
+                self.local.l1.invalidate(&id);
+            }
+        }
+        let n = keys.len();
+        Ok(n)
+    }
+
     fn channel(&self) -> String {
         format!("{}signed-out", self.prefix)
     }
@@ -172,9 +205,15 @@ impl SessionStore for RedisStore {
         let stored = Stored { a: session.account.to_string(), n: session.network.clone(), t: session.user_token.clone(), s: session.source, e: session.expires_at };
         let sealed = self.sealer.seal(&key, &serde_json::to_string(&stored).expect("serializable"));
         let ttl = self.idle.as_secs().min(session.expires_at.saturating_sub(now())).max(1);
-        let mut c = self.conn.clone();
-        let k = key.clone();
-        self.run("SET", async move { c.set_ex::<_, _, ()>(&k, sealed, ttl).await }).await?;
+        let (mut c, k, set) = (self.conn.clone(), key.clone(), self.account_key(session.account.as_str()));
+        let life = session.expires_at.saturating_sub(now()).max(1);
+        // The session, and its key in the account's set, which lives as long as the newest
+        // session (the one that ends last: every session's life is capped by session.ttl).
+        // Plain commands only, so any Redis from 2.8 on will do.
+        self.run("SET", async move {
+            redis::pipe().set_ex(&k, sealed, ttl).ignore().sadd(&set, &k).ignore().expire(&set, life as i64).ignore().query_async::<()>(&mut c).await
+        })
+        .await?;
         self.remember(&id, key, &session);
         Ok(())
     }
