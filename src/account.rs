@@ -4,9 +4,23 @@
 use sha2::{Digest, Sha256};
 
 /// A validated classic r-address. Holding one proves the checksum was checked.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(transparent)]
+/// Deserializing checks it again: a stored record can never smuggle in an unchecked account.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(into = "String", try_from = "String")]
 pub struct Account(String);
+
+impl TryFrom<String> for Account {
+    type Error = AccountError;
+    fn try_from(s: String) -> Result<Account, AccountError> {
+        Account::parse(&s)
+    }
+}
+
+impl From<Account> for String {
+    fn from(a: Account) -> String {
+        a.0
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum AccountError {

@@ -29,6 +29,7 @@ pub mod redirect;
 pub mod router;
 pub mod server;
 pub mod session;
+pub mod shared;
 pub mod xumm;
 
 use std::net::SocketAddr;
@@ -119,7 +120,10 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         allowed_redirect_hosts: config.server.allowed_redirect_hosts.clone(),
         forward_auth_redirect: config.forward_auth.mode == "redirect",
         cors: cors::Cors::new(&config.cors.allowed_origins),
-        broker: config.xumm.as_ref().map(|x| xumm::broker::Broker::new(x, &config.broker.app)),
+        broker: match &config.xumm {
+            Some(x) => Some(xumm::broker::Broker::new(x, &config.broker.app, shared::Shared::from_config(config.session.as_ref())?)),
+            None => None,
+        },
         asserter: assertion::Asserter::from_config(&config.assertion, server.public_url.as_str())?,
         routes: policy::RouteTable::new(&config.routes, config.server.strict_paths),
         proxy: proxy::Proxy::new(&server, &config.upstreams),

@@ -308,3 +308,65 @@ async fn revoking_an_account_with_the_memory_store() {
     assert_eq!(status_of(gw.addr, &c, "application/json").await.status, StatusCode::UNAUTHORIZED);
     gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_payload_made_through_one_replica_is_served_by_another() {
+    use futures_util::StreamExt;
+    const KEY: &str = "aaaaaaaa-1111-4222-8333-444444444444";
+    const SECRET: &str = "bbbbbbbb-5555-4666-8777-888888888888";
+    let up = upstream().await;
+    let idp = idp().await;
+    let redis = Redis::start().await;
+    let platform = xumm_gate::demo::platform::DevPlatform::start("127.0.0.1:0".parse().unwrap(), KEY, SECRET).await.unwrap();
+    let (receiver, delivered) = counting_receiver().await;
+    let broker = format!(
+        "\n[xumm]\napi_url = \"{}\"\napi_key = \"{KEY}\"\napi_secret = \"{SECRET}\"\n\n[[broker.app]]\nname = \"shop\"\nkey = \"shop-key-123\"\n\
+         secret = \"shop-secret-0123456789\"\nmax_per_minute = 3\ncallback_url = \"http://{receiver}/cb\"\ncallback_secret = \"callback-secret-0123456789\"\n",
+        platform.url
+    );
+    let cfg = redis_config(up, &idp.issuer, &redis, "") + &broker;
+    let (a, b) = (ready_gateway(&cfg).await, ready_gateway(&cfg).await);
+    let call = |gw: SocketAddr, method: &'static str, path: String, body: Option<serde_json::Value>| async move {
+        let mut r = http::Request::builder().method(method).uri(format!("http://{gw}/.xumm/api/v1/platform/{path}")).header("x-api-key", "shop-key-123").header("x-api-secret", "shop-secret-0123456789");
+        if body.is_some() {
+            r = r.header("content-type", "application/json");
+        }
+        common::send(r.body(full(body.map(|b| b.to_string()).unwrap_or_default())).unwrap()).await
+    };
+    let payment = serde_json::json!({"txjson": {"TransactionType": "Payment", "Destination": OTHER_ACCOUNT, "Amount": "1"}});
+    // Rate limits count per clock minute: start well inside one.
+    if xumm_gate::session::now() % 60 >= 55 {
+        tokio::time::sleep(Duration::from_secs(6)).await;
+    }
+    let created = call(a.addr, "POST", "payload".into(), Some(payment.clone())).await;
+    assert_eq!(created.status, StatusCode::OK, "{}", created.text());
+    let uuid = created.json()["uuid"].as_str().unwrap().to_string();
+    // B knows it: reads it, relays its status socket, takes its webhook and calls the app back once.
+    assert_eq!(call(b.addr, "GET", format!("payload/{uuid}"), None).await.status, StatusCode::OK);
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/.xumm/sign/{uuid}", b.addr)).await.expect("B relays the status socket");
+    ws.next().await;
+    platform.resolve(&uuid, true, ACCOUNT, "MAINNET");
+    let hook = format!(r#"{{"meta":{{"payload_uuidv4":"{uuid}"}},"payloadResponse":{{"payload_uuidv4":"{uuid}","signed":true}}}}"#);
+    let ts = xumm_gate::session::now().to_string();
+    let sig = xumm_gate::xumm::webhook::sign(SECRET, &ts, hook.as_bytes());
+    let post = |gw: SocketAddr| {
+        let r = http::Request::post(format!("http://{gw}/.xumm/webhook")).header("x-xumm-request-timestamp", &ts).header("x-xumm-request-signature", &sig).body(full(hook.clone())).unwrap();
+        common::send(r)
+    };
+    assert_eq!(post(b.addr).await.status, StatusCode::OK);
+    assert_eq!(post(a.addr).await.status, StatusCode::UNAUTHORIZED, "a replayed webhook is refused by the other replica too");
+    let end = Instant::now() + Duration::from_secs(5);
+    while delivered.lock().unwrap().is_empty() && Instant::now() < end {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(delivered.lock().unwrap().clone(), vec![uuid.clone()], "one callback, whichever replica heard first");
+    // The app's max_per_minute (3) holds across the replicas together.
+    let mut statuses = Vec::new();
+    for gw in [a.addr, b.addr, a.addr, b.addr] {
+        statuses.push(call(gw, "POST", "payload".into(), Some(payment.clone())).await.status);
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == StatusCode::TOO_MANY_REQUESTS).count(), 2, "{statuses:?}");
+    a.shutdown().await;
+    b.shutdown().await;
+}

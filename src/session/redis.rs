@@ -271,6 +271,6 @@ async fn listen_for_sign_outs(client: redis::Client, channel: String, local: Wea
 }
 
 /// A Redis error as a log cause: its kind and text, never the URL (which may hold a password).
-fn redis_cause(e: &redis::RedisError) -> String {
+pub(crate) fn redis_cause(e: &redis::RedisError) -> String {
     format!("{:?}: {}", e.kind(), e.detail().unwrap_or_else(|| e.category()))
 }

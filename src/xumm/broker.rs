@@ -3,8 +3,8 @@
 //! cancel another's payload, never report a payload signed by another account as signed, and
 //! never forward a transaction type an app may not ask for.
 
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use http::{HeaderMap, Method, StatusCode};
 use serde_json::{Value, json};
@@ -31,42 +31,21 @@ pub struct App {
     key: String,
     secret_sha256: [u8; 32],
     allowed: Vec<String>,
-    limiter: Limiter,
+    max_per_minute: u32,
     network: Option<String>,
     callback: Option<Callback>,
 }
 
-/// A fixed one-minute window counter.
-#[derive(Debug)]
-struct Limiter {
-    max: u32,
-    window: Mutex<(Instant, u32)>,
-}
+/// Sign requests a signed-in user may ask for per minute.
+const USER_PER_MINUTE: u64 = 10;
 
-impl Limiter {
-    fn new(max: u32) -> Limiter {
-        Limiter { max, window: Mutex::new((Instant::now(), 0)) }
-    }
-    /// Ok, or the seconds until the window resets.
-    fn take(&self) -> Result<(), u64> {
-        let mut w = self.window.lock().unwrap();
-        if w.0.elapsed() >= Duration::from_secs(60) {
-            *w = (Instant::now(), 0);
-        }
-        if w.1 >= self.max {
-            return Err(60u64.saturating_sub(w.0.elapsed().as_secs()).max(1));
-        }
-        w.1 += 1;
-        Ok(())
-    }
-}
-
-/// What the gateway remembers of a payload it created.
-#[derive(Clone, Debug)]
+/// What the gateway remembers of a payload it created (in the shared store, so any replica can
+/// read it, relay its status socket, take its webhook and call its app back).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 struct Record {
     owner: String,
-    /// The backend app that asked (None for a signed-in user).
-    app: Option<Arc<App>>,
+    /// The name of the backend app that asked (None for a signed-in user).
+    app: Option<String>,
     /// The account that must sign it, when the payload is bound to a user.
     account: Option<Account>,
     /// The network Xumm must dispatch it to: the app's `network`, else the request's own
@@ -115,6 +94,8 @@ pub enum BrokerError {
     RateLimited(u64),
     #[error("payload not found")]
     NotFound,
+    #[error("the gateway's shared store is unavailable")]
+    Unavailable,
     #[error(transparent)]
     Xumm(#[from] XummError),
 }
@@ -127,6 +108,7 @@ impl BrokerError {
             BrokerError::TxTypeNotAllowed(_) | BrokerError::ForeignUserToken => StatusCode::FORBIDDEN,
             BrokerError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             BrokerError::NotFound => StatusCode::NOT_FOUND,
+            BrokerError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             BrokerError::Xumm(XummError::RateLimited { .. }) => StatusCode::TOO_MANY_REQUESTS,
             BrokerError::Xumm(XummError::Api { status, .. }) if status.is_client_error() => *status,
             BrokerError::Xumm(_) => StatusCode::BAD_GATEWAY,
@@ -136,6 +118,7 @@ impl BrokerError {
     pub fn retry_after(&self) -> Option<u64> {
         match self {
             BrokerError::RateLimited(s) => Some(*s),
+            BrokerError::Unavailable => Some(2),
             BrokerError::Xumm(XummError::RateLimited { retry_after }) => Some(*retry_after),
             _ => None,
         }
@@ -155,11 +138,10 @@ pub struct Broker {
     pub client: PlatformClient,
     pub webhook: crate::xumm::webhook::WebhookVerifier,
     apps: Vec<Arc<App>>,
-    user_limiters: moka::sync::Cache<String, Arc<Limiter>>,
-    /// Immutable once written; what happened to a payload since is claimed in `once`.
-    records: moka::sync::Cache<String, Record>,
-    /// Whether an outcome's audit line and app callback are still owed.
-    once: crate::xumm::once::Claims,
+    /// Payload records (immutable once written), rate-limit counters, and the claims that an
+    /// outcome's audit line, its app callback and a webhook delivery happen once: in memory for
+    /// one replica, in Redis for several.
+    shared: crate::shared::Shared,
     /// For app callbacks (a client of its own: callbacks go to the apps, not to Xumm).
     notifier: crate::oidc::HttpsClient,
 }
@@ -172,7 +154,7 @@ fn sha256(s: &str) -> [u8; 32] {
 }
 
 impl Broker {
-    pub fn new(xumm: &XummConfig, apps: &[BrokerAppConfig]) -> Broker {
+    pub fn new(xumm: &XummConfig, apps: &[BrokerAppConfig], shared: crate::shared::Shared) -> Broker {
         let apps = apps
             .iter()
             .map(|a| {
@@ -191,7 +173,7 @@ impl Broker {
                     key: a.key.clone(),
                     secret_sha256,
                     allowed: a.allowed_tx_types.clone(),
-                    limiter: Limiter::new(a.max_per_minute),
+                    max_per_minute: a.max_per_minute,
                     network: a.network.clone(),
                     callback: a.callback_url.as_deref().map(|u| Callback::new(u, a.callback_secret.as_deref().unwrap_or_default())),
                 })
@@ -201,9 +183,7 @@ impl Broker {
             client: PlatformClient::new(xumm),
             webhook: crate::xumm::webhook::WebhookVerifier::new(&xumm.api_secret),
             apps,
-            user_limiters: moka::sync::Cache::builder().max_capacity(100_000).time_to_idle(Duration::from_secs(120)).build(),
-            records: moka::sync::Cache::builder().max_capacity(1_000_000).time_to_live(RECORD_TTL).build(),
-            once: crate::xumm::once::Claims::new(RECORD_TTL),
+            shared,
             notifier: crate::oidc::https_client(),
         }
     }
@@ -248,12 +228,12 @@ impl Broker {
                 if !app.allowed.is_empty() && !app.allowed.contains(&tx_type) {
                     return Err(BrokerError::TxTypeNotAllowed(tx_type));
                 }
-                app.limiter.take().map_err(BrokerError::RateLimited)?;
-                (format!("app:{}", app.name), Some(app.clone()), bound)
+                self.take(&format!("app:{}", app.name), u64::from(app.max_per_minute)).await?;
+                (format!("app:{}", app.name), Some(app.name.clone()), bound)
             }
             Caller::User(s) => {
-                let limiter = self.user_limiters.get_with(s.account.to_string(), || Arc::new(Limiter::new(10)));
-                limiter.take().map_err(BrokerError::RateLimited)?;
+                let who: String = Sha256::digest(s.account.as_str().as_bytes()).iter().take(16).map(|b| format!("{b:02x}")).collect();
+                self.take(&format!("user:{who}"), USER_PER_MINUTE).await?;
                 // The request goes to this user's phone: their own user token, never another's.
                 match (obj.get("user_token").and_then(|t| t.as_str()), &s.user_token) {
                     (Some(given), Some(own)) if given != own => return Err(BrokerError::ForeignUserToken),
@@ -266,33 +246,62 @@ impl Broker {
                 (format!("user:{}", s.account), None, Some(s.account.clone()))
             }
         };
-        let network = app.as_ref().and_then(|a| a.network.clone()).or_else(|| body["options"]["force_network"].as_str().map(str::to_ascii_uppercase));
+        let network = app.as_ref().and_then(|a| self.app_named(a)).and_then(|a| a.network.clone()).or_else(|| body["options"]["force_network"].as_str().map(str::to_ascii_uppercase));
         let resp = self.client.call(Method::POST, "payload", Some(&body)).await?;
         let uuid = resp["uuid"].as_str().unwrap_or_default().to_string();
         if !uuid.is_empty() {
-            self.records.insert(uuid.clone(), Record { owner: owner.clone(), app, account, network, tx_type: tx_type.clone(), created: crate::session::now() });
+            let rec = Record { owner: owner.clone(), app, account, network, tx_type: tx_type.clone(), created: crate::session::now() };
+            let json = serde_json::to_string(&rec).expect("serializable");
+            if let Err(e) = self.shared.put(&format!("payload:{uuid}"), json, RECORD_TTL).await {
+                // Xumm made the payload; without its record no replica could check its signer.
+                tracing::error!(uuid = %uuid, cause = %e, "cannot record a payload");
+                return Err(BrokerError::Unavailable);
+            }
         }
         tracing::info!(target: "xumm_gate::audit", owner = %owner, tx_type = %tx_type, uuid = %uuid, outcome = "created", "sign request");
         Ok(resp)
     }
 
-    /// True when the gateway created this payload (the status socket is open to whoever knows
-    /// the uuid, as Xumm's own is; the uuid is unguessable).
-    pub fn known(&self, uuid: &str) -> bool {
-        self.records.contains_key(uuid)
+    /// One more request under `name` this minute, if fewer than `max` came (all replicas count
+    /// together); else the seconds until the minute ends.
+    async fn take(&self, name: &str, max: u64) -> Result<(), BrokerError> {
+        let (n, left) = self.shared.count_per_minute(name).await.map_err(|_| BrokerError::Unavailable)?;
+        if n > max { Err(BrokerError::RateLimited(left.max(1))) } else { Ok(()) }
     }
 
-    fn owned(&self, caller: &Caller, uuid: &str) -> Result<Record, BrokerError> {
+    fn app_named(&self, name: &str) -> Option<&Arc<App>> {
+        self.apps.iter().find(|a| a.name == name)
+    }
+
+    /// The record of a payload this gateway (any replica) created.
+    async fn record(&self, uuid: &str) -> Result<Option<Record>, BrokerError> {
+        let json = self.shared.get(&format!("payload:{uuid}")).await.map_err(|_| BrokerError::Unavailable)?;
+        Ok(json.and_then(|j| serde_json::from_str(&j).ok()))
+    }
+
+    /// True when the gateway created this payload (the status socket is open to whoever knows
+    /// the uuid, as Xumm's own is; the uuid is unguessable).
+    pub async fn known(&self, uuid: &str) -> Result<bool, BrokerError> {
+        Ok(self.record(uuid).await?.is_some())
+    }
+
+    async fn owned(&self, caller: &Caller, uuid: &str) -> Result<Record, BrokerError> {
         let owner = match caller {
             Caller::App(a) => format!("app:{}", a.name),
             Caller::User(s) => format!("user:{}", s.account),
         };
-        self.records.get(uuid).filter(|r| r.owner == owner).ok_or(BrokerError::NotFound)
+        self.record(uuid).await?.filter(|r| r.owner == owner).ok_or(BrokerError::NotFound)
+    }
+
+    /// A webhook delivery (named by its signature) seen for the first time by any replica.
+    pub async fn first_delivery(&self, signature: &str) -> Result<bool, BrokerError> {
+        let window = Duration::from_secs(2 * crate::xumm::webhook::WINDOW_SECS);
+        self.shared.claim(&format!("webhook:{signature}"), window).await.map_err(|_| BrokerError::Unavailable)
     }
 
     /// GET payload: Xumm's answer, with the signer checked against the bound account.
     pub async fn get(&self, caller: &Caller, uuid: &str) -> Result<Value, BrokerError> {
-        let rec = self.owned(caller, uuid)?;
+        let rec = self.owned(caller, uuid).await?;
         let mut resp = self.client.call(Method::GET, &format!("payload/{uuid}"), None).await?;
         let outcome = outcome(&rec, &resp);
         if outcome.ends_with("_mismatch") {
@@ -303,7 +312,7 @@ impl Broker {
         if let Some(app) = resp.get_mut("application").and_then(|a| a.as_object_mut()) {
             app.remove("issued_user_token");
         }
-        self.settle(uuid, rec, outcome, &resp, "api");
+        self.settle(uuid, rec, outcome, &resp, "api").await;
         Ok(resp)
     }
 
@@ -311,11 +320,18 @@ impl Broker {
     /// status socket): fetch it (neither message is the result), check the signer, write the
     /// audit line and notify the owning app.
     pub async fn resolved(&self, uuid: &str, via: &'static str) {
-        let Some(rec) = self.records.get(uuid) else { return };
+        let rec = match self.record(uuid).await {
+            Ok(Some(r)) => r,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(uuid = %uuid, via, cause = %e, "cannot read a resolved payload's record");
+                return;
+            }
+        };
         match self.client.call(Method::GET, &format!("payload/{uuid}"), None).await {
             Ok(resp) => {
                 let o = outcome(&rec, &resp);
-                self.settle(uuid, rec, o, &resp, via);
+                self.settle(uuid, rec, o, &resp, via).await;
             }
             Err(e) => tracing::warn!(uuid = %uuid, via, cause = %e, "cannot fetch a resolved payload"),
         }
@@ -324,19 +340,26 @@ impl Broker {
     /// Once per payload: the audit line, and (for an app with a `callback_url`, when the outcome
     /// came from Xumm rather than the app's own read) the signed notification. Each is claimed
     /// atomically, so the status socket, the webhook and reads racing on one outcome act once.
-    fn settle(&self, uuid: &str, rec: Record, outcome: &'static str, resp: &Value, via: &'static str) {
+    async fn settle(&self, uuid: &str, rec: Record, outcome: &'static str, resp: &Value, via: &'static str) {
         if outcome == "pending" {
             return;
         }
-        if self.once.claim("audit", uuid) {
+        // A claim the store cannot answer is not taken: the next news of this outcome (webhook
+        // retry, socket, read) tries again, so nothing is acted on twice and little is lost.
+        let claim = |what: &str| {
+            let key = format!("{what}:{uuid}");
+            async move { self.shared.claim(&key, RECORD_TTL).await.unwrap_or(false) }
+        };
+        if claim("audit").await {
             tracing::info!(target: "xumm_gate::audit", owner = %rec.owner, account = rec.account.as_ref().map_or("-", |a| a.as_str()), tx_type = %rec.tx_type, uuid = %uuid, outcome, via, "sign request");
         }
         // The app asked itself when the outcome came from its own read; otherwise it is told.
-        let owed = via != "api" && rec.app.as_ref().is_some_and(|a| a.callback.is_some());
-        if !(owed && self.once.claim("notify", uuid)) {
+        let app = rec.app.as_deref().and_then(|a| self.app_named(a)).cloned();
+        let owed = via != "api" && app.as_ref().is_some_and(|a| a.callback.is_some());
+        if !(owed && claim("notify").await) {
             return;
         }
-        if let Some(app) = rec.app {
+        if let Some(app) = app {
             let body = json!({
                 "uuid": uuid, "app": app.name, "outcome": outcome, "tx_type": rec.tx_type,
                 "account": rec.account.as_ref().map(|a| a.as_str()), "signer": resp["response"]["account"],
@@ -353,7 +376,7 @@ impl Broker {
     }
 
     pub async fn cancel(&self, caller: &Caller, uuid: &str) -> Result<Value, BrokerError> {
-        self.owned(caller, uuid)?;
+        self.owned(caller, uuid).await?;
         Ok(self.client.call(Method::DELETE, &format!("payload/{uuid}"), None).await?)
     }
 }

@@ -5,6 +5,5 @@ pub mod broker;
 pub mod callback;
 pub mod client;
 pub mod handle;
-pub mod once;
 pub mod routes;
 pub mod webhook;

@@ -23,7 +23,16 @@ impl Gateway {
         let Ok(body) = Limited::new(IdleBody::new(req.into_body(), self.server.body_timeout), MAX_BODY).collect().await.map(|b| b.to_bytes()) else {
             return crate::pages::json(StatusCode::PAYLOAD_TOO_LARGE, &serde_json::json!({"error": "too_large"}));
         };
-        if let Err(e) = broker.webhook.verify(ts.as_deref(), sig.as_deref(), &body, crate::session::now()) {
+        let refused = match broker.webhook.verify(ts.as_deref(), sig.as_deref(), &body, crate::session::now()) {
+            // A replay is refused by whichever replica sees it second.
+            Ok(sig) => match broker.first_delivery(&sig).await {
+                Ok(true) => None,
+                Ok(false) => Some(crate::xumm::webhook::WebhookError::Replay),
+                Err(e) => return broker_error(&e),
+            },
+            Err(e) => Some(e),
+        };
+        if let Some(e) = refused {
             tracing::warn!(cause = %e, "webhook refused");
             return crate::pages::json(StatusCode::UNAUTHORIZED, &serde_json::json!({"error": "invalid_webhook", "reason": e.to_string()}));
         }
@@ -45,8 +54,10 @@ impl Gateway {
     /// is Xumm's own (the client's key goes to Xumm, Xumm's accept comes back); when Xumm reports
     /// the outcome, the gateway fetches the payload itself to check the signer and audit it.
     pub async fn status_socket(self: &std::sync::Arc<Self>, broker: &Broker, mut req: Request<Incoming>, uuid: &str) -> Response<Body> {
-        if !broker.known(uuid) {
-            return crate::pages::json(StatusCode::NOT_FOUND, &serde_json::json!({"error": "not_found"}));
+        match broker.known(uuid).await {
+            Ok(true) => {}
+            Ok(false) => return crate::pages::json(StatusCode::NOT_FOUND, &serde_json::json!({"error": "not_found"})),
+            Err(e) => return broker_error(&e),
         }
         let Some(key) = req.headers().get("sec-websocket-key").cloned() else {
             return crate::pages::json(StatusCode::BAD_REQUEST, &serde_json::json!({"error": "websocket_required"}));
@@ -89,14 +100,10 @@ impl Gateway {
         match self.broker_inner(broker, req, rest).await {
             Ok(v) => crate::pages::json(StatusCode::OK, &v),
             Err(e) => {
-                let mut r = crate::pages::json(e.status(), &e.body());
-                if let Some(s) = e.retry_after() {
-                    r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(s));
-                }
                 if !matches!(e, BrokerError::NotFound | BrokerError::TxTypeNotAllowed(_)) {
                     tracing::info!(cause = %e, "broker call refused or failed");
                 }
-                r
+                broker_error(&e)
             }
         }
     }
@@ -194,6 +201,15 @@ impl Gateway {
         }
         Ok(())
     }
+}
+
+/// A broker refusal in Xumm's error shape, with Retry-After where waiting helps.
+fn broker_error(e: &BrokerError) -> Response<Body> {
+    let mut r = crate::pages::json(e.status(), &e.body());
+    if let Some(s) = e.retry_after() {
+        r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(s));
+    }
+    r
 }
 
 async fn read_json(req: Request<Incoming>, timeout: std::time::Duration) -> Result<serde_json::Value, BrokerError> {

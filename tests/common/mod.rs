@@ -401,3 +401,32 @@ pub fn captured_logs() -> Vec<serde_json::Value> {
     let text = String::from_utf8_lossy(&LOGS.lock().unwrap()).into_owned();
     text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
 }
+
+/// A backend app's callback endpoint that accepts every delivery and records the payload uuids.
+pub async fn counting_receiver() -> (std::net::SocketAddr, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use http_body_util::BodyExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let record = record.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                    let record = record.clone();
+                    async move {
+                        let body = req.into_body().collect().await.unwrap().to_bytes();
+                        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                        record.lock().unwrap().push(v["uuid"].as_str().unwrap().to_string());
+                        Ok::<_, std::convert::Infallible>(http::Response::builder().status(204).body(full("")).unwrap())
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(stream), svc).await;
+            });
+        }
+    });
+    (addr, seen)
+}
+

@@ -1,0 +1,140 @@
+//! State that every replica must see alike, beside the sessions: set-if-absent claims ("this
+//! happens once"), small records with a lifetime, and per-minute counters. In memory for one
+//! replica, in Redis for several. It must never let two callers win one claim, never store a
+//! secret in clear, and never turn a Redis fault into anything but `StoreError`.
+//!
+//! Each operation is one atomic Redis command (claims: `SET NX PX`; records: `SET PX` / `GET`;
+//! counters: `INCR` with `PEXPIRE` in one transaction), so replicas need no coordination.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use moka::Expiry;
+use redis::AsyncCommands;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+use crate::session::StoreError;
+
+pub enum Shared {
+    Memory(Memory),
+    Redis(Redis),
+}
+
+pub struct Memory {
+    values: moka::sync::Cache<String, (String, Duration)>,
+    counters: moka::sync::Cache<String, Arc<AtomicU64>>,
+}
+
+/// Each record lives its own lifetime.
+struct OwnTtl;
+
+impl Expiry<String, (String, Duration)> for OwnTtl {
+    fn expire_after_create(&self, _: &String, v: &(String, Duration), _: Instant) -> Option<Duration> {
+        Some(v.1)
+    }
+}
+
+pub struct Redis {
+    conn: ConnectionManager,
+    prefix: String,
+    timeout: Duration,
+}
+
+impl Shared {
+    pub fn memory() -> Shared {
+        Shared::Memory(Memory {
+            values: moka::sync::Cache::builder().max_capacity(2_000_000).expire_after(OwnTtl).build(),
+            counters: moka::sync::Cache::builder().max_capacity(200_000).time_to_live(Duration::from_secs(120)).build(),
+        })
+    }
+
+    /// Lazily connected (a Redis down at start is an outage to recover from). Keys go under
+    /// `{prefix}shared:`. Must run inside a tokio runtime.
+    pub fn redis(url: &str, prefix: &str, timeout: Duration) -> Result<Shared, String> {
+        let client = redis::Client::open(url).map_err(|e| crate::session::redis::redis_cause(&e))?;
+        let mc = ConnectionManagerConfig::new().set_connection_timeout(Some(timeout)).set_response_timeout(Some(timeout)).set_number_of_retries(2).set_max_delay(Duration::from_secs(1));
+        let conn = ConnectionManager::new_lazy_with_config(client, mc).map_err(|e| crate::session::redis::redis_cause(&e))?;
+        Ok(Shared::Redis(Redis { conn, prefix: format!("{prefix}shared:"), timeout }))
+    }
+
+    /// Redis when `session.store = "redis"` (the replicas share the sessions, so they share this
+    /// too), else memory.
+    pub fn from_config(session: Option<&crate::config::SessionConfig>) -> Result<Shared, crate::config::ConfigError> {
+        match session.filter(|s| s.store == "redis") {
+            Some(s) => {
+                let timeout = crate::config::duration("session.redis_timeout", &s.redis_timeout)?;
+                Shared::redis(s.redis_url.as_deref().unwrap_or_default(), &s.redis_key_prefix, timeout).map_err(|e| crate::config::err("session.redis_url", e))
+            }
+            None => Ok(Shared::memory()),
+        }
+    }
+
+    /// True for exactly one caller per `key` until `ttl` passes.
+    pub async fn claim(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
+        match self {
+            Shared::Memory(m) => Ok(m.values.entry(key.to_string()).or_insert((String::new(), ttl)).is_fresh()),
+            Shared::Redis(r) => {
+                let (mut c, k) = (r.conn.clone(), r.key(key));
+                let set: Option<String> = r
+                    .run("SET NX", async move { redis::cmd("SET").arg(&k).arg(1).arg("NX").arg("PX").arg(ttl.as_millis() as u64).query_async(&mut c).await })
+                    .await?;
+                Ok(set.is_some())
+            }
+        }
+    }
+
+    pub async fn put(&self, key: &str, value: String, ttl: Duration) -> Result<(), StoreError> {
+        match self {
+            Shared::Memory(m) => {
+                m.values.insert(key.to_string(), (value, ttl));
+                Ok(())
+            }
+            Shared::Redis(r) => {
+                let (mut c, k) = (r.conn.clone(), r.key(key));
+                r.run("SET", async move { c.pset_ex::<_, _, ()>(&k, value, ttl.as_millis() as u64).await }).await
+            }
+        }
+    }
+
+    pub async fn get(&self, key: &str) -> Result<Option<String>, StoreError> {
+        match self {
+            Shared::Memory(m) => Ok(m.values.get(key).map(|(v, _)| v)),
+            Shared::Redis(r) => {
+                let (mut c, k) = (r.conn.clone(), r.key(key));
+                r.run("GET", async move { c.get(&k).await }).await
+            }
+        }
+    }
+
+    /// Counts one more event in the current minute under `name`; the count so far (this one
+    /// included) and the seconds until the minute ends. All replicas count together.
+    pub async fn count_per_minute(&self, name: &str) -> Result<(u64, u64), StoreError> {
+        let now = crate::session::now();
+        let (minute, left) = (now / 60, 60 - now % 60);
+        let key = format!("count:{name}:{minute}");
+        let n = match self {
+            Shared::Memory(m) => m.counters.get_with(key, || Arc::new(AtomicU64::new(0))).fetch_add(1, Ordering::AcqRel) + 1,
+            Shared::Redis(r) => {
+                let (mut c, k) = (r.conn.clone(), r.key(&key));
+                let (n,): (u64,) = r.run("INCR", async move { redis::pipe().atomic().incr(&k, 1u64).expire(&k, 120).ignore().query_async(&mut c).await }).await?;
+                n
+            }
+        };
+        Ok((n, left))
+    }
+}
+
+impl Redis {
+    fn key(&self, k: &str) -> String {
+        format!("{}{k}", self.prefix)
+    }
+
+    async fn run<T>(&self, what: &'static str, f: impl std::future::Future<Output = redis::RedisResult<T>>) -> Result<T, StoreError> {
+        match tokio::time::timeout(self.timeout, f).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(StoreError::Unavailable(format!("redis {what}: {}", crate::session::redis::redis_cause(&e)))),
+            Err(_) => Err(StoreError::Unavailable(format!("redis {what}: no answer within {:?}", self.timeout))),
+        }
+    }
+}
