@@ -25,18 +25,73 @@ fn ingress_nginx_annotations_and_kubernetes_manifests() {
     assert!(ann["nginx.ingress.kubernetes.io/auth-url"].as_str().unwrap().ends_with("/.xumm/auth"));
     // The whole original URI, escaped as one parameter ($request_uri unescaped would split at '&').
     assert!(ann["nginx.ingress.kubernetes.io/auth-signin"].as_str().unwrap().ends_with("/.xumm/start?rd=$escaped_request_uri"));
-    for d in ing.iter().chain(docs("deploy/kubernetes/sidecar.yaml").iter()) {
+    for d in &ing {
         assert!(d["apiVersion"].is_string() && d["kind"].is_string() && d["metadata"]["name"].is_string());
     }
-    // the sidecar's embedded config is a valid xumm-gate config
-    let side = docs("deploy/kubernetes/sidecar.yaml");
-    let toml = side[0]["data"]["config.toml"].as_str().unwrap();
-    let env = |n: &str| match n {
-        "XUMM_GATE_COOKIE_SECRET" => Some("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".to_string()),
-        _ => Some("11111111-2222-4333-8444-555555555555".to_string()),
-    };
-    xumm_gate::config::Config::from_toml(toml, &env).expect("sidecar config is valid");
 }
+
+/// `kubectl kustomize` (on the machine) renders an overlay; its documents.
+fn render(overlay: &str) -> Vec<serde_yaml::Value> {
+    let dir = format!("{}/deploy/kubernetes/overlays/{overlay}", env!("CARGO_MANIFEST_DIR"));
+    let out = std::process::Command::new("kubectl").args(["kustomize", &dir]).output().expect("kubectl is installed (.ci/run installs it)");
+    assert!(out.status.success(), "{overlay}: {}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    serde_yaml::Deserializer::from_str(&text).map(|d| serde::Deserialize::deserialize(d).unwrap()).collect()
+}
+
+#[test]
+fn every_kubernetes_overlay_renders_a_deployment_that_runs() {
+    for overlay in ["standalone", "sidecar", "forward-auth", "external-redis"] {
+        let docs = render(overlay);
+        let kind = |k: &'static str| docs.iter().filter(move |d| d["kind"].as_str() == Some(k));
+        // No secret value in the manifests: no Secret at all, only references to one.
+        assert_eq!(kind("Secret").count(), 0, "{overlay} inlines a Secret");
+        let deploy = kind("Deployment").find(|d| d["metadata"]["name"] == "xumm-gate").expect("the gateway's Deployment");
+        assert_eq!(deploy["spec"]["replicas"].as_u64(), Some(2), "{overlay}");
+        let pod = &deploy["spec"]["template"]["spec"];
+        assert_eq!(pod["securityContext"]["runAsNonRoot"].as_bool(), Some(true), "{overlay}");
+        assert!(pod["topologySpreadConstraints"].is_sequence(), "{overlay}");
+        let gw = pod["containers"].as_sequence().unwrap().iter().find(|c| c["name"] == "xumm-gate").unwrap();
+        assert_eq!(gw["securityContext"]["readOnlyRootFilesystem"].as_bool(), Some(true), "{overlay}");
+        assert!(gw["resources"]["limits"]["memory"].is_string(), "{overlay}");
+        let ports: Vec<(String, u64)> = gw["ports"].as_sequence().unwrap().iter().map(|p| (p["name"].as_str().unwrap().to_string(), p["containerPort"].as_u64().unwrap())).collect();
+        assert_eq!(ports, vec![("http".to_string(), 4180), ("admin".to_string(), 9180)], "{overlay}");
+        assert_eq!(gw["readinessProbe"]["httpGet"]["path"], "/readyz");
+        assert_eq!(gw["readinessProbe"]["httpGet"]["port"], "admin");
+        assert_eq!(gw["livenessProbe"]["httpGet"]["path"], "/healthz");
+        assert_eq!(gw["envFrom"][0]["secretRef"]["name"], "xumm-gate", "{overlay}: secrets come from the Secret");
+        for e in gw["env"].as_sequence().unwrap() {
+            let name = e["name"].as_str().unwrap();
+            assert!(!name.contains("SECRET") || e.get("valueFrom").is_some(), "{overlay}: {name} inlined");
+        }
+        assert!(kind("PodDisruptionBudget").count() == 1 && kind("Service").count() >= 1 && kind("NetworkPolicy").count() == 1, "{overlay}");
+        // The rendered config is a valid xumm-gate config with the environment the Deployment gives.
+        let cm = kind("ConfigMap").next().expect("the config");
+        let mounted = pod["volumes"][0]["configMap"]["name"].as_str().unwrap();
+        assert_eq!(cm["metadata"]["name"].as_str(), Some(mounted), "{overlay}: the Deployment mounts the generated ConfigMap");
+        let env = |n: &str| match n {
+            "XUMM_GATE_COOKIE_SECRET" => Some("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".to_string()),
+            "REDIS_URL" => Some("redis://redis:6379".to_string()),
+            "PUBLIC_URL" => Some("https://app.example.com".to_string()),
+            "UPSTREAM_URL" => Some("http://127.0.0.1:8080".to_string()),
+            _ => Some("11111111-2222-4333-8444-555555555555".to_string()),
+        };
+        let cfg = xumm_gate::config::Config::from_toml(cm["data"]["config.toml"].as_str().unwrap(), &env).unwrap_or_else(|e| panic!("{overlay}: {e}"));
+        assert_eq!(cfg.session.as_ref().unwrap().store, "redis", "{overlay}: replicas share sessions");
+        let redis_env = gw["env"].as_sequence().unwrap().iter().any(|e| e["name"] == "REDIS_URL");
+        assert!(redis_env, "{overlay}: REDIS_URL is set");
+        match overlay {
+            "standalone" => assert!(kind("Deployment").any(|d| d["metadata"]["name"] == "xumm-gate-redis")),
+            "sidecar" => assert!(pod["containers"].as_sequence().unwrap().iter().any(|c| c["name"] == "app")),
+            "forward-auth" => {
+                assert!(cfg.upstreams.is_empty(), "forward auth needs no upstream");
+                assert!(kind("Ingress").count() == 2);
+            }
+            _ => {}
+        }
+    }
+}
+
 
 #[test]
 fn the_container_and_compose_example_fit_together() {
