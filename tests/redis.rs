@@ -15,11 +15,19 @@ struct Redis {
     child: Option<Child>,
     port: u16,
     dir: tempfile::TempDir,
+    args: Vec<String>,
+    /// user:password for the URL, when the server requires them.
+    auth: Option<String>,
 }
 
 impl Redis {
     async fn start() -> Redis {
-        let mut r = Redis { child: None, port: free_port(), dir: tempfile::tempdir().unwrap() };
+        Redis::start_with(&[]).await
+    }
+
+    /// With more redis-server arguments (ACL users, ...).
+    async fn start_with(args: &[&str]) -> Redis {
+        let mut r = Redis { child: None, port: free_port(), dir: tempfile::tempdir().unwrap(), args: args.iter().map(|a| a.to_string()).collect(), auth: None };
         r.restart().await;
         r
     }
@@ -31,6 +39,7 @@ impl Redis {
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .arg("--dir")
             .arg(self.dir.path())
+            .args(&self.args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -45,11 +54,12 @@ impl Redis {
         panic!("redis-server did not start");
     }
 
+    /// Answers at all (a PING refused for want of authentication counts: the server is up).
     async fn ping(&self) -> bool {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await else { return false };
-        let mut buf = [0u8; 7];
-        s.write_all(b"PING\r\n").await.is_ok() && tokio::time::timeout(Duration::from_millis(200), s.read_exact(&mut buf)).await.is_ok_and(|r| r.is_ok()) && &buf == b"+PONG\r\n"
+        let mut buf = [0u8; 1];
+        s.write_all(b"PING\r\n").await.is_ok() && tokio::time::timeout(Duration::from_millis(200), s.read_exact(&mut buf)).await.is_ok_and(|r| r.is_ok()) && matches!(&buf, b"+" | b"-")
     }
 
     fn stop(&mut self) {
@@ -65,7 +75,10 @@ impl Redis {
     }
 
     fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        match &self.auth {
+            Some(a) => format!("redis://{a}@127.0.0.1:{}", self.port),
+            None => format!("redis://127.0.0.1:{}", self.port),
+        }
     }
 
     /// Every key the gateway wrote, with its value (a string, or a set's members joined).
@@ -369,4 +382,32 @@ async fn a_payload_made_through_one_replica_is_served_by_another() {
     assert_eq!(statuses.iter().filter(|s| **s == StatusCode::TOO_MANY_REQUESTS).count(), 2, "{statuses:?}");
     a.shutdown().await;
     b.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_redis_acl_user_with_a_password() {
+    let up = upstream().await;
+    let idp = idp().await;
+    // The default user is off: only the gateway's user, with its password and key prefix, gets in.
+    let mut redis = Redis::start_with(&["--user", "default", "off", "--user", "gw", "on", ">gw-pass-123", "~test-gw:*", "&*", "+@all"]).await;
+    redis.auth = Some("gw:gw-pass-123".into());
+    let a = ready_gateway(&redis_config(up, &idp.issuer, &redis, "")).await;
+    let b = ready_gateway(&redis_config(up, &idp.issuer, &redis, "")).await;
+    let (n, v) = login(a.addr, ACCOUNT, "MAINNET").await;
+    let cookie = format!("{n}={v}");
+    assert_eq!(status_of(b.addr, &cookie, "application/json").await.status, StatusCode::OK);
+    assert_eq!(get_with(b.addr, "/.xumm/sign_out", &[("cookie", &cookie)]).await.status, StatusCode::OK);
+    let got = until(a.addr, &cookie, StatusCode::UNAUTHORIZED, Duration::from_secs(2)).await;
+    assert_eq!(got.status, StatusCode::UNAUTHORIZED, "sign-out fanned out through the ACL user's pub/sub");
+    // A wrong password is an outage (503), not a sign-in loop, and says so on /readyz.
+    redis.auth = Some("gw:wrong".into());
+    let c = gateway(&redis_config(up, &idp.issuer, &redis, "")).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(status_of(c.addr, &cookie, "text/html").await.status, StatusCode::SERVICE_UNAVAILABLE);
+    let ready = get(c.admin_addr.unwrap(), "/readyz").await;
+    assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(!ready.text().contains("wrong"), "no password in {}", ready.text());
+    for gw in [a, b, c] {
+        gw.shutdown().await;
+    }
 }
