@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Whole-gateway load benchmark: upstream direct, nginx plain reverse proxy, xumm-gate (public route).
+# Whole-gateway load benchmark: upstream direct, nginx plain reverse proxy, xumm-gate (public route,
+# signed in with the memory store, signed in with the Redis store: a redis-server of its own).
 # Usage: [WORKERS=1] [ROUNDS=3] benches/load.sh [duration=10s] [connections=32]
 # Installs nginx and wrk from Debian when missing. Everything runs on 127.0.0.1.
 set -euo pipefail
@@ -14,6 +15,7 @@ PERF=${PERF:-}          # perf arguments, e.g. PERF="record -F 2999 -o /tmp/perf
 need=()
 command -v wrk >/dev/null || need+=(wrk)
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx)
+command -v redis-server >/dev/null || need+=(redis-server)
 if [ ${#need[@]} -gt 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null; fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
@@ -29,7 +31,7 @@ cleanup() {
 trap cleanup EXIT
 
 port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
-UP=$(port); NG=$(port); GW=$(port); ADMIN=$(port); IDP=$(port)
+UP=$(port); NG=$(port); GW=$(port); ADMIN=$(port); IDP=$(port); GWR_PORT=$(port); ADMIN_R=$(port); REDIS=$(port)
 CLIENT_ID=bench-client; CLIENT_SECRET=bench-secret
 COOKIE_SECRET=$(python3 -c 'import base64,os;print(base64.b64encode(os.urandom(32)).decode())')
 
@@ -75,14 +77,26 @@ url = "http://127.0.0.1:$UP"
 path = "/public"
 public = true
 TOML
+# The same gateway with its sessions in Redis (signed-in requests are served from its L1).
+redis-server --port "$REDIS" --bind 127.0.0.1 --save "" --appendonly no --dir "$work" >/dev/null 2>&1 &
+pids+=($!)
+sed -e "s/127.0.0.1:$GW\"/127.0.0.1:$GWR_PORT\"/; s/127.0.0.1:$ADMIN\"/127.0.0.1:$ADMIN_R\"/" \
+    -e "s|^\[session\]|[session]\nstore = \"redis\"\nredis_url = \"redis://127.0.0.1:$REDIS\"|" "$work/gate.toml" >"$work/gate-redis.toml"
 "$BIN" dev-provider --listen "127.0.0.1:$IDP" --client-id "$CLIENT_ID" --client-secret "$CLIENT_SECRET" >/dev/null 2>&1 &
 pids+=($!)
 "$BIN" run --config "$work/gate.toml" 2>"$work/gate.log" &
 GATE_PID=$!
 pids+=($GATE_PID)
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$ADMIN/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
+"$BIN" run --config "$work/gate-redis.toml" 2>"$work/gate-redis.log" &
+GATE_R_PID=$!
+pids+=($GATE_R_PID)
+for a in "$ADMIN" "$ADMIN_R"; do
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$a/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
+done
 COOKIE=$(python3 benches/login.py "http://127.0.0.1:$GW" rHb9CJAWyB4rj91VRWn96DkukG4bwdtyTh)
 curl -sf -H "Cookie: $COOKIE" "http://127.0.0.1:$GW/" >/dev/null || { echo "signed-in request failed" >&2; exit 1; }
+COOKIE_R=$(python3 benches/login.py "http://127.0.0.1:$GWR_PORT" rHb9CJAWyB4rj91VRWn96DkukG4bwdtyTh)
+curl -sf -H "Cookie: $COOKIE_R" "http://127.0.0.1:$GWR_PORT/" >/dev/null || { echo "signed-in request (redis) failed" >&2; exit 1; }
 
 # CPU time (user + system, in clock ticks) of some processes, from /proc.
 ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo "$t"; }
@@ -94,10 +108,10 @@ PROXY_PIDS=$(workers_of proxy); UPSTREAM_PIDS=$(workers_of upstream)
 run() { # name url [wrk args]: prints req/s, latency and the CPU each process spent per request
   local out rps p50 p99 reqs g0 p0 u0 g1 p1 u1
   # shellcheck disable=SC2086 # pid lists
-  g0=$(ticks "$GATE_PID"); p0=$(ticks $PROXY_PIDS); u0=$(ticks $UPSTREAM_PIDS)
+  g0=$(ticks "$GATE_PID" "$GATE_R_PID"); p0=$(ticks $PROXY_PIDS); u0=$(ticks $UPSTREAM_PIDS)
   out=$(wrk -t1 -c"$CONNS" -d"$DUR" --latency "${@:3}" "$2")
   # shellcheck disable=SC2086
-  g1=$(ticks "$GATE_PID"); p1=$(ticks $PROXY_PIDS); u1=$(ticks $UPSTREAM_PIDS)
+  g1=$(ticks "$GATE_PID" "$GATE_R_PID"); p1=$(ticks $PROXY_PIDS); u1=$(ticks $UPSTREAM_PIDS)
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   p50=$(awk '$1=="50%" {print $2}' <<<"$out")
   p99=$(awk '$1=="99%" {print $2}' <<<"$out")
@@ -114,8 +128,8 @@ ratios=()
 for round in $(seq "$ROUNDS"); do
   echo "round $round" >&2
   # the order rotates each round, so no contender always runs right after another
-  for turn in $(seq 0 2); do
-    case $(( (turn + round) % 3 )) in
+  for turn in $(seq 0 3); do
+    case $(( (turn + round) % 4 )) in
       0) NGX=$(run "nginx proxy" "http://127.0.0.1:$NG/") ;;
       1) GWR=$(run "xumm-gate (public)" "http://127.0.0.1:$GW/public/") ;;
       2)
@@ -127,9 +141,10 @@ for round in $(seq "$ROUNDS"); do
         GWS=$(run "xumm-gate (signed in)" "http://127.0.0.1:$GW/" -H "Cookie: $COOKIE")
         if [ -n "$PERF" ] && [ "$round" = 1 ]; then wait "$PERF_PID" || true; cat "$work/perf.txt" >&2; fi
         ;;
+      3) GWX=$(run "xumm-gate (redis store)" "http://127.0.0.1:$GWR_PORT/" -H "Cookie: $COOKIE_R") ;;
     esac
   done
-  ratios+=("$(awk -v n="$NGX" -v p="$GWR" -v s="$GWS" 'BEGIN { printf "%.3f %.3f", p / n, s / n }')")
+  ratios+=("$(awk -v n="$NGX" -v p="$GWR" -v s="$GWS" -v x="$GWX" 'BEGIN { printf "%.3f %.3f %.3f", p / n, s / n, x / s }')")
 done
-printf '%s\n' "${ratios[@]}" | awk '{ p[NR] = $1; s[NR] = $2; printf "round %d ratio xumm-gate/nginx: public %.2f, signed in %.2f\n", NR, $1, $2 }
-  END { n = asort(p); asort(s); m = int((n + 1) / 2); printf "median ratio xumm-gate/nginx: public %.2f, signed in %.2f\n", p[m], s[m] }' >&2
+printf '%s\n' "${ratios[@]}" | awk '{ p[NR] = $1; s[NR] = $2; x[NR] = $3; printf "round %d ratio xumm-gate/nginx: public %.2f, signed in %.2f; redis store/memory store signed in %.2f\n", NR, $1, $2, $3 }
+  END { n = asort(p); asort(s); asort(x); m = int((n + 1) / 2); printf "median ratio xumm-gate/nginx: public %.2f, signed in %.2f; redis store/memory store, signed in: %.2f\n", p[m], s[m], x[m] }' >&2

@@ -411,3 +411,64 @@ async fn a_redis_acl_user_with_a_password() {
         gw.shutdown().await;
     }
 }
+
+/// An upstream that answers every request head with a header in mixed case: the fast path
+/// relays it as sent, hyper writes it in lower case (which path served a request shows).
+async fn mixed_case_upstream() -> SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (mut s, _) = listener.accept().await.unwrap();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                loop {
+                    if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        buf.drain(..end + 4);
+                        if s.write_all(b"HTTP/1.1 200 OK\r\nX-Case: Mixed\r\nContent-Length: 2\r\n\r\nok").await.is_err() {
+                            return;
+                        }
+                        continue;
+                    }
+                    let mut chunk = [0u8; 4096];
+                    match s.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn a_session_refetched_from_redis_keeps_its_connection_on_the_fast_path() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let up = mixed_case_upstream().await;
+    let idp = idp().await;
+    let redis = Redis::start().await;
+    let gw = ready_gateway(&redis_config(up, &idp.issuer, &redis, "l1_ttl = \"1s\"")).await;
+    let (n, v) = login(gw.addr, ACCOUNT, "MAINNET").await;
+    let mut s = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    let mut answers = Vec::new();
+    for pause in [0, 1300, 0] {
+        // The second request comes after the L1 copy expired: the session is fetched from Redis.
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+        s.write_all(format!("GET /private HTTP/1.1\r\nHost: app\r\nCookie: {n}={v}\r\n\r\n").as_bytes()).await.unwrap();
+        let mut got = Vec::new();
+        while !got.ends_with(b"\r\n\r\nok") {
+            let mut chunk = [0u8; 4096];
+            let k = tokio::time::timeout(Duration::from_secs(5), s.read(&mut chunk)).await.unwrap().unwrap();
+            assert!(k > 0, "closed: {}", String::from_utf8_lossy(&got));
+            got.extend_from_slice(&chunk[..k]);
+        }
+        answers.push(String::from_utf8_lossy(&got).into_owned());
+    }
+    for (i, a) in answers.iter().enumerate() {
+        assert!(a.starts_with("HTTP/1.1 200"), "{i}: {a}");
+        assert!(a.contains("X-Case: Mixed"), "request {i} left the fast path: {a}");
+    }
+    gw.shutdown().await;
+}

@@ -90,7 +90,7 @@ pub fn plan_head(gw: &Gateway, head: &[u8], out: &mut Vec<u8>) -> Option<usize> 
     let peer = Peer { trusted: false, ip: HeaderValue::from_static("192.0.2.1") };
     match request::plan(gw, head, &peer, out) {
         Planned::Ready(_) => Some(out.len()),
-        Planned::Partial | Planned::Handover => None,
+        Planned::Partial | Planned::Handover | Planned::Lookup(_) => None,
     }
 }
 
@@ -112,10 +112,25 @@ impl Conn {
     /// Reads and answers one request, or says it is not the fast path's.
     async fn next(&mut self, gw: &Gateway, shutdown: &mut watch::Receiver<bool>) -> Step {
         let mut armed = false;
+        let mut looked_up = false;
         let plan = loop {
             match request::plan(gw, &self.buf, &self.peer, &mut self.out) {
                 Planned::Ready(p) => break p,
                 Planned::Handover => return Step::Handover,
+                Planned::Lookup(sid) if !looked_up => {
+                    // Into L1 and plan again (once); no session, or a store fault, is the
+                    // general path's to answer (302/401, or 503).
+                    looked_up = true;
+                    let found = match &gw.auth {
+                        Some(auth) => crate::session::SessionStore::get(&auth.store, &sid).await,
+                        None => Ok(None),
+                    };
+                    if matches!(found, Ok(Some(_))) {
+                        continue;
+                    }
+                    return Step::Handover;
+                }
+                Planned::Lookup(_) => return Step::Handover,
                 Planned::Partial => {}
             }
             if self.buf.len() >= gw.server.max_header_bytes {

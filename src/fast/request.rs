@@ -46,6 +46,10 @@ pub enum Planned<'g> {
     Partial,
     /// Not the fast path's request: the general path answers it.
     Handover,
+    /// A session cookie whose session is not in this process (the Redis store's L1): the
+    /// connection task fetches it (awaiting the store) and plans again, so one L1 refresh does
+    /// not move a keep-alive connection off the fast path for good.
+    Lookup(Arc<str>),
     Ready(Plan<'g>),
 }
 
@@ -107,16 +111,18 @@ pub fn plan<'g>(gw: &'g Gateway, buf: &[u8], peer: &Peer, out: &mut Vec<u8>) -> 
     let Some(target) = req.path.and_then(|t| PathAndQuery::try_from(t).ok().filter(|pq| pq.as_str() == t)) else {
         return Planned::Handover;
     };
-    match take(gw, &req, &target, peer, out) {
+    let mut lookup = None;
+    match take(gw, &req, &target, peer, out, &mut lookup) {
         Some((up, method, close, json, route)) => Planned::Ready(Plan { head_len, up, method, close, json, target, route }),
-        None => Planned::Handover,
+        None => lookup.map_or(Planned::Handover, Planned::Lookup),
     }
 }
 
 type Taken<'g> = (&'g Upstream, Method, bool, bool, Arc<RouteMetrics>);
 
-/// The fast path's decision on a parsed request, and the upstream head when it takes it.
-fn take<'g>(gw: &'g Gateway, req: &httparse::Request<'_, '_>, target: &PathAndQuery, peer: &Peer, out: &mut Vec<u8>) -> Option<Taken<'g>> {
+/// The fast path's decision on a parsed request, and the upstream head when it takes it. A
+/// session that only the shared store may hold is named in `lookup`.
+fn take<'g>(gw: &'g Gateway, req: &httparse::Request<'_, '_>, target: &PathAndQuery, peer: &Peer, out: &mut Vec<u8>, lookup: &mut Option<Arc<str>>) -> Option<Taken<'g>> {
     // CORS answers vary by Origin and decorate every response: the general path's work.
     if req.version != Some(1) || req.headers.len() > gw.server.max_headers || gw.cors.enabled() {
         return None;
@@ -136,7 +142,13 @@ fn take<'g>(gw: &'g Gateway, req: &httparse::Request<'_, '_>, target: &PathAndQu
     let scan = scan(gw, req.headers, want_session)?;
     let session: Option<Arc<Session>> = match (&gw.auth, want_session) {
         (Some(auth), true) => {
-            let s = auth.store.get_now(scan.sid.as_ref()?)?;
+            let sid = scan.sid.as_ref()?;
+            let Some(s) = auth.store.get_now(sid) else {
+                if auth.store.is_shared() {
+                    *lookup = Some(sid.clone());
+                }
+                return None;
+            };
             if !crate::router::allowed(decision.route, &s) {
                 return None;
             }

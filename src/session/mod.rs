@@ -107,6 +107,11 @@ impl Store {
         }
     }
 
+    /// True when a session missing from this process may still live elsewhere (Redis).
+    pub fn is_shared(&self) -> bool {
+        matches!(self, Store::Redis(_))
+    }
+
     /// Ends every session of `account` (on every replica with Redis); how many there were.
     /// Bearer JWTs are not sessions: they stay valid until their own `exp`.
     pub async fn revoke_account(&self, account: &str) -> Result<usize, StoreError> {
