@@ -288,3 +288,22 @@ async fn the_client_gets_one_content_length_however_the_upstream_sends_it() {
         gw.shutdown().await;
     }
 }
+
+#[tokio::test]
+async fn both_paths_answer_a_browser_with_the_same_error_page() {
+    // Nothing listens upstream: a 502, an HTML page for browsers, JSON for API callers.
+    let dead = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let mut seen = Vec::new();
+    for fast in [true, false] {
+        let gw = gateway(&config_text(dead, &format!("fast_path = {fast}"))).await;
+        for (accept, ctype) in [("text/html,application/xhtml+xml", "text/html"), ("application/json", "application/json"), ("*/*", "text/plain")] {
+            let got = get_with(gw.addr, "/public/x", &[("accept", accept)]).await;
+            assert_eq!(got.status, StatusCode::BAD_GATEWAY);
+            let ct = got.headers["content-type"].to_str().unwrap().to_string();
+            assert!(ct.starts_with(ctype), "fast_path = {fast}, {accept}: {ct}");
+            seen.push((accept, got.text()));
+        }
+        gw.shutdown().await;
+    }
+    assert_eq!(seen[..3], seen[3..], "the fast path and the hyper path differ");
+}

@@ -26,6 +26,15 @@ pub struct Peer {
     pub ip: HeaderValue,
 }
 
+/// The error body a client gets, from its Accept header: JSON when it accepts JSON, an HTML page
+/// for browsers, else text (`error::error_response`'s order).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Accepts {
+    Json,
+    Html,
+    Other,
+}
+
 /// A request the fast path takes, its upstream head already written.
 pub struct Plan<'g> {
     /// Length of the client's request head in the read buffer.
@@ -34,8 +43,8 @@ pub struct Plan<'g> {
     pub method: Method,
     /// The client asked to close the connection after this response.
     pub close: bool,
-    /// The client accepts JSON (for error bodies).
-    pub json: bool,
+    /// What error bodies the client reads (as the general path negotiates them).
+    pub accepts: Accepts,
     /// The request target, checked as the general path's URI parser checks it.
     pub target: PathAndQuery,
     pub route: Arc<RouteMetrics>,
@@ -113,12 +122,12 @@ pub fn plan<'g>(gw: &'g Gateway, buf: &[u8], peer: &Peer, out: &mut Vec<u8>) -> 
     };
     let mut lookup = None;
     match take(gw, &req, &target, peer, out, &mut lookup) {
-        Some((up, method, close, json, route)) => Planned::Ready(Plan { head_len, up, method, close, json, target, route }),
+        Some((up, method, close, accepts, route)) => Planned::Ready(Plan { head_len, up, method, close, accepts, target, route }),
         None => lookup.map_or(Planned::Handover, Planned::Lookup),
     }
 }
 
-type Taken<'g> = (&'g Upstream, Method, bool, bool, Arc<RouteMetrics>);
+type Taken<'g> = (&'g Upstream, Method, bool, Accepts, Arc<RouteMetrics>);
 
 /// The fast path's decision on a parsed request, and the upstream head when it takes it. A
 /// session that only the shared store may hold is named in `lookup`.
@@ -163,7 +172,7 @@ fn take<'g>(gw: &'g Gateway, req: &httparse::Request<'_, '_>, target: &PathAndQu
     }
     write_head(gw, out, &method, target, up, req.headers, &scan, peer, session.as_deref());
     let route = decision.route.map(|r| r.metrics.clone()).unwrap_or_else(|| gw.default_route.clone());
-    Some((up, method, scan.close, scan.json, route))
+    Some((up, method, scan.close, scan.accepts, route))
 }
 
 /// What one pass over the request headers found.
@@ -171,8 +180,8 @@ struct Scan<'b> {
     kinds: [Name; MAX_HEADERS],
     /// The client asked to close the connection.
     close: bool,
-    /// The client accepts JSON.
-    json: bool,
+    /// What error bodies the client reads.
+    accepts: Accepts,
     host: Option<&'b [u8]>,
     xff: Option<&'b [u8]>,
     has_xfp: bool,
@@ -187,7 +196,7 @@ struct Scan<'b> {
 
 /// One pass over the headers; None when one of them is the general path's.
 fn scan<'b>(gw: &Gateway, headers: &[httparse::Header<'b>], want_session: bool) -> Option<Scan<'b>> {
-    let mut sc = Scan { kinds: [Name::Other; MAX_HEADERS], close: false, json: false, host: None, xff: None, has_xfp: false, has_xfh: false, own: 0, foreign: 0, sid: None };
+    let mut sc = Scan { kinds: [Name::Other; MAX_HEADERS], close: false, accepts: Accepts::Other, host: None, xff: None, has_xfp: false, has_xfh: false, own: 0, foreign: 0, sid: None };
     for (i, h) in headers.iter().enumerate() {
         sc.kinds[i] = classify(h.name);
         match sc.kinds[i] {
@@ -203,7 +212,11 @@ fn scan<'b>(gw: &Gateway, headers: &[httparse::Header<'b>], want_session: bool) 
             }
             Name::Accept => {
                 let a = std::str::from_utf8(h.value).unwrap_or_default();
-                sc.json |= a.contains("application/json") || a.contains("+json");
+                if a.contains("application/json") || a.contains("+json") {
+                    sc.accepts = Accepts::Json;
+                } else if a.contains("text/html") && sc.accepts == Accepts::Other {
+                    sc.accepts = Accepts::Html;
+                }
             }
             Name::Host if sc.host.is_none() => sc.host = Some(h.value),
             Name::ForwardedFor if sc.xff.is_none() => sc.xff = Some(h.value),
