@@ -249,6 +249,10 @@ pub struct SessionConfig {
     /// `redis://[user:password@]host:port[/db]` for `store = "redis"`.
     #[serde(default)]
     pub redis_url: Option<String>,
+    /// For `rediss://`: a PEM file with the CA that signs the server's certificate (default: the
+    /// system's roots).
+    #[serde(default)]
+    pub redis_ca_file: Option<String>,
     /// Prefix of every key (and the pub/sub channel) the gateway uses in Redis.
     #[serde(default = "default_redis_prefix")]
     pub redis_key_prefix: String,
@@ -671,10 +675,16 @@ impl Config {
                 "redis" => {
                     match s.redis_url.as_deref().map(url::Url::parse) {
                         None => p.add("session.redis_url", "is required with store = \"redis\" (redis://[user:password@]host:6379[/db])"),
-                        Some(Ok(u)) if u.scheme() == "redis" && u.host_str().is_some() => {}
-                        Some(Ok(u)) if u.scheme() == "rediss" => p.add("session.redis_url", "rediss:// (TLS) is not available in this version yet; use redis:// on a private network"),
+                        Some(Ok(u)) if matches!(u.scheme(), "redis" | "rediss") && u.host_str().is_some() => {}
                         // Never echo the URL: it may hold a password.
                         Some(_) => p.add("session.redis_url", "must be a redis://host:port URL"),
+                    }
+                    if let Some(ca) = &s.redis_ca_file {
+                        match std::fs::read_to_string(ca) {
+                            Ok(pem) if pem.contains("-----BEGIN CERTIFICATE-----") => {}
+                            Ok(_) => p.add("session.redis_ca_file", format!("{ca} holds no PEM certificate")),
+                            Err(e) => p.add("session.redis_ca_file", format!("cannot read {ca}: {}", io_reason(&e))),
+                        }
                     }
                     p.take(bounded("session.redis_timeout", &s.redis_timeout, Duration::from_millis(10), Duration::from_secs(60)));
                     p.take(bounded("session.l1_ttl", &s.l1_ttl, Duration::from_secs(1), Duration::from_secs(300)));

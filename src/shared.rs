@@ -51,8 +51,8 @@ impl Shared {
 
     /// Lazily connected (a Redis down at start is an outage to recover from). Keys go under
     /// `{prefix}shared:`. Must run inside a tokio runtime.
-    pub fn redis(url: &str, prefix: &str, timeout: Duration) -> Result<Shared, String> {
-        let client = redis::Client::open(url).map_err(|e| crate::session::redis::redis_cause(&e))?;
+    pub fn redis(url: &str, ca_file: Option<&str>, prefix: &str, timeout: Duration) -> Result<Shared, String> {
+        let client = crate::session::redis::client(url, ca_file)?;
         let mc = ConnectionManagerConfig::new().set_connection_timeout(Some(timeout)).set_response_timeout(Some(timeout)).set_number_of_retries(2).set_max_delay(Duration::from_secs(1));
         let conn = ConnectionManager::new_lazy_with_config(client, mc).map_err(|e| crate::session::redis::redis_cause(&e))?;
         Ok(Shared::Redis(Redis { conn, prefix: format!("{prefix}shared:"), timeout }))
@@ -64,7 +64,7 @@ impl Shared {
         match session.filter(|s| s.store == "redis") {
             Some(s) => {
                 let timeout = crate::config::duration("session.redis_timeout", &s.redis_timeout)?;
-                Shared::redis(s.redis_url.as_deref().unwrap_or_default(), &s.redis_key_prefix, timeout).map_err(|e| crate::config::err("session.redis_url", e))
+                Shared::redis(s.redis_url.as_deref().unwrap_or_default(), s.redis_ca_file.as_deref(), &s.redis_key_prefix, timeout).map_err(|e| crate::config::err("session.redis_url", e))
             }
             None => Ok(Shared::memory()),
         }

@@ -52,6 +52,7 @@ fn each_error_names_the_key() {
         ("[session]\nstore = \"disk\"\n", "session.store: must be \"memory\" or \"redis\""),
         ("[session]\nstore = \"redis\"\n", "session.redis_url: is required with store = \"redis\""),
         ("[session]\nstore = \"redis\"\nredis_url = \"http://u:pw@x\"\n", "session.redis_url: must be a redis://host:port URL"),
+        ("[session]\nstore = \"redis\"\nredis_url = \"rediss://x:6380\"\nredis_ca_file = \"/nonexistent/ca.pem\"\n", "session.redis_ca_file: cannot read /nonexistent/ca.pem: no such file"),
         ("[session]\nttl = \"forever\"\n", "session.ttl: invalid duration"),
         ("[provider]\nclient_secret = \"file:/nonexistent/secret\"\n", "provider.client_secret: cannot read file /nonexistent/secret: no such file"),
         ("[provider]\nissuer = \"::\"\n", "provider.issuer: invalid URL"),

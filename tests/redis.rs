@@ -472,3 +472,48 @@ async fn a_session_refetched_from_redis_keeps_its_connection_on_the_fast_path() 
     }
     gw.shutdown().await;
 }
+
+/// A test CA and a server certificate for 127.0.0.1 signed by it (openssl CLI), in `dir`.
+fn make_certs(dir: &std::path::Path) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl").args(args).current_dir(dir).output().expect("openssl is installed");
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    run(&["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "1", "-subj", "/CN=xumm-gate test CA"]);
+    run(&["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"]);
+    std::fs::write(dir.join("ext.cnf"), "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n").unwrap();
+    run(&["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "server.pem", "-days", "1", "-extfile", "ext.cnf"]);
+}
+
+#[tokio::test]
+async fn rediss_with_a_test_ca() {
+    let up = upstream().await;
+    let idp = idp().await;
+    let certs = tempfile::tempdir().unwrap();
+    make_certs(certs.path());
+    let tls_port = free_port();
+    let p = |f: &str| certs.path().join(f).display().to_string();
+    let args = ["--tls-port", &tls_port.to_string(), "--tls-cert-file", &p("server.pem"), "--tls-key-file", &p("server.key"), "--tls-ca-cert-file", &p("ca.pem"), "--tls-auth-clients", "no"];
+    let redis = Redis::start_with(&args).await;
+    let tls_url = format!("rediss://127.0.0.1:{tls_port}");
+    let cfg = |ca: Option<String>| {
+        let extra = ca.map(|c| format!("redis_ca_file = \"{c}\"")).unwrap_or_default();
+        redis_config(up, &idp.issuer, &redis, &extra).replace(&redis.url(), &tls_url)
+    };
+    let a = ready_gateway(&cfg(Some(p("ca.pem")))).await;
+    let b = ready_gateway(&cfg(Some(p("ca.pem")))).await;
+    let (n, v) = login(a.addr, ACCOUNT, "MAINNET").await;
+    let cookie = format!("{n}={v}");
+    let got = status_of(b.addr, &cookie, "application/json").await;
+    assert_eq!(got.status, StatusCode::OK, "over TLS: {}", got.text());
+    assert_eq!(get_with(b.addr, "/.xumm/sign_out", &[("cookie", &cookie)]).await.status, StatusCode::OK);
+    assert_eq!(until(a.addr, &cookie, StatusCode::UNAUTHORIZED, Duration::from_secs(2)).await.status, StatusCode::UNAUTHORIZED);
+    // Without the CA the server's certificate is not trusted: an outage, never a session.
+    let c = gateway(&cfg(None)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (n2, v2) = login(a.addr, ACCOUNT, "MAINNET").await;
+    assert_eq!(status_of(c.addr, &format!("{n2}={v2}"), "application/json").await.status, StatusCode::SERVICE_UNAVAILABLE);
+    for gw in [a, b, c] {
+        gw.shutdown().await;
+    }
+}

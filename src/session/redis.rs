@@ -59,6 +59,9 @@ pub struct RedisStore {
 #[derive(Debug, Clone)]
 pub struct RedisSettings {
     pub url: String,
+    /// PEM CA certificate(s) that sign the server's certificate, for `rediss://` (else the
+    /// system's roots).
+    pub ca_file: Option<String>,
     pub prefix: String,
     pub timeout: Duration,
     pub l1_ttl: Duration,
@@ -70,7 +73,7 @@ impl RedisStore {
     /// Connects lazily (a Redis that is down at start is an outage to recover from, not a
     /// start-up failure) and starts the sign-out listener. Must run inside a tokio runtime.
     pub fn new(cfg: &RedisSettings, secrets: &[Vec<u8>]) -> Result<RedisStore, String> {
-        let client = redis::Client::open(cfg.url.as_str()).map_err(|e| redis_cause(&e))?;
+        let client = client(&cfg.url, cfg.ca_file.as_deref())?;
         let mc = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(cfg.timeout))
             .set_response_timeout(Some(cfg.timeout))
@@ -267,6 +270,18 @@ async fn listen_for_sign_outs(client: redis::Client, channel: String, local: Wea
             Err(e) => tracing::debug!(cause = %redis_cause(&e), "redis unreachable for the sign-out channel"),
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// A Redis client for `url`; for `rediss://` (TLS through rustls, the one crypto stack) with the
+/// CA in `ca_file` when given, else the system's roots.
+pub(crate) fn client(url: &str, ca_file: Option<&str>) -> Result<redis::Client, String> {
+    match ca_file {
+        Some(path) => {
+            let root = std::fs::read(path).map_err(|e| format!("cannot read session.redis_ca_file {path}: {e}"))?;
+            redis::Client::build_with_tls(url, redis::TlsCertificates { client_tls: None, root_cert: Some(root) }).map_err(|e| redis_cause(&e))
+        }
+        None => redis::Client::open(url).map_err(|e| redis_cause(&e)),
     }
 }
 
