@@ -606,9 +606,7 @@ impl Config {
         if self.bearer.cache_entries > 10_000_000 {
             p.add("bearer.cache_entries", "must be at most 10000000");
         }
-        if let Some(ttl) = p.take(bounded("assertion.ttl", &self.assertion.ttl, Duration::from_secs(10), Duration::from_secs(24 * 3600))) {
-            let _ = ttl;
-        }
+        p.take(bounded("assertion.ttl", &self.assertion.ttl, Duration::from_secs(10), Duration::from_secs(24 * 3600)));
         if self.assertion.enabled && !self.assertion.key.is_empty() && crate::assertion::Asserter::parse_key(&self.assertion.key).is_none() {
             p.add("assertion.key", "is not a PKCS#8 PEM P-256 private key");
         }

@@ -39,11 +39,6 @@ impl Conns {
         Conns { open: AtomicUsize::new(0), max, per_client_max, per_client: Mutex::default() }
     }
 
-    /// The global cap in force (after fitting it to the file-descriptor limit).
-    pub fn max(&self) -> usize {
-        self.max
-    }
-
     /// Open client connections now.
     pub fn open(&self) -> usize {
         self.open.load(Ordering::Acquire)

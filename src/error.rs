@@ -52,20 +52,52 @@ impl GatewayError {
 
     /// Renders this error for a client whose `Accept` header was `accept`.
     pub fn response(&self, accept: Option<&HeaderValue>) -> Response<Body> {
-        error_response(self.status(), self.code(), &self.to_string(), accept)
+        self.response_for(Accepts::of_header(accept))
+    }
+
+    /// Renders this error for a client whose Accept header was already classified.
+    pub fn response_for(&self, accepts: Accepts) -> Response<Body> {
+        render(self.status(), self.code(), &self.to_string(), accepts)
+    }
+}
+
+/// What error body a client reads, from its Accept header: JSON when it accepts JSON, an HTML
+/// page for browsers, else text. The one negotiation of error bodies, whichever path asks.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Accepts {
+    Json,
+    Html,
+    Other,
+}
+
+impl Accepts {
+    pub fn of(accept: &str) -> Accepts {
+        if accept.contains("application/json") || accept.contains("+json") {
+            Accepts::Json
+        } else if accept.contains("text/html") {
+            Accepts::Html
+        } else {
+            Accepts::Other
+        }
+    }
+
+    pub fn of_header(accept: Option<&HeaderValue>) -> Accepts {
+        Accepts::of(accept.and_then(|a| a.to_str().ok()).unwrap_or_default())
     }
 }
 
 /// A short error response: JSON when the client accepts JSON, an HTML page (the look of every
 /// other page) for browsers, plain text otherwise.
 pub fn error_response(status: StatusCode, code: &str, reason: &str, accept: Option<&HeaderValue>) -> Response<Body> {
-    let accept = accept.and_then(|a| a.to_str().ok()).unwrap_or_default();
-    let json = accept.contains("application/json") || accept.contains("+json");
-    if !json && accept.contains("text/html") {
+    render(status, code, reason, Accepts::of_header(accept))
+}
+
+fn render(status: StatusCode, code: &str, reason: &str, accepts: Accepts) -> Response<Body> {
+    if accepts == Accepts::Html {
         let title = format!("{} {}", status.as_u16(), status.canonical_reason().unwrap_or("Error"));
         return crate::pages::page(status, &title, &format!("<p id=\"reason\">{}</p><p><a href=\"/\">Home</a></p>", crate::pages::esc(reason)));
     }
-    let (ctype, body) = if json {
+    let (ctype, body) = if accepts == Accepts::Json {
         let v = serde_json::json!({ "error": code, "reason": reason });
         ("application/json", v.to_string())
     } else {

@@ -157,6 +157,8 @@ pub fn strict_check(path: &str, relaxed: bool) -> Result<(), PathError> {
         if relaxed {
             continue;
         }
+        // Strict from here on: a segment with a parameter was refused above, so `name` is the
+        // whole segment.
         let upper = seg.to_ascii_uppercase();
         if upper.contains("%25") {
             return Err(PathError::DoubleEncoding);
@@ -164,10 +166,10 @@ pub fn strict_check(path: &str, relaxed: bool) -> Result<(), PathError> {
         if upper.match_indices('%').any(|(i, _)| upper.get(i + 1..i + 3).is_some_and(|h| h.as_bytes()[0] < b'2' || h == "7F")) {
             return Err(PathError::Control);
         }
-        if name.ends_with('.') {
+        if seg.ends_with('.') {
             return Err(PathError::TrailingDot);
         }
-        if upper.ends_with("%20") || name.to_ascii_uppercase().ends_with("%20") {
+        if upper.ends_with("%20") {
             return Err(PathError::TrailingSpace);
         }
     }

@@ -233,27 +233,25 @@ impl Proxy {
                 // A switch nobody asked for would leave the gateway out of the connection.
                 return Err(upstream_failed(&up.label, &"101 Switching Protocols without an upgrade request", false));
             };
-            {
-                let proto = resp.headers().get(header::UPGRADE).cloned();
-                let upstream_upgrade = hyper::upgrade::on(&mut resp);
-                let label = up.label.clone();
-                tokio::spawn(async move {
-                    match tokio::try_join!(client_upgrade, upstream_upgrade) {
-                        Ok((c, u)) => {
-                            let (mut c, mut u) = (TokioIo::new(c), TokioIo::new(u));
-                            let _ = tokio::io::copy_bidirectional(&mut c, &mut u).await;
-                        }
-                        Err(e) => tracing::debug!(upstream = %label, cause = %e, "upgrade failed"),
+            let proto = resp.headers().get(header::UPGRADE).cloned();
+            let upstream_upgrade = hyper::upgrade::on(&mut resp);
+            let label = up.label.clone();
+            tokio::spawn(async move {
+                match tokio::try_join!(client_upgrade, upstream_upgrade) {
+                    Ok((c, u)) => {
+                        let (mut c, mut u) = (TokioIo::new(c), TokioIo::new(u));
+                        let _ = tokio::io::copy_bidirectional(&mut c, &mut u).await;
                     }
-                });
-                let (mut parts, body) = resp.into_parts();
-                strip_hop_by_hop(&mut parts.headers);
-                parts.headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-                if let Some(p) = proto {
-                    parts.headers.insert(header::UPGRADE, p);
+                    Err(e) => tracing::debug!(upstream = %label, cause = %e, "upgrade failed"),
                 }
-                return Ok(Response::from_parts(parts, Body::stream(body)));
+            });
+            let (mut parts, body) = resp.into_parts();
+            strip_hop_by_hop(&mut parts.headers);
+            parts.headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+            if let Some(p) = proto {
+                parts.headers.insert(header::UPGRADE, p);
             }
+            return Ok(Response::from_parts(parts, Body::stream(body)));
         }
         let (mut parts, body) = resp.into_parts();
         strip_hop_by_hop(&mut parts.headers);
@@ -368,38 +366,20 @@ pub fn upstream_failed(upstream: &str, cause: &dyn std::fmt::Display, timed_out:
     if timed_out { GatewayError::UpstreamTimeout } else { GatewayError::UpstreamUnavailable }
 }
 
+/// `e` and every error behind it, outermost first.
+fn chain<'a>(e: &'a (dyn std::error::Error + 'static)) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    std::iter::successors(Some(e), |err| err.source())
+}
+
 /// True when an error of type `E` is in `e`'s source chain.
 fn caused_by<E: std::error::Error + 'static>(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = cur {
-        if err.is::<E>() {
-            return true;
-        }
-        cur = err.source();
-    }
-    false
+    chain(e).any(|err| err.is::<E>())
 }
 
 fn is_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = cur {
-        if let Some(io) = err.downcast_ref::<std::io::Error>() {
-            if io.kind() == std::io::ErrorKind::TimedOut {
-                return true;
-            }
-        }
-        cur = err.source();
-    }
-    false
+    chain(e).any(|err| err.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut))
 }
 
 fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(err) = cur {
-        out.push_str(": ");
-        out.push_str(&err.to_string());
-        cur = err.source();
-    }
-    out
+    chain(e).map(|err| err.to_string()).collect::<Vec<_>>().join(": ")
 }

@@ -121,7 +121,8 @@ impl Gateway {
                 return Ok(None);
             }
             let found = auth.identify(req.headers()).await;
-            let had_cookie = crate::session::cookie::cookies(req.headers()).any(|(n, _)| n == auth.cookie_name.as_bytes());
+            // Only a request that found no session needs to know (before its cookies go).
+            let had_cookie = matches!(found, Ok(None)) && crate::session::cookie::cookies(req.headers()).any(|(n, _)| n == auth.cookie_name.as_bytes());
             crate::identity::strip_own_cookies(req.headers_mut(), &auth.cookie_name);
             let session = match found? {
                 Some(s) => s,

@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 
 use moka::Expiry;
 use redis::AsyncCommands;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use crate::session::StoreError;
 
@@ -36,9 +35,8 @@ impl Expiry<String, (String, Duration)> for OwnTtl {
 }
 
 pub struct Redis {
-    conn: ConnectionManager,
+    conn: crate::session::redis::Conn,
     prefix: String,
-    timeout: Duration,
 }
 
 impl Shared {
@@ -52,10 +50,8 @@ impl Shared {
     /// Lazily connected (a Redis down at start is an outage to recover from). Keys go under
     /// `{prefix}shared:`. Must run inside a tokio runtime.
     pub fn redis(url: &str, ca_file: Option<&str>, prefix: &str, timeout: Duration) -> Result<Shared, String> {
-        let client = crate::session::redis::client(url, ca_file)?;
-        let mc = ConnectionManagerConfig::new().set_connection_timeout(Some(timeout)).set_response_timeout(Some(timeout)).set_number_of_retries(2).set_max_delay(Duration::from_secs(1));
-        let conn = ConnectionManager::new_lazy_with_config(client, mc).map_err(|e| crate::session::redis::redis_cause(&e))?;
-        Ok(Shared::Redis(Redis { conn, prefix: format!("{prefix}shared:"), timeout }))
+        let conn = crate::session::redis::Conn::new(crate::session::redis::client(url, ca_file)?, timeout)?;
+        Ok(Shared::Redis(Redis { conn, prefix: format!("{prefix}shared:") }))
     }
 
     /// Redis when `session.store = "redis"` (the replicas share the sessions, so they share this
@@ -75,8 +71,9 @@ impl Shared {
         match self {
             Shared::Memory(m) => Ok(m.values.entry(key.to_string()).or_insert((String::new(), ttl)).is_fresh()),
             Shared::Redis(r) => {
-                let (mut c, k) = (r.conn.clone(), r.key(key));
+                let (mut c, k) = (r.conn.handle(), r.key(key));
                 let set: Option<String> = r
+                    .conn
                     .run("SET NX", async move { redis::cmd("SET").arg(&k).arg(1).arg("NX").arg("PX").arg(ttl.as_millis() as u64).query_async(&mut c).await })
                     .await?;
                 Ok(set.is_some())
@@ -91,8 +88,8 @@ impl Shared {
                 Ok(())
             }
             Shared::Redis(r) => {
-                let (mut c, k) = (r.conn.clone(), r.key(key));
-                r.run("SET", async move { c.pset_ex::<_, _, ()>(&k, value, ttl.as_millis() as u64).await }).await
+                let (mut c, k) = (r.conn.handle(), r.key(key));
+                r.conn.run("SET", async move { c.pset_ex::<_, _, ()>(&k, value, ttl.as_millis() as u64).await }).await
             }
         }
     }
@@ -101,8 +98,8 @@ impl Shared {
         match self {
             Shared::Memory(m) => Ok(m.values.get(key).map(|(v, _)| v)),
             Shared::Redis(r) => {
-                let (mut c, k) = (r.conn.clone(), r.key(key));
-                r.run("GET", async move { c.get(&k).await }).await
+                let (mut c, k) = (r.conn.handle(), r.key(key));
+                r.conn.run("GET", async move { c.get(&k).await }).await
             }
         }
     }
@@ -116,8 +113,8 @@ impl Shared {
         let n = match self {
             Shared::Memory(m) => m.counters.get_with(key, || Arc::new(AtomicU64::new(0))).fetch_add(1, Ordering::AcqRel) + 1,
             Shared::Redis(r) => {
-                let (mut c, k) = (r.conn.clone(), r.key(&key));
-                let (n,): (u64,) = r.run("INCR", async move { redis::pipe().atomic().incr(&k, 1u64).expire(&k, 120).ignore().query_async(&mut c).await }).await?;
+                let (mut c, k) = (r.conn.handle(), r.key(&key));
+                let (n,): (u64,) = r.conn.run("INCR", async move { redis::pipe().atomic().incr(&k, 1u64).expire(&k, 120).ignore().query_async(&mut c).await }).await?;
                 n
             }
         };
@@ -128,13 +125,5 @@ impl Shared {
 impl Redis {
     fn key(&self, k: &str) -> String {
         format!("{}{k}", self.prefix)
-    }
-
-    async fn run<T>(&self, what: &'static str, f: impl std::future::Future<Output = redis::RedisResult<T>>) -> Result<T, StoreError> {
-        match tokio::time::timeout(self.timeout, f).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(StoreError::Unavailable(format!("redis {what}: {}", crate::session::redis::redis_cause(&e)))),
-            Err(_) => Err(StoreError::Unavailable(format!("redis {what}: no answer within {:?}", self.timeout))),
-        }
     }
 }

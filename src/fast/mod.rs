@@ -261,15 +261,8 @@ impl Conn {
     /// Answers an upstream failure with the gateway's error response (the client connection
     /// stays usable). Failures count in the upstream latency histogram, as on the hyper path.
     async fn fail(&mut self, plan: &Plan<'_>, e: GatewayError, log: &mut AccessLog) -> Step {
-        static JSON: HeaderValue = HeaderValue::from_static("application/json");
-        static HTML: HeaderValue = HeaderValue::from_static("text/html");
         crate::metrics::record(&plan.up.latency, log.start.elapsed());
-        let accept = match plan.accepts {
-            request::Accepts::Json => Some(&JSON),
-            request::Accepts::Html => Some(&HTML),
-            request::Accepts::Other => None,
-        };
-        let resp = e.response(accept);
+        let resp = e.response_for(plan.accepts);
         log.status = resp.status();
         let (parts, body) = resp.into_parts();
         let body = body.into_full().unwrap_or_default();

@@ -11,6 +11,7 @@ use http::{HeaderValue, Method};
 
 use super::header_line as line;
 use crate::Gateway;
+use crate::error::Accepts;
 use crate::metrics::RouteMetrics;
 use crate::proxy::Upstream;
 use crate::session::Session;
@@ -24,15 +25,6 @@ pub struct Peer {
     pub trusted: bool,
     /// The peer's address as an X-Forwarded-For element.
     pub ip: HeaderValue,
-}
-
-/// The error body a client gets, from its Accept header: JSON when it accepts JSON, an HTML page
-/// for browsers, else text (`error::error_response`'s order).
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Accepts {
-    Json,
-    Html,
-    Other,
 }
 
 /// A request the fast path takes, its upstream head already written.
@@ -211,11 +203,11 @@ fn scan<'b>(gw: &Gateway, headers: &[httparse::Header<'b>], want_session: bool) 
                 }
             }
             Name::Accept => {
-                let a = std::str::from_utf8(h.value).unwrap_or_default();
-                if a.contains("application/json") || a.contains("+json") {
-                    sc.accepts = Accepts::Json;
-                } else if a.contains("text/html") && sc.accepts == Accepts::Other {
-                    sc.accepts = Accepts::Html;
+                // Several Accept headers: JSON anywhere wins, then HTML.
+                match Accepts::of(std::str::from_utf8(h.value).unwrap_or_default()) {
+                    Accepts::Json => sc.accepts = Accepts::Json,
+                    Accepts::Html if sc.accepts == Accepts::Other => sc.accepts = Accepts::Html,
+                    _ => {}
                 }
             }
             Name::Host if sc.host.is_none() => sc.host = Some(h.value),

@@ -47,11 +47,20 @@ struct Local {
     ids: moka::sync::Cache<String, String>,
 }
 
+impl Local {
+    /// Drops the L1 copy of the session stored under Redis key `key` (a sign-out or revocation
+    /// anywhere).
+    fn forget(&self, key: &str) {
+        if let Some(id) = self.ids.remove(key) {
+            self.l1.invalidate(&id);
+        }
+    }
+}
+
 pub struct RedisStore {
-    conn: ConnectionManager,
+    conn: Conn,
     prefix: String,
     sealer: Sealer,
-    timeout: Duration,
     idle: Duration,
     local: Arc<Local>,
 }
@@ -74,17 +83,12 @@ impl RedisStore {
     /// start-up failure) and starts the sign-out listener. Must run inside a tokio runtime.
     pub fn new(cfg: &RedisSettings, secrets: &[Vec<u8>]) -> Result<RedisStore, String> {
         let client = client(&cfg.url, cfg.ca_file.as_deref())?;
-        let mc = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(cfg.timeout))
-            .set_response_timeout(Some(cfg.timeout))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_secs(1));
-        let conn = ConnectionManager::new_lazy_with_config(client.clone(), mc).map_err(|e| redis_cause(&e))?;
+        let conn = Conn::new(client.clone(), cfg.timeout)?;
         let local = Arc::new(Local {
             l1: moka::sync::Cache::builder().max_capacity(cfg.max_entries).expire_after(L1Expiry(cfg.l1_ttl)).build_with_hasher(Hasher::default()),
             ids: moka::sync::Cache::builder().max_capacity(cfg.max_entries).time_to_live(cfg.l1_ttl).build(),
         });
-        let store = RedisStore { conn, prefix: cfg.prefix.clone(), sealer: Sealer::new(secrets, true), timeout: cfg.timeout, idle: cfg.idle, local: local.clone() };
+        let store = RedisStore { conn, prefix: cfg.prefix.clone(), sealer: Sealer::new(secrets, true), idle: cfg.idle, local: local.clone() };
         tokio::spawn(listen_for_sign_outs(client, store.channel(), Arc::downgrade(&local)));
         Ok(store)
     }
@@ -92,47 +96,39 @@ impl RedisStore {
     /// The Redis key of a session: a hash of its id, so a reader of Redis cannot turn keys into
     /// cookies (nor cookies into keys without the cookie keys).
     fn key(&self, id: &str) -> String {
-        let h = Sha256::digest(id.as_bytes());
-        let mut k = String::with_capacity(self.prefix.len() + 72);
-        k.push_str(&self.prefix);
-        k.push_str("session:");
-        for b in h {
-            k.push_str(&format!("{b:02x}"));
-        }
-        k
+        self.hashed("session", id)
     }
 
     /// The set of an account's session keys (the account hashed like the ids: Redis holds no
     /// r-address in clear).
     fn account_key(&self, account: &str) -> String {
-        let h = Sha256::digest(account.as_bytes());
-        let hex: String = h.iter().map(|b| format!("{b:02x}")).collect();
-        format!("{}account:{hex}", self.prefix)
+        self.hashed("account", account)
+    }
+
+    /// `{prefix}{kind}:<hex SHA-256 of name>`.
+    fn hashed(&self, kind: &str, name: &str) -> String {
+        let hex: String = Sha256::digest(name.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+        format!("{}{kind}:{hex}", self.prefix)
     }
 
     /// Ends every session of `account` on every replica: deletes their keys and publishes each
     /// on the sign-out channel. How many there were.
     pub async fn revoke_account(&self, account: &str) -> Result<usize, StoreError> {
         let set = self.account_key(account);
-        let mut c = self.conn.clone();
+        let mut c = self.conn.handle();
         let s2 = set.clone();
-        let keys: Vec<String> = self.run("SMEMBERS", async move { c.smembers(&s2).await }).await?;
+        let keys: Vec<String> = self.conn.run("SMEMBERS", async move { c.smembers(&s2).await }).await?;
         let mut pipe = redis::pipe();
         let channel = self.channel();
         for k in &keys {
             pipe.del(k).ignore().publish(&channel, k).ignore();
         }
         pipe.del(&set).ignore();
-        let mut c = self.conn.clone();
-        self.run("DEL", async move { pipe.query_async::<()>(&mut c).await }).await?;
+        let mut c = self.conn.handle();
+        self.conn.run("DEL", async move { pipe.query_async::<()>(&mut c).await }).await?;
         // This replica's own copies go at once (the messages come back too).
-        for k in &keys {
-            if let Some(id) = self.local.ids.remove(k) {
-                self.local.l1.invalidate(&id);
-            }
-        }
-        let n = keys.len();
-        Ok(n)
+        keys.iter().for_each(|k| self.local.forget(k));
+        Ok(keys.len())
     }
 
     fn channel(&self) -> String {
@@ -144,19 +140,10 @@ impl RedisStore {
         self.local.l1.get(id).filter(|s| !s.expired())
     }
 
-    /// Runs one Redis command within the store's timeout.
-    async fn run<T>(&self, what: &'static str, f: impl std::future::Future<Output = redis::RedisResult<T>>) -> Result<T, StoreError> {
-        match tokio::time::timeout(self.timeout, f).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(StoreError::Unavailable(format!("redis {what}: {}", redis_cause(&e)))),
-            Err(_) => Err(StoreError::Unavailable(format!("redis {what}: no answer within {:?}", self.timeout))),
-        }
-    }
-
     /// Whether Redis answers (for /readyz).
     pub async fn ping(&self) -> Result<(), StoreError> {
-        let mut c = self.conn.clone();
-        self.run("PING", async move { redis::cmd("PING").query_async::<String>(&mut c).await }).await.map(|_| ())
+        let mut c = self.conn.handle();
+        self.conn.run("PING", async move { redis::cmd("PING").query_async::<String>(&mut c).await }).await.map(|_| ())
     }
 
     fn remember(&self, id: &str, key: String, s: &Arc<Session>) {
@@ -174,10 +161,10 @@ impl SessionStore for RedisStore {
             return Ok(Some(s));
         }
         let key = self.key(id);
-        let mut c = self.conn.clone();
+        let mut c = self.conn.handle();
         let idle = self.idle.as_secs().max(1);
         let k = key.clone();
-        let sealed: Option<String> = self.run("GETEX", async move { c.get_ex(&k, redis::Expiry::EX(idle)).await }).await?;
+        let sealed: Option<String> = self.conn.run("GETEX", async move { c.get_ex(&k, redis::Expiry::EX(idle)).await }).await?;
         let Some(sealed) = sealed else { return Ok(None) };
         // Sealed under its own key: a value copied to another key does not open.
         let Some(stored) = self.sealer.open(&key, &sealed).and_then(|j| serde_json::from_str::<Stored>(&j).ok()) else {
@@ -193,7 +180,7 @@ impl SessionStore for RedisStore {
         let s = Arc::new(s);
         if stored.e < now() + idle {
             // The idle timer must not outlive the session itself.
-            let mut c = self.conn.clone();
+            let mut c = self.conn.handle();
             let k = key.clone();
             tokio::spawn(async move {
                 let _: redis::RedisResult<bool> = c.expire_at(&k, stored.e as i64).await;
@@ -208,12 +195,12 @@ impl SessionStore for RedisStore {
         let stored = Stored { a: session.account.to_string(), n: session.network.clone(), t: session.user_token.clone(), s: session.source, e: session.expires_at };
         let sealed = self.sealer.seal(&key, &serde_json::to_string(&stored).expect("serializable"));
         let ttl = self.idle.as_secs().min(session.expires_at.saturating_sub(now())).max(1);
-        let (mut c, k, set) = (self.conn.clone(), key.clone(), self.account_key(session.account.as_str()));
+        let (mut c, k, set) = (self.conn.handle(), key.clone(), self.account_key(session.account.as_str()));
         let life = session.expires_at.saturating_sub(now()).max(1);
         // The session, and its key in the account's set, which lives as long as the newest
         // session (the one that ends last: every session's life is capped by session.ttl).
         // Plain commands only, so any Redis from 2.8 on will do.
-        self.run("SET", async move {
+        self.conn.run("SET", async move {
             redis::pipe().set_ex(&k, sealed, ttl).ignore().sadd(&set, &k).ignore().expire(&set, life as i64).ignore().query_async::<()>(&mut c).await
         })
         .await?;
@@ -226,8 +213,8 @@ impl SessionStore for RedisStore {
     async fn delete(&self, id: &str) -> Result<(), StoreError> {
         self.local.l1.invalidate(id);
         let key = self.key(id);
-        let (mut c, channel) = (self.conn.clone(), self.channel());
-        self.run("DEL", async move {
+        let (mut c, channel) = (self.conn.handle(), self.channel());
+        self.conn.run("DEL", async move {
             redis::pipe().del(&key).ignore().publish(&channel, &key).ignore().query_async::<()>(&mut c).await
         })
         .await
@@ -258,9 +245,7 @@ async fn listen_for_sign_outs(client: redis::Client, channel: String, local: Wea
                     while let Some(m) = messages.next().await {
                         let Some(l) = local.upgrade() else { return };
                         if let Ok(key) = m.get_payload::<String>() {
-                            if let Some(id) = l.ids.remove(&key) {
-                                l.l1.invalidate(&id);
-                            }
+                            l.forget(&key);
                         }
                     }
                     tracing::warn!("session sign-out channel lost; resubscribing");
@@ -270,6 +255,42 @@ async fn listen_for_sign_outs(client: redis::Client, channel: String, local: Wea
             Err(e) => tracing::debug!(cause = %redis_cause(&e), "redis unreachable for the sign-out channel"),
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// A lazily connected Redis connection (a Redis down at start is an outage to recover from,
+/// not a start-up failure) whose every command is bounded by `timeout`: the session store's and
+/// the shared state's.
+pub(crate) struct Conn {
+    manager: ConnectionManager,
+    timeout: Duration,
+}
+
+impl Conn {
+    /// Must run inside a tokio runtime.
+    pub(crate) fn new(client: redis::Client, timeout: Duration) -> Result<Conn, String> {
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_secs(1));
+        let manager = ConnectionManager::new_lazy_with_config(client, config).map_err(|e| redis_cause(&e))?;
+        Ok(Conn { manager, timeout })
+    }
+
+    /// A handle to send commands on (a clone of the manager: cheap, one connection).
+    pub(crate) fn handle(&self) -> ConnectionManager {
+        self.manager.clone()
+    }
+
+    /// Runs one Redis command within the timeout; any failure is `StoreError::Unavailable`
+    /// naming the command and the cause (never the URL).
+    pub(crate) async fn run<T>(&self, what: &'static str, f: impl std::future::Future<Output = redis::RedisResult<T>>) -> Result<T, StoreError> {
+        match tokio::time::timeout(self.timeout, f).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(StoreError::Unavailable(format!("redis {what}: {}", redis_cause(&e)))),
+            Err(_) => Err(StoreError::Unavailable(format!("redis {what}: no answer within {:?}", self.timeout))),
+        }
     }
 }
 
