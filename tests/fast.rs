@@ -10,38 +10,6 @@ use http::StatusCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-/// An upstream that answers each request head with raw bytes: `reply(head)` gives the bytes and
-/// whether to close the connection after them.
-async fn raw_upstream(reply: fn(&str) -> (Vec<u8>, bool)) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let (mut s, _) = listener.accept().await.unwrap();
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                loop {
-                    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
-                        let mut chunk = [0u8; 4096];
-                        match s.read(&mut chunk).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                        }
-                        continue;
-                    };
-                    let head = String::from_utf8_lossy(&buf[..end + 4]).into_owned();
-                    buf.drain(..end + 4);
-                    let (bytes, close) = reply(&head);
-                    if s.write_all(&bytes).await.is_err() || close {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    addr
-}
-
 fn replies(head: &str) -> (Vec<u8>, bool) {
     let path = head.split(' ').nth(1).unwrap_or("");
     let r = |s: &str, close: bool| (s.as_bytes().to_vec(), close);

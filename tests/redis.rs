@@ -412,41 +412,16 @@ async fn a_redis_acl_user_with_a_password() {
     }
 }
 
-/// An upstream that answers every request head with a header in mixed case: the fast path
-/// relays it as sent, hyper writes it in lower case (which path served a request shows).
-async fn mixed_case_upstream() -> SocketAddr {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let (mut s, _) = listener.accept().await.unwrap();
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                loop {
-                    if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                        buf.drain(..end + 4);
-                        if s.write_all(b"HTTP/1.1 200 OK\r\nX-Case: Mixed\r\nContent-Length: 2\r\n\r\nok").await.is_err() {
-                            return;
-                        }
-                        continue;
-                    }
-                    let mut chunk = [0u8; 4096];
-                    match s.read(&mut chunk).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                    }
-                }
-            });
-        }
-    });
-    addr
+/// The fast path relays this header as the upstream sent it; hyper writes it in lower case
+/// (which path served a request shows).
+fn mixed_case(_: &str) -> (Vec<u8>, bool) {
+    (b"HTTP/1.1 200 OK\r\nX-Case: Mixed\r\nContent-Length: 2\r\n\r\nok".to_vec(), false)
 }
 
 #[tokio::test]
 async fn a_session_refetched_from_redis_keeps_its_connection_on_the_fast_path() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let up = mixed_case_upstream().await;
+    let up = raw_upstream(mixed_case).await;
     let idp = idp().await;
     let redis = Redis::start().await;
     let gw = ready_gateway(&redis_config(up, &idp.issuer, &redis, "l1_ttl = \"1s\"")).await;
