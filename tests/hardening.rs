@@ -10,8 +10,6 @@ use std::time::Duration;
 
 use common::*;
 use http::StatusCode;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 
 /// Sends raw bytes and returns the whole answer (the request should say `Connection: close`).
 async fn exchange(gw: SocketAddr, bytes: &[u8]) -> String {
@@ -100,37 +98,19 @@ async fn a_connection_header_cannot_remove_what_the_gateway_sets() {
 
 /// An upstream that accepts every upgrade it is offered (as several Java and Python servers
 /// accept h2c) and otherwise echoes the request head.
-async fn upgrading_upstream() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let (mut s, _) = listener.accept().await.unwrap();
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                    let mut chunk = [0u8; 4096];
-                    match s.read(&mut chunk).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                    }
-                }
-                let head = String::from_utf8_lossy(&buf).to_ascii_lowercase();
-                let reply = if head.contains("\r\nupgrade:") || head.contains("/always-101") {
-                    "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\nSPEAKING-H2-NOW".to_string()
-                } else {
-                    format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{head}", head.len())
-                };
-                let _ = s.write_all(reply.as_bytes()).await;
-            });
-        }
-    });
-    addr
+fn upgrading(head: &str) -> (Vec<u8>, bool) {
+    let head = head.to_ascii_lowercase();
+    let reply = if head.contains("\r\nupgrade:") || head.contains("/always-101") {
+        "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\nSPEAKING-H2-NOW".to_string()
+    } else {
+        format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{head}", head.len())
+    };
+    (reply.into_bytes(), true)
 }
 
 #[tokio::test]
 async fn h2c_upgrades_are_never_relayed() {
-    let up = upgrading_upstream().await;
+    let up = raw_upstream(upgrading).await;
     for fast in [true, false] {
         let gw = gateway(&config_text(up, &format!("fast_path = {fast}"))).await;
         let out = exchange(
