@@ -259,3 +259,35 @@ async fn sign_in_starts_and_callbacks_are_rate_limited_per_client_address() {
     assert_eq!(other.status, StatusCode::FOUND);
     gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn over_http2_the_same_request_gets_the_same_answer() {
+    // HTTP/2 requests take the general path: the cookie, Authorization and strict-path rules
+    // hold for them as for HTTP/1.1.
+    let up = upstream().await;
+    let idp = idp().await;
+    let gw = ready_gateway(&auth_config(up, &idp.issuer, "", "")).await;
+    let (name, value) = login(gw.addr, ACCOUNT, "MAINNET").await;
+    let h2 = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build::<_, TestBody>(hyper_util::client::legacy::connect::HttpConnector::new());
+    let mut cookie = b"app=".to_vec();
+    cookie.extend_from_slice("café ☕".as_bytes());
+    cookie.extend_from_slice(format!("; {name}={value}; b=2").as_bytes());
+    let req = http::Request::get(format!("http://{}/private", gw.addr))
+        .header("cookie", http::HeaderValue::from_bytes(&cookie).unwrap())
+        .header("authorization", "Bearer forged.token.here")
+        .header("x-xumm-account", "rEvil")
+        .body(full(""))
+        .unwrap();
+    let resp = h2.request(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let body = http_body_util::BodyExt::collect(resp.into_body()).await.unwrap().to_bytes();
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(header_values(&v, "x-xumm-account"), vec![ACCOUNT.to_string()]);
+    assert!(header_values(&v, "authorization").is_empty(), "{v}");
+    assert_eq!(header_values(&v, "cookie"), vec!["app=café ☕; b=2".to_string()]);
+    let bad = h2.request(http::Request::get(format!("http://{}/public/..;/admin", gw.addr)).body(full("")).unwrap()).await.unwrap();
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    gw.shutdown().await;
+}
