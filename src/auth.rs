@@ -59,8 +59,7 @@ impl Auth {
                 "redis" => Store::Redis(
                     crate::session::redis::RedisStore::new(
                         &crate::session::redis::RedisSettings {
-                            url: session.redis_url.clone().unwrap_or_default(),
-                            ca_file: session.redis_ca_file.clone(),
+                            target: session.redis_target(),
                             prefix: session.redis_key_prefix.clone(),
                             timeout: crate::config::duration("session.redis_timeout", &session.redis_timeout)?,
                             l1_ttl: crate::config::duration("session.l1_ttl", &session.l1_ttl)?,

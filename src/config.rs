@@ -246,9 +246,14 @@ fn default_token_auth() -> String {
 pub struct SessionConfig {
     #[serde(default = "default_store")]
     pub store: String,
-    /// `redis://[user:password@]host:port[/db]` for `store = "redis"`.
+    /// `redis://[user:password@]host:port[/db]` for `store = "redis"`; with `redis_mode =
+    /// "cluster"`, the seed nodes: a list, or one string with commas between the URLs.
     #[serde(default)]
-    pub redis_url: Option<String>,
+    pub redis_url: Option<OneOrMany>,
+    /// `standalone` (one server, or a primary behind a stable address) or `cluster` (Redis
+    /// Cluster).
+    #[serde(default = "default_redis_mode")]
+    pub redis_mode: String,
     /// For `rediss://`: a PEM file with the CA that signs the server's certificate (default: the
     /// system's roots).
     #[serde(default)]
@@ -275,6 +280,39 @@ pub struct SessionConfig {
     pub max_entries: u64,
 }
 
+/// A string, or a list of strings.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    /// Every item; a single string may list several, separated by commas.
+    pub fn items(&self) -> Vec<String> {
+        let all: Vec<&str> = match self {
+            OneOrMany::One(s) => s.split(',').collect(),
+            OneOrMany::Many(v) => v.iter().map(String::as_str).collect(),
+        };
+        all.into_iter().map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
+    }
+}
+
+impl SessionConfig {
+    /// Where Redis is (for `store = "redis"`, once validated).
+    pub fn redis_target(&self) -> crate::redis_conn::RedisTarget {
+        crate::redis_conn::RedisTarget {
+            urls: self.redis_url.as_ref().map(OneOrMany::items).unwrap_or_default(),
+            cluster: self.redis_mode == "cluster",
+            ca_file: self.redis_ca_file.clone(),
+        }
+    }
+}
+
+fn default_redis_mode() -> String {
+    "standalone".into()
+}
 fn default_redis_prefix() -> String {
     "xumm-gate:".into()
 }
@@ -671,12 +709,7 @@ impl Config {
             match s.store.as_str() {
                 "memory" => {}
                 "redis" => {
-                    match s.redis_url.as_deref().map(url::Url::parse) {
-                        None => p.add("session.redis_url", "is required with store = \"redis\" (redis://[user:password@]host:6379[/db])"),
-                        Some(Ok(u)) if matches!(u.scheme(), "redis" | "rediss") && u.host_str().is_some() => {}
-                        // Never echo the URL: it may hold a password.
-                        Some(_) => p.add("session.redis_url", "must be a redis://host:port URL"),
-                    }
+                    check_redis_urls(s, &mut p);
                     if let Some(ca) = &s.redis_ca_file {
                         match std::fs::read_to_string(ca) {
                             Ok(pem) if pem.contains("-----BEGIN CERTIFICATE-----") => {}
@@ -853,6 +886,40 @@ fn redact(v: &mut toml::Value, secret: bool) {
             }
         }
         _ => {}
+    }
+}
+
+/// `session.redis_url` and `session.redis_mode`: one server's URL, or a cluster's seed nodes
+/// (database 0 only, one scheme and one set of credentials). Never echoes a URL: it may hold a
+/// password.
+fn check_redis_urls(s: &SessionConfig, p: &mut Problems) {
+    let cluster = match s.redis_mode.as_str() {
+        "standalone" => false,
+        "cluster" => true,
+        other => return p.add("session.redis_mode", format!("must be \"standalone\" or \"cluster\", got {other:?}")),
+    };
+    let urls = s.redis_url.as_ref().map(OneOrMany::items).unwrap_or_default();
+    if urls.is_empty() {
+        return p.add("session.redis_url", "is required with store = \"redis\" (redis://[user:password@]host:6379[/db])");
+    }
+    if !cluster && urls.len() > 1 {
+        return p.add("session.redis_url", "lists several servers: set session.redis_mode = \"cluster\" for a Redis Cluster, or give one URL");
+    }
+    let mut seen: Option<(String, String, Option<String>)> = None;
+    for (i, raw) in urls.iter().enumerate() {
+        let which = if urls.len() > 1 { format!("URL {} ", i + 1) } else { String::new() };
+        let u = match url::Url::parse(raw) {
+            Ok(u) if matches!(u.scheme(), "redis" | "rediss") && u.host_str().is_some() => u,
+            _ => return p.add("session.redis_url", format!("{which}must be a redis://host:port URL")),
+        };
+        if cluster && !matches!(u.path(), "" | "/" | "/0") {
+            return p.add("session.redis_url", format!("{which}names a database: a Redis Cluster has only database 0"));
+        }
+        let who = (u.scheme().to_string(), u.username().to_string(), u.password().map(String::from));
+        if seen.as_ref().is_some_and(|s| *s != who) {
+            return p.add("session.redis_url", "the seed nodes must share one scheme and one user and password");
+        }
+        seen = Some(who);
     }
 }
 

@@ -26,6 +26,7 @@ pub mod policy;
 pub mod proxy;
 pub mod ratelimit;
 pub mod redirect;
+pub mod redis_conn;
 pub mod router;
 pub mod server;
 pub mod session;

@@ -35,7 +35,7 @@ impl Expiry<String, (String, Duration)> for OwnTtl {
 }
 
 pub struct Redis {
-    conn: crate::session::redis::Conn,
+    conn: crate::redis_conn::Conn,
     prefix: String,
 }
 
@@ -49,8 +49,8 @@ impl Shared {
 
     /// Lazily connected (a Redis down at start is an outage to recover from). Keys go under
     /// `{prefix}shared:`. Must run inside a tokio runtime.
-    pub fn redis(url: &str, ca_file: Option<&str>, prefix: &str, timeout: Duration) -> Result<Shared, String> {
-        let conn = crate::session::redis::Conn::new(crate::session::redis::client(url, ca_file)?, timeout)?;
+    pub fn redis(target: &crate::redis_conn::RedisTarget, prefix: &str, timeout: Duration) -> Result<Shared, String> {
+        let conn = crate::redis_conn::Conn::new(target, timeout)?;
         Ok(Shared::Redis(Redis { conn, prefix: format!("{prefix}shared:") }))
     }
 
@@ -60,7 +60,7 @@ impl Shared {
         match session.filter(|s| s.store == "redis") {
             Some(s) => {
                 let timeout = crate::config::duration("session.redis_timeout", &s.redis_timeout)?;
-                Shared::redis(s.redis_url.as_deref().unwrap_or_default(), s.redis_ca_file.as_deref(), &s.redis_key_prefix, timeout).map_err(|e| crate::config::err("session.redis_url", e))
+                Shared::redis(&s.redis_target(), &s.redis_key_prefix, timeout).map_err(|e| crate::config::err("session.redis_url", e))
             }
             None => Ok(Shared::memory()),
         }

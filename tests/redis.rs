@@ -264,6 +264,27 @@ fn redis_config_is_checked() {
     assert!(e.starts_with("assertion.key: is required with session.store = \"redis\""), "{e}");
     let ok = xumm_gate::config::Config::from_toml(&with("store = \"redis\"\nredis_url = \"redis://user:hunter2@127.0.0.1:6379/2\"", ""), &no_env).unwrap();
     assert!(!ok.redacted_toml().contains("hunter2"), "the URL's password is redacted");
+    // Cluster mode: seed nodes as a list or one comma-separated string (one env: value).
+    let seeds = "[\"redis://u:hunter2@127.0.0.1:7000\", \"redis://u:hunter2@127.0.0.1:7001\"]";
+    let ok = xumm_gate::config::Config::from_toml(&with(&format!("store = \"redis\"\nredis_mode = \"cluster\"\nredis_url = {seeds}"), ""), &no_env).unwrap();
+    assert!(!ok.redacted_toml().contains("hunter2"), "every seed's password is redacted");
+    assert_eq!(ok.session.as_ref().unwrap().redis_target().urls.len(), 2);
+    let env = |_: &str| Some("redis://127.0.0.1:7000, redis://127.0.0.1:7001".to_string());
+    let ok = xumm_gate::config::Config::from_toml(&with("store = \"redis\"\nredis_mode = \"cluster\"\nredis_url = \"env:REDIS_SEEDS\"", ""), &env).unwrap();
+    let target = ok.session.as_ref().unwrap().redis_target();
+    assert!(target.cluster && target.urls == ["redis://127.0.0.1:7000", "redis://127.0.0.1:7001"], "{target:?}");
+    for (session, want) in [
+        ("redis_mode = \"sentinel\"", "session.redis_mode: must be \"standalone\" or \"cluster\""),
+        (&format!("redis_url = {seeds}"), "session.redis_url: lists several servers: set session.redis_mode = \"cluster\""),
+        ("redis_mode = \"cluster\"\nredis_url = \"redis://127.0.0.1:7000/3\"", "session.redis_url: names a database"),
+        ("redis_mode = \"cluster\"\nredis_url = [\"redis://127.0.0.1:7000\", \"rediss://127.0.0.1:7001\"]", "session.redis_url: the seed nodes must share"),
+        ("redis_mode = \"cluster\"\nredis_url = [\"redis://127.0.0.1:7000\", \"http://x:hunter2@h\"]", "session.redis_url: URL 2 must be a redis://host:port URL"),
+    ] {
+        let url = if session.contains("redis_url") { "" } else { "redis_url = \"redis://127.0.0.1:6379\"" };
+        let e = err(with(&format!("store = \"redis\"\n{url}\n{session}"), ""));
+        assert!(e.starts_with(want), "{session}: {e}");
+        assert!(!e.contains("hunter2"), "{e}");
+    }
 }
 
 #[tokio::test]
@@ -491,4 +512,92 @@ async fn rediss_with_a_test_ca() {
     for gw in [a, b, c] {
         gw.shutdown().await;
     }
+}
+
+/// A 3-master Redis Cluster of this test's own: three redis-servers with cluster mode on (their
+/// bus ports free too), joined by `redis-cli --cluster create`.
+async fn cluster() -> Vec<Redis> {
+    let mut nodes = Vec::new();
+    for _ in 0..3 {
+        let bus = free_port().to_string();
+        nodes.push(Redis::start_with(&["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-port", &bus]).await);
+    }
+    let addrs: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("redis-cli").args(["--cluster", "create"]).args(&addrs).args(["--cluster-replicas", "0", "--cluster-yes"]).output().expect("redis-cli is installed")
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "redis-cli --cluster create: {}", String::from_utf8_lossy(&out.stdout));
+    // Every node must see every slot served before the gateways start.
+    let end = Instant::now() + Duration::from_secs(20);
+    for n in &nodes {
+        let client = redis::Client::open(n.url()).unwrap();
+        loop {
+            let info: String = match client.get_multiplexed_async_connection().await {
+                Ok(mut c) => redis::cmd("CLUSTER").arg("INFO").query_async(&mut c).await.unwrap_or_default(),
+                Err(_) => String::new(),
+            };
+            if info.contains("cluster_state:ok") {
+                break;
+            }
+            assert!(Instant::now() < end, "the cluster did not become ready: {info}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    nodes
+}
+
+#[tokio::test]
+async fn a_three_master_redis_cluster() {
+    let up = upstream().await;
+    let idp = idp().await;
+    let nodes = cluster().await;
+    let seeds: Vec<String> = nodes.iter().map(|n| format!("\"{}\"", n.url())).collect();
+    let cfg = redis_config(up, &idp.issuer, &nodes[0], "redis_mode = \"cluster\"").replace(&format!("redis_url = \"{}\"", nodes[0].url()), &format!("redis_url = [{}]", seeds.join(", ")));
+    assert!(cfg.contains("redis_url = [\""), "{cfg}");
+    let a = ready_gateway(&cfg).await;
+    let b = ready_gateway(&cfg).await;
+
+    // Several sessions of one account, so its keys spread over the masters' slots.
+    let cookie = |(n, v): (String, String)| format!("{n}={v}");
+    let mut mine = Vec::new();
+    for gw in [&a, &b, &a, &b, &a, &b] {
+        mine.push(cookie(login(gw.addr, ACCOUNT, "MAINNET").await));
+    }
+    for c in &mine {
+        for gw in [&a, &b] {
+            let got = status_of(gw.addr, c, "application/json").await;
+            assert_eq!(got.status, StatusCode::OK, "{}", got.text());
+        }
+    }
+    let mut stored = 0;
+    for n in &nodes {
+        // Each node holds only its own slots' keys (CLUSTER COUNTKEYSINSLOT would do too).
+        let client = redis::Client::open(n.url()).unwrap();
+        let mut c = client.get_multiplexed_async_connection().await.unwrap();
+        let keys: Vec<String> = redis::cmd("KEYS").arg("test-gw:session:*").query_async(&mut c).await.unwrap();
+        stored += keys.len();
+    }
+    assert_eq!(stored, mine.len(), "every session is in the cluster once");
+
+    // A sign-out on B reaches A (its sign-out listener may sit on any node).
+    let first = mine.remove(0);
+    assert_eq!(get_with(b.addr, "/.xumm/sign_out", &[("cookie", &first)]).await.status, StatusCode::OK);
+    assert_eq!(until(a.addr, &first, StatusCode::UNAUTHORIZED, Duration::from_secs(2)).await.status, StatusCode::UNAUTHORIZED);
+    // A revocation on A ends the rest everywhere, keys of every slot.
+    let got = common::send(http::Request::post(format!("http://{}/sessions/revoke?account={ACCOUNT}", a.admin_addr.unwrap())).body(full("")).unwrap()).await;
+    assert_eq!(got.json()["revoked"], mine.len(), "{}", got.text());
+    for c in &mine {
+        for gw in [&a, &b] {
+            assert_eq!(until(gw.addr, c, StatusCode::UNAUTHORIZED, Duration::from_secs(2)).await.status, StatusCode::UNAUTHORIZED);
+        }
+    }
+    // A login started on A finishes on B; the broker's shared state (counters) works too.
+    let (pending, callback) = begin_login(a.addr, "/", ACCOUNT, "MAINNET", "approve").await;
+    let done = get_with(b.addr, &callback, &[("cookie", &cookie_header(&pending))]).await;
+    assert_eq!(done.status, StatusCode::FOUND, "{}", done.text());
+    assert_eq!(get(a.admin_addr.unwrap(), "/readyz").await.status, StatusCode::OK);
+    a.shutdown().await;
+    b.shutdown().await;
 }

@@ -9,13 +9,13 @@ use std::time::{Duration, Instant};
 
 use moka::Expiry;
 use redis::AsyncCommands;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::cookie::Sealer;
 use super::{Session, SessionStore, Source, StoreError, now};
 use crate::account::Account;
+use crate::redis_conn::{Conn, RedisTarget, redis_cause};
 
 /// What Redis holds of a session (sealed): enough to rebuild it on any replica.
 #[derive(Serialize, Deserialize)]
@@ -67,10 +67,7 @@ pub struct RedisStore {
 
 #[derive(Debug, Clone)]
 pub struct RedisSettings {
-    pub url: String,
-    /// PEM CA certificate(s) that sign the server's certificate, for `rediss://` (else the
-    /// system's roots).
-    pub ca_file: Option<String>,
+    pub target: RedisTarget,
     pub prefix: String,
     pub timeout: Duration,
     pub l1_ttl: Duration,
@@ -82,14 +79,14 @@ impl RedisStore {
     /// Connects lazily (a Redis that is down at start is an outage to recover from, not a
     /// start-up failure) and starts the sign-out listener. Must run inside a tokio runtime.
     pub fn new(cfg: &RedisSettings, secrets: &[Vec<u8>]) -> Result<RedisStore, String> {
-        let client = client(&cfg.url, cfg.ca_file.as_deref())?;
-        let conn = Conn::new(client.clone(), cfg.timeout)?;
+        let conn = Conn::new(&cfg.target, cfg.timeout)?;
+        let subscribers = crate::redis_conn::subscribers(&cfg.target)?;
         let local = Arc::new(Local {
             l1: moka::sync::Cache::builder().max_capacity(cfg.max_entries).expire_after(L1Expiry(cfg.l1_ttl)).build_with_hasher(Hasher::default()),
             ids: moka::sync::Cache::builder().max_capacity(cfg.max_entries).time_to_live(cfg.l1_ttl).build(),
         });
         let store = RedisStore { conn, prefix: cfg.prefix.clone(), sealer: Sealer::new(secrets, true), idle: cfg.idle, local: local.clone() };
-        tokio::spawn(listen_for_sign_outs(client, store.channel(), Arc::downgrade(&local)));
+        tokio::spawn(listen_for_sign_outs(subscribers, store.channel(), Arc::downgrade(&local)));
         Ok(store)
     }
 
@@ -118,17 +115,24 @@ impl RedisStore {
         let mut c = self.conn.handle();
         let s2 = set.clone();
         let keys: Vec<String> = self.conn.run("SMEMBERS", async move { c.smembers(&s2).await }).await?;
-        let mut pipe = redis::pipe();
-        let channel = self.channel();
-        for k in &keys {
-            pipe.del(k).ignore().publish(&channel, k).ignore();
+        if keys.is_empty() {
+            return Ok(0);
         }
-        pipe.del(&set).ignore();
-        let mut c = self.conn.handle();
-        self.conn.run("DEL", async move { pipe.query_async::<()>(&mut c).await }).await?;
+        // Keys of different slots (a cluster) go in one multi-key DEL, which the cluster client
+        // splits by slot; the messages all name one channel. The set may still name sessions
+        // that signed out or expired: only the keys DEL found count.
+        let mut publish = redis::pipe();
+        for k in &keys {
+            publish.publish(self.channel(), k).ignore();
+        }
+        let (mut c, mut c2, mut c3, gone) = (self.conn.handle(), self.conn.handle(), self.conn.handle(), keys.clone());
+        let (ended, (), ()) = self
+            .conn
+            .run("DEL", async move { tokio::try_join!(c.del::<_, usize>(gone), c2.del::<_, ()>(set), publish.query_async::<()>(&mut c3)) })
+            .await?;
         // This replica's own copies go at once (the messages come back too).
         keys.iter().for_each(|k| self.local.forget(k));
-        Ok(keys.len())
+        Ok(ended)
     }
 
     fn channel(&self) -> String {
@@ -199,9 +203,13 @@ impl SessionStore for RedisStore {
         let life = session.expires_at.saturating_sub(now()).max(1);
         // The session, and its key in the account's set, which lives as long as the newest
         // session (the one that ends last: every session's life is capped by session.ttl).
+        // Side by side, not one pipeline: in a cluster the two keys live in different slots.
         // Plain commands only, so any Redis from 2.8 on will do.
+        let mut c2 = c.clone();
         self.conn.run("SET", async move {
-            redis::pipe().set_ex(&k, sealed, ttl).ignore().sadd(&set, &k).ignore().expire(&set, life as i64).ignore().query_async::<()>(&mut c).await
+            let mut account = redis::pipe();
+            account.sadd(&set, &k).ignore().expire(&set, life as i64).ignore();
+            tokio::try_join!(c.set_ex::<_, _, ()>(&k, sealed, ttl), account.query_async::<()>(&mut c2)).map(|_| ())
         })
         .await?;
         self.remember(&id, key, &session);
@@ -213,21 +221,19 @@ impl SessionStore for RedisStore {
     async fn delete(&self, id: &str) -> Result<(), StoreError> {
         self.local.l1.invalidate(id);
         let key = self.key(id);
-        let (mut c, channel) = (self.conn.handle(), self.channel());
-        self.conn.run("DEL", async move {
-            redis::pipe().del(&key).ignore().publish(&channel, &key).ignore().query_async::<()>(&mut c).await
-        })
-        .await
+        let (mut c, mut c2, channel) = (self.conn.handle(), self.conn.handle(), self.channel());
+        self.conn.run("DEL", async move { tokio::try_join!(c.del::<_, ()>(&key), c2.publish::<_, _, ()>(&channel, &key)).map(|_| ()) }).await
     }
 }
 
 /// Listens for sign-outs from every replica and drops their sessions from this one's L1; on a
 /// lost subscription (messages may have been missed) the whole L1 is dropped once it is back.
 /// Ends when the store is gone.
-async fn listen_for_sign_outs(client: redis::Client, channel: String, local: Weak<Local>) {
+async fn listen_for_sign_outs(subscribers: Vec<redis::Client>, channel: String, local: Weak<Local>) {
     use futures_util::StreamExt;
     let mut first = true;
-    loop {
+    // In a cluster any node will do; the next one after a failure.
+    for client in subscribers.iter().cycle() {
         if local.strong_count() == 0 {
             return;
         }
@@ -256,57 +262,4 @@ async fn listen_for_sign_outs(client: redis::Client, channel: String, local: Wea
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
-}
-
-/// A lazily connected Redis connection (a Redis down at start is an outage to recover from,
-/// not a start-up failure) whose every command is bounded by `timeout`: the session store's and
-/// the shared state's.
-pub(crate) struct Conn {
-    manager: ConnectionManager,
-    timeout: Duration,
-}
-
-impl Conn {
-    /// Must run inside a tokio runtime.
-    pub(crate) fn new(client: redis::Client, timeout: Duration) -> Result<Conn, String> {
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_secs(1));
-        let manager = ConnectionManager::new_lazy_with_config(client, config).map_err(|e| redis_cause(&e))?;
-        Ok(Conn { manager, timeout })
-    }
-
-    /// A handle to send commands on (a clone of the manager: cheap, one connection).
-    pub(crate) fn handle(&self) -> ConnectionManager {
-        self.manager.clone()
-    }
-
-    /// Runs one Redis command within the timeout; any failure is `StoreError::Unavailable`
-    /// naming the command and the cause (never the URL).
-    pub(crate) async fn run<T>(&self, what: &'static str, f: impl std::future::Future<Output = redis::RedisResult<T>>) -> Result<T, StoreError> {
-        match tokio::time::timeout(self.timeout, f).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(StoreError::Unavailable(format!("redis {what}: {}", redis_cause(&e)))),
-            Err(_) => Err(StoreError::Unavailable(format!("redis {what}: no answer within {:?}", self.timeout))),
-        }
-    }
-}
-
-/// A Redis client for `url`; for `rediss://` (TLS through rustls, the one crypto stack) with the
-/// CA in `ca_file` when given, else the system's roots.
-pub(crate) fn client(url: &str, ca_file: Option<&str>) -> Result<redis::Client, String> {
-    match ca_file {
-        Some(path) => {
-            let root = std::fs::read(path).map_err(|e| format!("cannot read session.redis_ca_file {path}: {e}"))?;
-            redis::Client::build_with_tls(url, redis::TlsCertificates { client_tls: None, root_cert: Some(root) }).map_err(|e| redis_cause(&e))
-        }
-        None => redis::Client::open(url).map_err(|e| redis_cause(&e)),
-    }
-}
-
-/// A Redis error as a log cause: its kind and text, never the URL (which may hold a password).
-pub(crate) fn redis_cause(e: &redis::RedisError) -> String {
-    format!("{:?}: {}", e.kind(), e.detail().unwrap_or_else(|| e.category()))
 }
