@@ -601,3 +601,88 @@ async fn a_three_master_redis_cluster() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_rolling_restart_under_traffic_signs_nobody_out_and_fails_no_request() {
+    use std::sync::{Arc, Mutex};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let up = upstream().await;
+    let idp = idp().await;
+    let redis = Redis::start().await;
+    // A short drain, so the test is quick; requests in flight still finish within it.
+    let cfg = redis_config(up, &idp.issuer, &redis, "").replace("[server]\n", "[server]\ndrain_timeout = \"3s\"\n");
+    assert!(cfg.contains("drain_timeout = \"3s\""));
+    let mut replicas = vec![ready_gateway(&cfg).await, ready_gateway(&cfg).await];
+    let users = [ACCOUNT, OTHER_ACCOUNT];
+    let mut cookies = Vec::new();
+    for (i, account) in users.iter().enumerate() {
+        let (n, v) = login(replicas[i % 2].addr, account, "MAINNET").await;
+        cookies.push((account.to_string(), format!("{n}={v}")));
+    }
+
+    // The load balancer: round robin over the replicas in rotation; a replica leaves the
+    // rotation before it is stopped (as Kubernetes takes a terminating pod out of the Service).
+    let rotation = Arc::new(Mutex::new(replicas.iter().map(|r| r.addr).collect::<Vec<_>>()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut clients = Vec::new();
+    for (account, cookie) in cookies {
+        for _ in 0..2 {
+            let (rotation, stop, account, cookie) = (rotation.clone(), stop.clone(), account.clone(), cookie.clone());
+            clients.push(tokio::spawn(async move {
+                let (mut ok, mut failures, mut turn) = (0u32, Vec::new(), 0usize);
+                while !stop.load(Ordering::Relaxed) {
+                    let addr = {
+                        let r = rotation.lock().unwrap();
+                        turn += 1;
+                        r[turn % r.len()]
+                    };
+                    let req = http::Request::get(format!("http://{addr}/private")).header("cookie", &cookie).header("accept", "application/json").body(full("")).unwrap();
+                    match client().request(req).await {
+                        Ok(resp) if resp.status() == StatusCode::OK => {
+                            use http_body_util::BodyExt;
+                            let body = resp.into_body().collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+                            if String::from_utf8_lossy(&body).contains(&account) {
+                                ok += 1;
+                            } else {
+                                failures.push(format!("{addr}: 200 for someone else"));
+                            }
+                        }
+                        Ok(resp) => failures.push(format!("{addr}: {}", resp.status())),
+                        Err(e) => failures.push(format!("{addr}: {e:?}")),
+                    }
+                }
+                (ok, failures)
+            }));
+        }
+    }
+
+    // Replace every replica, one at a time: start the new one, put it in rotation, take the old
+    // one out, and stop it (draining) while traffic goes on.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for _ in 0..2 {
+        let fresh = ready_gateway(&cfg).await;
+        let old = replicas.remove(0);
+        {
+            let mut r = rotation.lock().unwrap();
+            r.push(fresh.addr);
+            r.retain(|a| *a != old.addr);
+        }
+        replicas.push(fresh);
+        // Requests that picked the old replica just before it left the rotation reach it (a
+        // pod's preStop pause; generous, for a loaded CI machine).
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        old.shutdown().await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut total = 0;
+    for c in clients {
+        let (ok, failures) = c.await.unwrap();
+        assert!(failures.is_empty(), "requests failed during the rolling restart: {failures:?}");
+        total += ok;
+    }
+    assert!(total > 50, "traffic ran throughout ({total} requests)");
+    for r in replicas {
+        r.shutdown().await;
+    }
+}
