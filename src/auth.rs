@@ -5,14 +5,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::{HeaderMap, Method, StatusCode, header};
+use http::{HeaderMap, Method, header};
 
-use crate::body::Body;
 use crate::config::{Config, ConfigError};
 use crate::oidc::Provider;
-use crate::session::cookie::{Sealer, text_cookies};
+use crate::session::cookie::Sealer;
 use crate::session::memory::MemoryStore;
-use crate::session::{Session, SessionStore, Store};
+use crate::session::Store;
 
 pub struct Auth {
     pub provider: Arc<Provider>,
@@ -64,7 +63,7 @@ impl Auth {
                             timeout: crate::config::duration("session.redis_timeout", &session.redis_timeout)?,
                             l1_ttl: crate::config::duration("session.l1_ttl", &session.l1_ttl)?,
                             idle,
-                            max_entries: session.max_entries,
+                            l1_max_entries: session.l1_max_entries,
                         },
                         &secrets,
                     )
@@ -86,9 +85,10 @@ impl Auth {
         }))
     }
 
-    /// The session id in the request's session cookie, if one opens.
-    pub fn session_id(&self, headers: &HeaderMap) -> Option<Arc<str>> {
-        text_cookies(headers).filter(|(n, _)| *n == self.cookie_name).find_map(|(_, v)| self.open_session_cookie(v))
+    /// The session id in the request's session cookie, if one opens (the first that does).
+    pub fn session_id<H: crate::admission::Headers + ?Sized>(&self, headers: &H) -> Option<Arc<str>> {
+        let name = self.cookie_name.as_bytes();
+        headers.all("cookie").flat_map(crate::session::cookie::pairs).filter(|(n, _)| *n == name).find_map(|(_, v)| self.open_session_cookie(std::str::from_utf8(v).ok()?))
     }
 
     /// Opens a session cookie value, remembering (per thread) what a value opened to: the same
@@ -117,28 +117,6 @@ impl Auth {
         });
         Some(id)
     }
-
-    /// The signed-in session for this request, if any.
-    pub async fn session(&self, headers: &HeaderMap) -> Result<Option<Arc<Session>>, crate::session::StoreError> {
-        match self.session_id(headers) {
-            Some(id) => self.store.get(&id).await,
-            None => Ok(None),
-        }
-    }
-
-    /// Who makes this request: the session cookie first, then a Bearer JWT. `Err` is the
-    /// response to send (bad token, store down).
-    pub async fn identify(&self, headers: &HeaderMap) -> Result<Option<Arc<Session>>, http::Response<Body>> {
-        match self.session(headers).await {
-            Ok(Some(s)) => return Ok(Some(s)),
-            Ok(None) => {}
-            Err(e) => return Err(crate::login::store_unavailable(&e, headers.get(header::ACCEPT))),
-        }
-        let (Some(verifier), Some(token)) = (&self.bearer, crate::bearer::BearerVerifier::token(headers)) else {
-            return Ok(None);
-        };
-        verifier.verify(&self.provider, token).await.map(Some).map_err(|e| crate::bearer::invalid_token(&e))
-    }
 }
 
 /// True for a top-level browser navigation that may be redirected to sign-in.
@@ -150,20 +128,4 @@ pub fn is_navigation(method: &Method, headers: &HeaderMap) -> bool {
     h(header::ACCEPT.as_str()).contains("text/html")
         && !h("x-requested-with").eq_ignore_ascii_case("xmlhttprequest")
         && !h("sec-fetch-mode").eq_ignore_ascii_case("cors")
-}
-
-/// The answer to a request that needs sign-in and has none: a redirect for browser navigations,
-/// otherwise `unauthorized`.
-pub fn challenge(method: &Method, headers: &HeaderMap, start_url: &str, reason: &str) -> http::Response<Body> {
-    if is_navigation(method, headers) {
-        return crate::pages::redirect(StatusCode::FOUND, start_url);
-    }
-    unauthorized(reason)
-}
-
-/// 401 JSON with `WWW-Authenticate: Bearer`, for callers that must never be redirected.
-pub fn unauthorized(reason: &str) -> http::Response<Body> {
-    let mut r = crate::pages::json(StatusCode::UNAUTHORIZED, &serde_json::json!({"error": "unauthorized", "reason": reason}));
-    r.headers_mut().insert(header::WWW_AUTHENTICATE, http::HeaderValue::from_static("Bearer"));
-    r
 }

@@ -5,12 +5,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use http::{HeaderMap, HeaderValue, StatusCode, header};
 use jsonwebtoken::Algorithm;
 use moka::Expiry;
 use sha2::{Digest, Sha256};
 
-use crate::body::Body;
 use crate::config::{BearerConfig, ConfigError};
 use crate::oidc::{OidcError, Provider, TokenError};
 use crate::session::{Session, Source, now};
@@ -51,13 +49,6 @@ impl BearerVerifier {
         })
     }
 
-    /// The token from `Authorization: Bearer <token>`, if that is the scheme used.
-    pub fn token(headers: &HeaderMap) -> Option<&str> {
-        let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-        let (scheme, token) = v.split_once(' ')?;
-        scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-    }
-
     /// Verifies (or finds in the cache) a token; a repeated token costs a hash and a lookup.
     pub async fn verify(&self, provider: &Provider, token: &str) -> Result<Arc<Session>, BearerError> {
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
@@ -85,16 +76,11 @@ impl BearerVerifier {
     }
 }
 
-/// RFC 6750 answer for a bad token: 401, `WWW-Authenticate: Bearer error="invalid_token"`.
-pub fn invalid_token(e: &BearerError) -> http::Response<Body> {
-    let (status, reason) = match e {
-        BearerError::Invalid(t) => (StatusCode::UNAUTHORIZED, t.to_string()),
-        BearerError::NotReady => (StatusCode::SERVICE_UNAVAILABLE, "identity provider not ready".to_string()),
-    };
-    let mut r = crate::pages::json(status, &serde_json::json!({"error": "invalid_token", "reason": reason}));
-    let www = format!("Bearer error=\"invalid_token\", error_description=\"{reason}\"");
-    if let Ok(v) = HeaderValue::from_str(&www) {
-        r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+/// The refusal for a token that does not verify (RFC 6750 `invalid_token`, rendered by
+/// `GatewayError`).
+pub fn refused(e: &BearerError) -> crate::error::GatewayError {
+    match e {
+        BearerError::Invalid(t) => crate::error::GatewayError::InvalidToken(t.to_string()),
+        BearerError::NotReady => crate::error::GatewayError::ProviderNotReady,
     }
-    r
 }

@@ -268,6 +268,9 @@ pub struct SessionConfig {
     /// sign-out reaches every replica at once by pub/sub, and within this at worst.
     #[serde(default = "default_l1_ttl")]
     pub l1_ttl: String,
+    /// How many sessions from Redis a replica keeps in memory at most (the least used go first).
+    #[serde(default = "default_l1_max_entries")]
+    pub l1_max_entries: u64,
     #[serde(default = "default_cookie_name")]
     pub cookie_name: String,
     #[serde(default)]
@@ -310,6 +313,9 @@ impl SessionConfig {
     }
 }
 
+fn default_l1_max_entries() -> u64 {
+    20_000
+}
 fn default_redis_mode() -> String {
     "standalone".into()
 }
@@ -719,6 +725,7 @@ impl Config {
                     }
                     p.take(bounded("session.redis_timeout", &s.redis_timeout, Duration::from_millis(10), Duration::from_secs(60)));
                     p.take(bounded("session.l1_ttl", &s.l1_ttl, Duration::from_secs(1), Duration::from_secs(300)));
+                    p.within("session.l1_max_entries", s.l1_max_entries as usize, 100, 10_000_000);
                     if s.redis_key_prefix.is_empty() || s.redis_key_prefix.len() > 64 {
                         p.add("session.redis_key_prefix", "must be 1 to 64 characters");
                     }

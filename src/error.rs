@@ -6,9 +6,28 @@ use http::{HeaderValue, Response, StatusCode, header};
 
 use crate::body::Body;
 
-/// Everything a request can fail with at the edge.
+/// Every way a request is refused or fails at the edge, whichever entry point meets it.
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
+    /// A protected request without a live identity: a browser navigation is sent to sign-in,
+    /// anyone else gets 401. A session cookie that opened nothing is cleared.
+    #[error("sign-in required")]
+    SignInRequired { start_url: String, clear_cookie: Option<String> },
+    /// 401 for callers that must never be redirected (APIs, forward auth).
+    #[error("{0}")]
+    Unauthenticated(&'static str),
+    /// A Bearer token that does not verify (RFC 6750 `invalid_token`, with the reason).
+    #[error("{0}")]
+    InvalidToken(String),
+    /// The provider's keys are not loaded yet: a Bearer token cannot be checked.
+    #[error("identity provider not ready")]
+    ProviderNotReady,
+    /// Signed in, but the route does not admit this account or network.
+    #[error("forbidden")]
+    Forbidden { account: String, sign_out: String },
+    /// The session store does not answer: retry, never sign in again.
+    #[error("the gateway is temporarily unavailable; please retry in a moment")]
+    StoreUnavailable,
     #[error("bad request path: {0}")]
     BadPath(#[from] crate::path::PathError),
     #[error("not found")]
@@ -28,6 +47,9 @@ pub enum GatewayError {
 impl GatewayError {
     pub fn status(&self) -> StatusCode {
         match self {
+            GatewayError::SignInRequired { .. } | GatewayError::Unauthenticated(_) | GatewayError::InvalidToken(_) => StatusCode::UNAUTHORIZED,
+            GatewayError::ProviderNotReady | GatewayError::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            GatewayError::Forbidden { .. } => StatusCode::FORBIDDEN,
             GatewayError::BadPath(_) => StatusCode::BAD_REQUEST,
             GatewayError::NotFound | GatewayError::NoUpstream => StatusCode::NOT_FOUND,
             GatewayError::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
@@ -40,6 +62,10 @@ impl GatewayError {
     /// Stable machine-readable code for the JSON body.
     pub fn code(&self) -> &'static str {
         match self {
+            GatewayError::SignInRequired { .. } | GatewayError::Unauthenticated(_) => "unauthorized",
+            GatewayError::InvalidToken(_) | GatewayError::ProviderNotReady => "invalid_token",
+            GatewayError::Forbidden { .. } => "forbidden",
+            GatewayError::StoreUnavailable => "session_store_unavailable",
             GatewayError::BadPath(_) => "bad_path",
             GatewayError::NotFound => "not_found",
             GatewayError::NoUpstream => "no_upstream",
@@ -57,7 +83,62 @@ impl GatewayError {
 
     /// Renders this error for a client whose Accept header was already classified.
     pub fn response_for(&self, accepts: Accepts) -> Response<Body> {
-        render(self.status(), self.code(), &self.to_string(), accepts)
+        self.render(Client { accepts, navigation: false })
+    }
+
+    /// The one rendering of a refusal: status, `WWW-Authenticate`, `Retry-After`, and a page,
+    /// JSON or text as the client reads them.
+    pub fn render(&self, client: Client) -> Response<Body> {
+        match self {
+            GatewayError::SignInRequired { start_url, clear_cookie } => {
+                let mut r = if client.navigation { crate::pages::redirect(StatusCode::FOUND, start_url) } else { GatewayError::Unauthenticated("sign-in required").render(client) };
+                if let Some(c) = clear_cookie.as_deref().and_then(|c| HeaderValue::from_str(c).ok()) {
+                    r.headers_mut().append(header::SET_COOKIE, c);
+                }
+                r
+            }
+            // API answers: JSON whatever the Accept header says.
+            GatewayError::Unauthenticated(reason) => {
+                let mut r = crate::pages::json(self.status(), &serde_json::json!({"error": self.code(), "reason": reason}));
+                r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                r
+            }
+            GatewayError::InvalidToken(_) | GatewayError::ProviderNotReady => {
+                let reason = self.to_string();
+                let mut r = crate::pages::json(self.status(), &serde_json::json!({"error": self.code(), "reason": reason}));
+                // The reason is the gateway's own text (a claim name, a short cause), never the token.
+                let www = format!("Bearer error=\"invalid_token\", error_description=\"{}\"", reason.replace(['"', '\\'], "'"));
+                if let Ok(v) = HeaderValue::from_str(&www) {
+                    r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+                }
+                if matches!(self, GatewayError::ProviderNotReady) {
+                    r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+                }
+                r
+            }
+            GatewayError::Forbidden { account, sign_out } if client.navigation => crate::pages::forbidden(account, sign_out),
+            GatewayError::Forbidden { account, .. } => crate::pages::json(StatusCode::FORBIDDEN, &serde_json::json!({"error": self.code(), "account": account})),
+            GatewayError::StoreUnavailable => {
+                let mut r = render(self.status(), self.code(), &self.to_string(), client.accepts);
+                r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+                r
+            }
+            _ => render(self.status(), self.code(), &self.to_string(), client.accepts),
+        }
+    }
+}
+
+/// What a client reads, for rendering a refusal: its error body type, and whether it is a
+/// top-level browser navigation (which may be redirected to sign-in and shown pages).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Client {
+    pub accepts: Accepts,
+    pub navigation: bool,
+}
+
+impl Client {
+    pub fn of(method: &http::Method, headers: &http::HeaderMap) -> Client {
+        Client { accepts: Accepts::of_header(headers.get(header::ACCEPT)), navigation: crate::auth::is_navigation(method, headers) }
     }
 }
 

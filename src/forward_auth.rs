@@ -8,9 +8,13 @@ use http::{HeaderMap, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
 use crate::Gateway;
+use crate::admission::Verdict;
 use crate::auth::Auth;
 use crate::body::Body;
-use crate::policy::Decision;
+use crate::error::{Accepts, Client, GatewayError};
+
+/// Forward auth answers the proxy in front, never a browser directly: JSON, no redirects.
+const API: Client = Client { accepts: Accepts::Json, navigation: false };
 
 /// The normalized path of an original URI (`/p?q`, or an absolute URL from X-Original-URL).
 fn original_path(u: &str) -> Option<String> {
@@ -32,7 +36,7 @@ fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 impl Gateway {
-    pub async fn forward_auth(&self, auth: &Auth, req: &Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    pub async fn forward_auth(&self, _auth: &Auth, req: &Request<Incoming>, peer: SocketAddr) -> Response<Body> {
         let h = req.headers();
         let trusted = self.proxy.is_trusted(&peer);
         let redirect_mode = match req.uri().query().and_then(|q| url::form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "mode")) {
@@ -43,35 +47,29 @@ impl Gateway {
         let path = match original {
             Some(u) => match original_path(u) {
                 Some(p) => Some(p),
-                None => return crate::auth::unauthorized("malformed original URI"),
+                None => return GatewayError::Unauthenticated("malformed original URI").render(API),
             },
             None => None,
         };
-        // No (believable) original URI: decide as for a path no rule names.
-        let decision = match &path {
-            Some(p) => self.routes.decide(p),
-            None => Decision { route: None, public: false },
+        // No (believable) original URI: decided as for a path no rule names.
+        let admitted = match &path {
+            Some(p) => self.admit(p, h).await,
+            None => self.admit_unrouted(h).await,
         };
-        if let Some(Err(e)) = path.as_deref().map(|p| self.routes.strict_check(p, &decision)) {
+        match admitted.verdict {
             // 403, not 400: nginx auth_request turns anything but 2xx/401/403 into a 500.
-            return crate::pages::json(StatusCode::FORBIDDEN, &serde_json::json!({"error": "bad_path", "reason": e.to_string()}));
+            Verdict::Refused(GatewayError::BadPath(e)) => crate::pages::json(StatusCode::FORBIDDEN, &serde_json::json!({"error": "bad_path", "reason": e.to_string()})),
+            Verdict::Refused(e) => e.render(Client { accepts: Accepts::of_header(h.get(http::header::ACCEPT)), navigation: false }),
+            Verdict::Pass { who: None, .. } => crate::pages::json(StatusCode::OK, &serde_json::json!({"public": true})),
+            Verdict::Pass { who: Some(s), .. } => {
+                let mut r = crate::pages::json(StatusCode::OK, &serde_json::json!({"account": s.account, "network": s.network}));
+                self.identity.inject(r.headers_mut(), &s);
+                r
+            }
+            Verdict::Challenge { .. } => self.forward_auth_challenge(req, trusted, redirect_mode, path.as_deref()),
+            // Always JSON: the proxy in front shows its own page (or passes this one through).
+            Verdict::Forbidden(s) => GatewayError::Forbidden { account: s.account.to_string(), sign_out: String::new() }.render(API),
         }
-        if decision.public {
-            return crate::pages::json(StatusCode::OK, &serde_json::json!({"public": true}));
-        }
-        let session = match auth.identify(h).await {
-            Ok(s) => s,
-            Err(resp) => return resp,
-        };
-        let Some(s) = session else {
-            return self.forward_auth_challenge(req, trusted, redirect_mode, path.as_deref());
-        };
-        if !crate::router::allowed(decision.route, &s) {
-            return crate::pages::json(StatusCode::FORBIDDEN, &serde_json::json!({"error": "forbidden", "account": s.account}));
-        }
-        let mut r = crate::pages::json(StatusCode::OK, &serde_json::json!({"account": s.account, "network": s.network}));
-        self.identity.inject(r.headers_mut(), &s);
-        r
     }
 
     /// 401, or in redirect mode a 302 (GET/HEAD) / 303 (others) to sign-in for browsers.
@@ -81,7 +79,7 @@ impl Gateway {
         let accept_html = header(h, "accept").is_some_and(|a| a.contains("text/html"));
         let xhr = header(h, "x-requested-with").is_some_and(|v| v.eq_ignore_ascii_case("xmlhttprequest")) || header(h, "sec-fetch-mode").is_some_and(|v| v.eq_ignore_ascii_case("cors"));
         if !redirect_mode || !accept_html || xhr {
-            return crate::auth::unauthorized("sign-in required");
+            return GatewayError::Unauthenticated("sign-in required").render(API);
         }
         // Return to the original URL, query string included (the return-URL check decides
         // whether it may be used): absolute when its host is known, else as a relative path.

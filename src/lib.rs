@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod accesslog;
+pub mod admission;
 pub mod assertion;
 pub mod auth;
 pub mod account;

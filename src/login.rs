@@ -8,8 +8,10 @@ use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 use serde::{Deserialize, Serialize};
 
 use crate::Gateway;
+use crate::admission::Found;
 use crate::auth::Auth;
 use crate::body::Body;
+use crate::error::GatewayError;
 use crate::oidc::OidcError;
 use crate::pages;
 use crate::session::{Session, SessionStore, Source, new_id, now};
@@ -187,7 +189,8 @@ impl Gateway {
         session.id = Some(id.clone());
         if let Err(e) = auth.store.put(id.clone(), Arc::new(session)).await {
             // The sign-in can be retried from the start once the store is back.
-            let mut r = store_unavailable(&e, Some(&HeaderValue::from_static("text/html")));
+            tracing::error!(cause = %e, "session store unavailable");
+            let mut r = GatewayError::StoreUnavailable.render(crate::error::Client { accepts: crate::error::Accepts::Html, navigation: true });
             append_cookie(r.headers_mut(), &clear_pending);
             return r;
         }
@@ -219,25 +222,16 @@ impl Gateway {
 
     /// GET {prefix}/userinfo: who is signed in, or 401.
     pub async fn userinfo(&self, auth: &Auth, headers: &HeaderMap) -> Response<Body> {
-        match auth.identify(headers).await {
-            Ok(Some(s)) => pages::json(
+        match crate::admission::identify(auth, headers).await {
+            Found::Session(s) => pages::json(
                 StatusCode::OK,
                 &serde_json::json!({"account": s.account, "network": s.network, "source": s.source, "expires_at": s.expires_at}),
             ),
             // userinfo is an API: never a redirect, whatever the Accept header says
-            Ok(None) => crate::auth::unauthorized("not signed in"),
-            Err(resp) => resp,
+            Found::Nobody { .. } => GatewayError::Unauthenticated("not signed in").response(headers.get(header::ACCEPT)),
+            Found::Failed(e) => e.response(headers.get(header::ACCEPT)),
         }
     }
-}
-
-/// 503 with Retry-After for a request that needs the session store while it is down: a page
-/// for browsers, JSON for API callers. Never a redirect to sign-in (no loop), never a new session.
-pub fn store_unavailable(e: &crate::session::StoreError, accept: Option<&HeaderValue>) -> Response<Body> {
-    tracing::error!(cause = %e, "session store unavailable");
-    let mut r = crate::error::error_response(StatusCode::SERVICE_UNAVAILABLE, "session_store_unavailable", "the gateway is temporarily unavailable; please retry in a moment", accept);
-    r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
-    r
 }
 
 pub(crate) fn append_cookie(h: &mut HeaderMap, v: &str) {

@@ -13,10 +13,9 @@ use hyper::body::Incoming;
 use crate::Gateway;
 use crate::accesslog::AccessLog;
 use crate::body::Body;
-use crate::auth::challenge;
 use crate::error::GatewayError;
 use crate::pages;
-use crate::policy::Decision;
+use crate::admission::Verdict;
 use crate::session::Session;
 
 impl Gateway {
@@ -62,8 +61,9 @@ impl Gateway {
         req.headers_mut().reserve(10);
         let origin = if self.cors.enabled() { self.cors.allowed_origin(req.headers()) } else { None };
         let preflight = if origin.is_some() { self.cors.preflight(req.method(), req.headers()) } else { None };
+        let plain = crate::error::Client { accepts: crate::error::Accepts::of_header(accept.as_ref()), navigation: false };
         let result = if let Err(e) = self.routes.strict_check(path, &decision) {
-            Err(GatewayError::BadPath(e))
+            Err((GatewayError::BadPath(e), plain))
         } else if let Some(p) = preflight {
             Ok(p)
         } else if crate::path::has_prefix(path, &self.server.prefix) {
@@ -74,28 +74,20 @@ impl Gateway {
             // upgrade survives; any other (h2c above all) is dropped with them.
             let upgrade = crate::proxy::websocket_requested(req.headers());
             crate::proxy::strip_hop_by_hop(req.headers_mut());
-            match self.admit(&mut req, &decision).await {
-                Err(denied) => Ok(denied),
-                Ok(session) => match self.proxy.select(path) {
-                    None => Err(GatewayError::NoUpstream),
-                    Some(up) => {
-                        upstream_label = Some(up.label.clone());
-                        if let (Some(a), Some(s), Some(name)) = (&self.asserter, &session, &self.identity.assertion) {
-                            if let Some(v) = a.header_for(s, &up.audience) {
-                                req.headers_mut().insert(name.clone(), v);
-                            }
-                        }
-                        if let (Some(app), Some(s), Some(name), Some(auth)) = (&up.broker_app, &session, &self.identity.user_token, &self.auth) {
-                            if let Some(v) = crate::xumm::handle::for_session(auth, s, app) {
-                                req.headers_mut().insert(name.clone(), v);
-                            }
-                        }
-                        self.proxy.forward(req, up, peer, upgrade).await
-                    }
-                },
+            let client = crate::error::Client::of(req.method(), req.headers());
+            match self.admit(path, req.headers()).await.verdict {
+                Verdict::Pass { who, upstream: Some(up) } => {
+                    upstream_label = Some(up.label.clone());
+                    self.upstream_identity(&mut req, who.as_deref(), up);
+                    self.proxy.forward(req, up, peer, upgrade).await.map_err(|e| (e, client))
+                }
+                Verdict::Pass { upstream: None, .. } => Err((GatewayError::NoUpstream, client)),
+                Verdict::Challenge { clear_cookie } => Err((self.sign_in_required(req.uri(), clear_cookie), client)),
+                Verdict::Forbidden(s) => Err((GatewayError::Forbidden { account: s.account.to_string(), sign_out: format!("{}/sign_out", self.server.prefix) }, client)),
+                Verdict::Refused(e) => Err((e, client)),
             }
         };
-        let mut resp = result.unwrap_or_else(|e| e.response(accept.as_ref()));
+        let mut resp = result.unwrap_or_else(|(e, client)| e.render(client));
         self.cors.decorate(origin, resp.headers_mut());
         let log = AccessLog {
             method,
@@ -112,55 +104,36 @@ impl Gateway {
         Ok(resp)
     }
 
-    /// Authenticates and authorizes a request for a protected route, and sets the identity
-    /// headers. `Err` carries the response to send instead (redirect, 401, 403, 503).
-    async fn admit(&self, req: &mut Request<Incoming>, decision: &Decision<'_>) -> Result<Option<std::sync::Arc<Session>>, Response<Body>> {
-        if let Some(auth) = &self.auth {
-            if decision.public {
-                crate::identity::strip_own_cookies(req.headers_mut(), &auth.cookie_name);
-                return Ok(None);
+    /// What the upstream learns of who asks: the identity headers (and the assertion and
+    /// user-token handle where configured) and nothing else. No credential reaches it: neither
+    /// the gateway's cookies nor, for a signed-in request, an Authorization header (the verified
+    /// JWT, or one the gateway did not check, sent beside a session cookie).
+    fn upstream_identity(&self, req: &mut Request<Incoming>, who: Option<&Session>, up: &crate::proxy::Upstream) {
+        let Some(auth) = &self.auth else { return };
+        crate::identity::strip_own_cookies(req.headers_mut(), &auth.cookie_name);
+        let Some(s) = who else { return };
+        let h = req.headers_mut();
+        h.remove(header::AUTHORIZATION);
+        self.identity.inject(h, s);
+        if let (Some(a), Some(name)) = (&self.asserter, &self.identity.assertion) {
+            if let Some(v) = a.header_for(s, &up.audience) {
+                h.insert(name.clone(), v);
             }
-            let found = auth.identify(req.headers()).await;
-            // Only a request that found no session needs to know (before its cookies go).
-            let had_cookie = matches!(found, Ok(None)) && crate::session::cookie::cookies(req.headers()).any(|(n, _)| n == auth.cookie_name.as_bytes());
-            crate::identity::strip_own_cookies(req.headers_mut(), &auth.cookie_name);
-            let session = match found? {
-                Some(s) => s,
-                None => {
-                    let back = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
-                    let mut resp = challenge(req.method(), req.headers(), &self.start_url(back), "sign-in required");
-                    if had_cookie {
-                        // A cookie that opens no live session (new keys, tampered, ended) is
-                        // cleared, not sent again on every request.
-                        crate::login::append_cookie(resp.headers_mut(), &auth.sealer.clear_cookie(&auth.cookie_name, "/"));
-                    }
-                    return Err(resp);
-                }
-            };
-            if !allowed(decision.route, &session) {
-                return Err(self.forbidden(req, &session.account.to_string()));
-            }
-            // The upstream learns who the user is from the identity headers only: no
-            // credential reaches it, neither the verified JWT nor one the gateway did not
-            // check (a Bearer token sent beside a session cookie).
-            req.headers_mut().remove(header::AUTHORIZATION);
-            self.identity.inject(req.headers_mut(), &session);
-            return Ok(Some(session));
         }
-        if decision.public {
-            Ok(None)
-        } else {
-            // No [provider]: nothing can sign in, so protected routes stay closed.
-            Err(crate::auth::unauthorized("sign-in is not configured"))
+        if let (Some(app), Some(name)) = (&up.broker_app, &self.identity.user_token) {
+            if let Some(v) = crate::xumm::handle::for_session(auth, s, app) {
+                h.insert(name.clone(), v);
+            }
         }
     }
 
-    fn forbidden(&self, req: &Request<Incoming>, account: &str) -> Response<Body> {
-        if crate::auth::is_navigation(req.method(), req.headers()) {
-            pages::forbidden(account, &format!("{}/sign_out", self.server.prefix))
-        } else {
-            pages::json(StatusCode::FORBIDDEN, &serde_json::json!({"error": "forbidden", "account": account}))
-        }
+    /// The refusal for a protected request without an identity: back to `uri` after sign-in.
+    fn sign_in_required(&self, uri: &Uri, clear_cookie: bool) -> GatewayError {
+        let back = uri.path_and_query().map_or("/", |pq| pq.as_str());
+        // A cookie that opens no live session (new keys, tampered, ended) is cleared, not sent
+        // again on every request.
+        let clear_cookie = self.auth.as_ref().filter(|_| clear_cookie).map(|auth| auth.sealer.clear_cookie(&auth.cookie_name, "/"));
+        GatewayError::SignInRequired { start_url: self.start_url(back), clear_cookie }
     }
 
     /// The gateway's own endpoints under the prefix; `rest` starts with '/' or is empty.
@@ -204,14 +177,6 @@ impl Gateway {
             _ => GatewayError::NotFound.response(accept),
         }
     }
-}
-
-/// Route policy for a signed-in user. A rule that lists networks admits only sessions whose
-/// network is known and listed (fail closed).
-pub(crate) fn allowed(route: Option<&crate::policy::Route>, s: &Session) -> bool {
-    let Some(r) = route else { return true };
-    (r.allow_accounts.is_empty() || r.allow_accounts.iter().any(|a| a == s.account.as_str()))
-        && (r.allow_networks.is_empty() || s.network.as_ref().is_some_and(|n| r.allow_networks.iter().any(|x| x.eq_ignore_ascii_case(n))))
 }
 
 fn too_many_headers(req: &Request<Incoming>, max: usize) -> Result<(), GatewayError> {

@@ -11,6 +11,7 @@ use http::{HeaderValue, Method};
 
 use super::header_line as line;
 use crate::Gateway;
+use crate::admission::{Verdict, Wait};
 use crate::error::Accepts;
 use crate::metrics::RouteMetrics;
 use crate::proxy::Upstream;
@@ -138,32 +139,24 @@ fn take<'g>(gw: &'g Gateway, req: &httparse::Request<'_, '_>, target: &PathAndQu
     if !target.as_str().starts_with('/') || !crate::path::is_normal(path) || !crate::path::strict_ok_normal(path) || crate::path::has_prefix(path, &gw.server.prefix) {
         return None;
     }
-    let decision = gw.routes.decide(path);
-    let want_session = gw.auth.is_some() && !decision.public;
-    let scan = scan(gw, req.headers, want_session)?;
-    let session: Option<Arc<Session>> = match (&gw.auth, want_session) {
-        (Some(auth), true) => {
-            let sid = scan.sid.as_ref()?;
-            let Some(s) = auth.store.get_now(sid) else {
-                if auth.store.is_shared() {
-                    *lookup = Some(sid.clone());
-                }
-                return None;
-            };
-            if !crate::router::allowed(decision.route, &s) {
-                return None;
-            }
-            Some(s)
+    let scan = scan(gw, req.headers)?;
+    // The one admission decision; the fast path relays what passes and hands the rest over
+    // (the general path renders the same decision), or fetches a session from the shared store
+    // first.
+    let admitted = match gw.admit_now(path, req.headers) {
+        Ok(a) => a,
+        Err(Wait::Store(id)) => {
+            *lookup = Some(id);
+            return None;
         }
-        (_, false) if decision.public => None,
-        _ => return None, // no [provider]: protected routes stay closed (the general path says so)
+        Err(Wait::Token) => return None,
     };
-    let up = gw.proxy.select(path)?;
+    let Verdict::Pass { who, upstream: Some(up) } = admitted.verdict else { return None };
     if !up.is_plain_http() {
         return None;
     }
-    write_head(gw, out, &method, target, up, req.headers, &scan, peer, session.as_deref());
-    let route = decision.route.map(|r| r.metrics.clone()).unwrap_or_else(|| gw.default_route.clone());
+    write_head(gw, out, &method, target, up, req.headers, &scan, peer, who.as_deref());
+    let route = admitted.decision.route.map(|r| r.metrics.clone()).unwrap_or_else(|| gw.default_route.clone());
     Some((up, method, scan.close, scan.accepts, route))
 }
 
@@ -182,13 +175,11 @@ struct Scan<'b> {
     own: u128,
     /// Bit i: header i is a Cookie header carrying someone else's cookie too.
     foreign: u128,
-    /// The session id of the first session cookie that opens (when a session is wanted).
-    sid: Option<Arc<str>>,
 }
 
 /// One pass over the headers; None when one of them is the general path's.
-fn scan<'b>(gw: &Gateway, headers: &[httparse::Header<'b>], want_session: bool) -> Option<Scan<'b>> {
-    let mut sc = Scan { kinds: [Name::Other; MAX_HEADERS], close: false, accepts: Accepts::Other, host: None, xff: None, has_xfp: false, has_xfh: false, own: 0, foreign: 0, sid: None };
+fn scan<'b>(gw: &Gateway, headers: &[httparse::Header<'b>]) -> Option<Scan<'b>> {
+    let mut sc = Scan { kinds: [Name::Other; MAX_HEADERS], close: false, accepts: Accepts::Other, host: None, xff: None, has_xfp: false, has_xfh: false, own: 0, foreign: 0 };
     for (i, h) in headers.iter().enumerate() {
         sc.kinds[i] = classify(h.name);
         match sc.kinds[i] {
@@ -216,13 +207,9 @@ fn scan<'b>(gw: &Gateway, headers: &[httparse::Header<'b>], want_session: bool) 
             Name::ForwardedHost => sc.has_xfh = true,
             Name::Cookie => {
                 let Some(auth) = &gw.auth else { continue };
-                for (n, v) in crate::session::cookie::pairs(h.value) {
+                for (n, _) in crate::session::cookie::pairs(h.value) {
                     if crate::identity::is_own_cookie(n, &auth.cookie_name) {
                         sc.own |= 1 << i;
-                        // The first session cookie that opens, as `Auth::session_id` reads it.
-                        if want_session && sc.sid.is_none() && n == auth.cookie_name.as_bytes() {
-                            sc.sid = std::str::from_utf8(v).ok().and_then(|v| auth.open_session_cookie(v));
-                        }
                     } else {
                         sc.foreign |= 1 << i;
                     }

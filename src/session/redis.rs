@@ -30,8 +30,8 @@ struct Stored {
 /// L1 entries live `l1_ttl`, and never past the session's own expiry.
 struct L1Expiry(Duration);
 
-impl Expiry<String, Arc<Session>> for L1Expiry {
-    fn expire_after_create(&self, _: &String, s: &Arc<Session>, _: Instant) -> Option<Duration> {
+impl Expiry<Arc<str>, Arc<Session>> for L1Expiry {
+    fn expire_after_create(&self, _: &Arc<str>, s: &Arc<Session>, _: Instant) -> Option<Duration> {
         Some(self.0.min(Duration::from_secs(s.expires_at.saturating_sub(now()))))
     }
 }
@@ -40,21 +40,35 @@ type Hasher = foldhash::fast::RandomState;
 
 /// The caches the pub/sub listener clears; shared with it weakly, so it ends with the store.
 struct Local {
-    /// Session id -> session.
-    l1: moka::sync::Cache<String, Arc<Session>, Hasher>,
-    /// Redis key -> session id, to find what a sign-out message (which names keys, never ids)
-    /// refers to.
-    ids: moka::sync::Cache<String, String>,
+    /// Session id -> session. Bounded by `session.l1_max_entries`, so a replica's memory does
+    /// not grow with the number of live sessions (they live in Redis).
+    l1: moka::sync::Cache<Arc<str>, Arc<Session>, Hasher>,
+    /// The hash in a session's Redis key -> its id (one allocation, shared with `l1`), to find
+    /// what a sign-out message (which names keys, never ids) refers to.
+    ids: moka::sync::Cache<[u8; 32], Arc<str>, Hasher>,
 }
 
 impl Local {
     /// Drops the L1 copy of the session stored under Redis key `key` (a sign-out or revocation
     /// anywhere).
     fn forget(&self, key: &str) {
-        if let Some(id) = self.ids.remove(key) {
+        let Some(digest) = key.rsplit(':').next().and_then(from_hex) else { return };
+        if let Some(id) = self.ids.remove(&digest) {
             self.l1.invalidate(&id);
         }
     }
+}
+
+/// The 32 bytes of a 64-digit hex string.
+fn from_hex(hex: &str) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    if hex.len() != 64 {
+        return None;
+    }
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
 }
 
 pub struct RedisStore {
@@ -72,7 +86,8 @@ pub struct RedisSettings {
     pub timeout: Duration,
     pub l1_ttl: Duration,
     pub idle: Duration,
-    pub max_entries: u64,
+    /// Sessions each replica keeps in L1 at most.
+    pub l1_max_entries: u64,
 }
 
 impl RedisStore {
@@ -82,8 +97,8 @@ impl RedisStore {
         let conn = Conn::new(&cfg.target, cfg.timeout)?;
         let subscribers = crate::redis_conn::subscribers(&cfg.target)?;
         let local = Arc::new(Local {
-            l1: moka::sync::Cache::builder().max_capacity(cfg.max_entries).expire_after(L1Expiry(cfg.l1_ttl)).build_with_hasher(Hasher::default()),
-            ids: moka::sync::Cache::builder().max_capacity(cfg.max_entries).time_to_live(cfg.l1_ttl).build(),
+            l1: moka::sync::Cache::builder().max_capacity(cfg.l1_max_entries).expire_after(L1Expiry(cfg.l1_ttl)).build_with_hasher(Hasher::default()),
+            ids: moka::sync::Cache::builder().max_capacity(cfg.l1_max_entries).time_to_live(cfg.l1_ttl).build_with_hasher(Hasher::default()),
         });
         let store = RedisStore { conn, prefix: cfg.prefix.clone(), sealer: Sealer::new(secrets, true), idle: cfg.idle, local: local.clone() };
         tokio::spawn(listen_for_sign_outs(subscribers, store.channel(), Arc::downgrade(&local)));
@@ -150,9 +165,10 @@ impl RedisStore {
         self.conn.run("PING", async move { redis::cmd("PING").query_async::<String>(&mut c).await }).await.map(|_| ())
     }
 
-    fn remember(&self, id: &str, key: String, s: &Arc<Session>) {
-        self.local.l1.insert(id.to_string(), s.clone());
-        self.local.ids.insert(key, id.to_string());
+    fn remember(&self, id: &str, s: &Arc<Session>) {
+        let id: Arc<str> = id.into();
+        self.local.ids.insert(Sha256::digest(id.as_bytes()).into(), id.clone());
+        self.local.l1.insert(id, s.clone());
     }
 }
 
@@ -190,7 +206,7 @@ impl SessionStore for RedisStore {
                 let _: redis::RedisResult<bool> = c.expire_at(&k, stored.e as i64).await;
             });
         }
-        self.remember(id, key, &s);
+        self.remember(id, &s);
         Ok(Some(s))
     }
 
@@ -212,7 +228,7 @@ impl SessionStore for RedisStore {
             tokio::try_join!(c.set_ex::<_, _, ()>(&k, sealed, ttl), account.query_async::<()>(&mut c2)).map(|_| ())
         })
         .await?;
-        self.remember(&id, key, &session);
+        self.remember(&id, &session);
         Ok(())
     }
 

@@ -1,0 +1,185 @@
+//! The one admission decision: may this request pass, as whom, and to which upstream. The
+//! general path, the fast path and forward auth ask it and only render its answer. It must
+//! never build a response, never read a body, never await anything but the session store and a
+//! Bearer verification, and never pass a protected request without a live identity the route
+//! admits.
+
+use std::sync::Arc;
+
+use crate::Gateway;
+use crate::auth::Auth;
+use crate::error::GatewayError;
+use crate::policy::Decision;
+use crate::proxy::Upstream;
+use crate::session::{Session, SessionStore};
+
+/// Read access to a request's headers, whoever parsed them (hyper's `HeaderMap`, the fast
+/// path's httparse slice), without copying them.
+pub trait Headers {
+    /// The values of the header `name` (given in lower case), in order.
+    fn all<'s>(&'s self, name: &'static str) -> impl Iterator<Item = &'s [u8]>;
+
+    fn first(&self, name: &'static str) -> Option<&[u8]> {
+        self.all(name).next()
+    }
+}
+
+impl Headers for http::HeaderMap {
+    fn all<'s>(&'s self, name: &'static str) -> impl Iterator<Item = &'s [u8]> {
+        self.get_all(name).iter().map(|v| v.as_bytes())
+    }
+}
+
+impl Headers for [httparse::Header<'_>] {
+    fn all<'s>(&'s self, name: &'static str) -> impl Iterator<Item = &'s [u8]> {
+        self.iter().filter(move |h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value)
+    }
+}
+
+/// The Bearer token of an `Authorization` header, if that is its scheme.
+pub fn bearer_token<H: Headers + ?Sized>(headers: &H) -> Option<&str> {
+    let v = std::str::from_utf8(headers.first("authorization")?).ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// Whom a request's credentials name.
+pub enum Found {
+    Session(Arc<Session>),
+    /// Nobody. `had_cookie`: a session cookie came that opens no live session (new keys,
+    /// tampered, ended), which the answer clears.
+    Nobody { had_cookie: bool },
+    /// The store did not answer, or the Bearer token is invalid.
+    Failed(GatewayError),
+}
+
+/// The decision on one request.
+pub enum Verdict<'g> {
+    /// Goes to `upstream` (None: no upstream serves the path), as `who` (None on public routes).
+    Pass { who: Option<Arc<Session>>, upstream: Option<&'g Upstream> },
+    /// Needs sign-in; `clear_cookie` as in `Found::Nobody`.
+    Challenge { clear_cookie: bool },
+    /// Signed in, but the route does not admit this account or network.
+    Forbidden(Arc<Session>),
+    /// Refused before anyone is asked (a path strict mode refuses, no provider) or because the
+    /// identity could not be established (store down, invalid token).
+    Refused(GatewayError),
+}
+
+/// A decision and the route it was made on (for the access log and metrics).
+pub struct Admitted<'g> {
+    pub decision: Decision<'g>,
+    pub verdict: Verdict<'g>,
+}
+
+/// What keeps the fast path from deciding without waiting.
+pub enum Wait {
+    /// The session cookie's session is not in this process, but may be in the shared store.
+    Store(Arc<str>),
+    /// A Bearer token to verify.
+    Token,
+}
+
+impl Gateway {
+    /// The decision for a request for the normalized `path`.
+    pub async fn admit<H: Headers + ?Sized>(&self, path: &str, headers: &H) -> Admitted<'_> {
+        self.admit_on(self.routes.decide(path), Some(path), headers).await
+    }
+
+    /// The decision for a request whose path is unknown (forward auth without a believable
+    /// original URI): as for a path no rule names, never public, no upstream.
+    pub async fn admit_unrouted<H: Headers + ?Sized>(&self, headers: &H) -> Admitted<'_> {
+        self.admit_on(Decision { route: None, public: false }, None, headers).await
+    }
+
+    async fn admit_on<'g, H: Headers + ?Sized>(&'g self, decision: Decision<'g>, path: Option<&str>, headers: &H) -> Admitted<'g> {
+        let verdict = match self.before_identity(path, &decision) {
+            Err(v) => v,
+            Ok(auth) => self.verdict(path, &decision, identify(auth, headers).await),
+        };
+        Admitted { decision, verdict }
+    }
+
+    /// The same decision without waiting, from what this process holds; `Err` when it needs the
+    /// shared store or a Bearer verification (the fast path then hands the request over, or
+    /// fetches the session and asks again).
+    pub fn admit_now<H: Headers + ?Sized>(&self, path: &str, headers: &H) -> Result<Admitted<'_>, Wait> {
+        let decision = self.routes.decide(path);
+        let verdict = match self.before_identity(Some(path), &decision) {
+            Err(v) => v,
+            Ok(auth) => self.verdict(Some(path), &decision, identify_now(auth, headers)?),
+        };
+        Ok(Admitted { decision, verdict })
+    }
+
+    /// What is decided before anyone's identity matters: strict path mode, public routes, a
+    /// gateway without a provider. `Ok` when the identity decides.
+    fn before_identity<'g>(&'g self, path: Option<&str>, decision: &Decision<'g>) -> Result<&'g Auth, Verdict<'g>> {
+        if let Some(Err(e)) = path.map(|p| self.routes.strict_check(p, decision)) {
+            return Err(Verdict::Refused(GatewayError::BadPath(e)));
+        }
+        if decision.public {
+            return Err(Verdict::Pass { who: None, upstream: path.and_then(|p| self.proxy.select(p)) });
+        }
+        // No [provider]: nothing can sign in, so protected routes stay closed.
+        self.auth.as_ref().ok_or(Verdict::Refused(GatewayError::Unauthenticated("sign-in is not configured")))
+    }
+
+    fn verdict<'g>(&'g self, path: Option<&str>, decision: &Decision<'g>, found: Found) -> Verdict<'g> {
+        match found {
+            Found::Session(s) if allowed(decision, &s) => Verdict::Pass { who: Some(s), upstream: path.and_then(|p| self.proxy.select(p)) },
+            Found::Session(s) => Verdict::Forbidden(s),
+            Found::Nobody { had_cookie } => Verdict::Challenge { clear_cookie: had_cookie },
+            Found::Failed(e) => Verdict::Refused(e),
+        }
+    }
+}
+
+/// Who makes the request: the session cookie first, then a Bearer JWT.
+pub async fn identify<H: Headers + ?Sized>(auth: &Auth, headers: &H) -> Found {
+    if let Some(id) = auth.session_id(headers) {
+        match auth.store.get(&id).await {
+            Ok(Some(s)) => return Found::Session(s),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(cause = %e, "session store unavailable");
+                return Found::Failed(GatewayError::StoreUnavailable);
+            }
+        }
+    }
+    if let (Some(verifier), Some(token)) = (&auth.bearer, bearer_token(headers)) {
+        return match verifier.verify(&auth.provider, token).await {
+            Ok(s) => Found::Session(s),
+            Err(e) => Found::Failed(crate::bearer::refused(&e)),
+        };
+    }
+    Found::Nobody { had_cookie: has_session_cookie(auth, headers) }
+}
+
+/// `identify` from what this process holds.
+fn identify_now<H: Headers + ?Sized>(auth: &Auth, headers: &H) -> Result<Found, Wait> {
+    if let Some(id) = auth.session_id(headers) {
+        if let Some(s) = auth.store.get_now(&id) {
+            return Ok(Found::Session(s));
+        }
+        if auth.store.is_shared() {
+            return Err(Wait::Store(id));
+        }
+    }
+    if auth.bearer.is_some() && bearer_token(headers).is_some() {
+        return Err(Wait::Token);
+    }
+    Ok(Found::Nobody { had_cookie: has_session_cookie(auth, headers) })
+}
+
+fn has_session_cookie<H: Headers + ?Sized>(auth: &Auth, headers: &H) -> bool {
+    headers.all("cookie").flat_map(crate::session::cookie::pairs).any(|(n, _)| n == auth.cookie_name.as_bytes())
+}
+
+/// Route policy for a signed-in user. A rule that lists networks admits only sessions whose
+/// network is known and listed (fail closed).
+fn allowed(decision: &Decision<'_>, s: &Session) -> bool {
+    let Some(r) = decision.route else { return true };
+    (r.allow_accounts.is_empty() || r.allow_accounts.iter().any(|a| a == s.account.as_str()))
+        && (r.allow_networks.is_empty() || s.network.as_ref().is_some_and(|n| r.allow_networks.iter().any(|x| x.eq_ignore_ascii_case(n))))
+}
