@@ -4,7 +4,9 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY benches ./benches
-RUN cargo build --release --locked --bin xumm-gate
+# Without the "dev" feature: no development provider, platform or whoami (nor their keys) in
+# the image; `xumm-gate demo` there says how to get it.
+RUN cargo build --release --locked --no-default-features --bin xumm-gate
 
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates && rm -rf /var/lib/apt/lists/* \

@@ -135,6 +135,25 @@ impl Gateway {
     }
 }
 
+impl Gateway {
+    /// The headers that tell `up` who asks, for both proxy paths to write (after every client
+    /// copy of them was dropped): the identity headers, the signed assertion for this upstream,
+    /// the broker's user-token handle.
+    pub fn identity_for_upstream(&self, who: &Session, up: &Upstream, mut set: impl FnMut(&http::HeaderName, &http::HeaderValue)) {
+        self.identity.values(who).for_each(|(n, v)| set(n, v));
+        if let (Some(a), Some(name)) = (&self.asserter, &self.identity.assertion) {
+            if let Some(v) = a.header_for(who, &up.audience) {
+                set(name, &v);
+            }
+        }
+        if let (Some(app), Some(name), Some(auth)) = (&up.broker_app, &self.identity.user_token, &self.auth) {
+            if let Some(v) = crate::xumm::handle::for_session(auth, who, app) {
+                set(name, &v);
+            }
+        }
+    }
+}
+
 /// Who makes the request: the session cookie first, then a Bearer JWT.
 pub async fn identify<H: Headers + ?Sized>(auth: &Auth, headers: &H) -> Found {
     if let Some(id) = auth.session_id(headers) {

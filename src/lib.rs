@@ -12,6 +12,7 @@ pub mod body;
 pub mod config;
 pub mod conns;
 pub mod cors;
+#[cfg(feature = "dev")]
 pub mod demo;
 pub mod error;
 pub mod fast;

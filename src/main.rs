@@ -164,6 +164,25 @@ fn admin_call(method: http::Method, url: &str) -> Result<String, String> {
     })
 }
 
+/// Said by a production build (without the "dev" feature) asked for development servers.
+#[cfg(not(feature = "dev"))]
+fn without_dev(what: &str) -> ExitCode {
+    eprintln!("xumm-gate {what}: this build has no development servers (built without the \"dev\" feature);");
+    eprintln!("  build from the repository with the default features: cargo run --release -- {what}");
+    ExitCode::from(2)
+}
+
+#[cfg(not(feature = "dev"))]
+fn dev_provider(_: std::net::SocketAddr, _: String, _: String) -> ExitCode {
+    without_dev("dev-provider")
+}
+
+#[cfg(not(feature = "dev"))]
+fn demo(_: [std::net::SocketAddr; 4]) -> ExitCode {
+    without_dev("demo")
+}
+
+#[cfg(feature = "dev")]
 fn dev_provider(listen: std::net::SocketAddr, id: String, secret: String) -> ExitCode {
     xumm_gate::logging::init(&Default::default());
     let rt = match runtime() {
@@ -186,6 +205,7 @@ fn dev_provider(listen: std::net::SocketAddr, id: String, secret: String) -> Exi
     })
 }
 
+#[cfg(feature = "dev")]
 fn demo([listen, admin, provider, wallet]: [std::net::SocketAddr; 4]) -> ExitCode {
     xumm_gate::logging::init(&Default::default());
     let rt = match runtime() {

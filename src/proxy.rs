@@ -335,23 +335,34 @@ pub fn peer_value(ip: std::net::IpAddr) -> HeaderValue {
 /// to) only when the peer is a trusted proxy; otherwise they are replaced.
 fn set_forwarded(h: &mut HeaderMap, peer: SocketAddr, trusted: bool, host: Option<HeaderValue>, proto: &HeaderValue) {
     let ip = peer_value(peer.ip().to_canonical());
-    let xff = match (trusted, h.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok())) {
-        (true, Some(prev)) if !prev.is_empty() => HeaderValue::from_str(&format!("{prev}, {}", ip.to_str().unwrap_or_default())).ok(),
-        _ => Some(ip),
-    };
-    if let Some(v) = xff {
+    let xff = HeaderValue::from_bytes(&forwarded_for(trusted, h.get(&X_FORWARDED_FOR).map(HeaderValue::as_bytes), ip.as_bytes()).concat());
+    if let Ok(v) = xff {
         h.insert(X_FORWARDED_FOR.clone(), v);
     }
-    if !(trusted && h.contains_key(&X_FORWARDED_PROTO)) {
+    if sets_own(trusted, h.contains_key(&X_FORWARDED_PROTO)) {
         h.insert(X_FORWARDED_PROTO.clone(), proto.clone());
     }
-    if !(trusted && h.contains_key(&X_FORWARDED_HOST)) {
+    if sets_own(trusted, h.contains_key(&X_FORWARDED_HOST)) {
         match host {
             Some(v) => h.insert(X_FORWARDED_HOST.clone(), v),
             None => h.remove(&X_FORWARDED_HOST),
         };
     }
     h.append(header::VIA, VIA_VALUE.clone());
+}
+
+/// The pieces of the X-Forwarded-For value the upstream gets (both proxy paths): a trusted
+/// peer's list with the peer appended, anyone else's replaced by the peer.
+pub fn forwarded_for<'a>(trusted: bool, client: Option<&'a [u8]>, peer: &'a [u8]) -> [&'a [u8]; 3] {
+    match client {
+        Some(prev) if trusted && !prev.is_empty() => [prev, b", ", peer],
+        _ => [b"", b"", peer],
+    }
+}
+
+/// Whether the gateway sets X-Forwarded-Proto / -Host itself: unless a trusted peer sent them.
+pub fn sets_own(trusted: bool, client_sent: bool) -> bool {
+    !(trusted && client_sent)
 }
 
 /// Logs that `upstream` sent no response head within `upstream_timeout`; the client gets 504.

@@ -114,17 +114,9 @@ impl Gateway {
         let Some(s) = who else { return };
         let h = req.headers_mut();
         h.remove(header::AUTHORIZATION);
-        self.identity.inject(h, s);
-        if let (Some(a), Some(name)) = (&self.asserter, &self.identity.assertion) {
-            if let Some(v) = a.header_for(s, &up.audience) {
-                h.insert(name.clone(), v);
-            }
-        }
-        if let (Some(app), Some(name)) = (&up.broker_app, &self.identity.user_token) {
-            if let Some(v) = crate::xumm::handle::for_session(auth, s, app) {
-                h.insert(name.clone(), v);
-            }
-        }
+        self.identity_for_upstream(s, up, |n, v| {
+            h.insert(n.clone(), v.clone());
+        });
     }
 
     /// The refusal for a protected request without an identity: back to `uri` after sign-in.

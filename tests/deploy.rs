@@ -98,6 +98,8 @@ fn the_container_and_compose_example_fit_together() {
     let root = env!("CARGO_MANIFEST_DIR");
     let dockerfile = std::fs::read_to_string(format!("{root}/Dockerfile")).unwrap();
     assert!(dockerfile.contains("COPY deploy/compose/config.toml /etc/xumm-gate/config.toml"), "the baked-in config listens on 0.0.0.0");
+    let build = dockerfile.lines().find(|l| l.starts_with("RUN cargo build")).expect("the image builds the binary");
+    assert!(build.contains("--no-default-features"), "the image leaves the development servers out: {build}");
     let health = dockerfile.lines().find(|l| l.trim_start().starts_with("CMD [\"/usr/local/bin/xumm-gate\", \"healthcheck\"")).expect("HEALTHCHECK uses the binary");
     assert!(health.contains("127.0.0.1:9180/healthz"), "{health}");
     let ignore = std::fs::read_to_string(format!("{root}/.dockerignore")).unwrap();

@@ -275,33 +275,17 @@ fn write_head(
     }
     // X-Forwarded-*: a trusted peer's values are kept (and appended to); anyone else's replaced.
     out.extend_from_slice(b"x-forwarded-for: ");
-    if let (true, Some(prev)) = (peer.trusted, sc.xff.filter(|v| !v.is_empty())) {
-        out.extend_from_slice(prev);
-        out.extend_from_slice(b", ");
-    }
-    out.extend_from_slice(peer.ip.as_bytes());
+    crate::proxy::forwarded_for(peer.trusted, sc.xff, peer.ip.as_bytes()).iter().for_each(|p| out.extend_from_slice(p));
     out.extend_from_slice(b"\r\n");
-    if !(peer.trusted && sc.has_xfp) {
+    if crate::proxy::sets_own(peer.trusted, sc.has_xfp) {
         line(out, b"x-forwarded-proto", gw.proxy.proto.as_bytes());
     }
-    if let (false, Some(h)) = (peer.trusted && sc.has_xfh, sc.host) {
+    if let (true, Some(h)) = (crate::proxy::sets_own(peer.trusted, sc.has_xfh), sc.host) {
         line(out, b"x-forwarded-host", h);
     }
     line(out, b"via", b"1.1 xumm-gate");
     if let Some(s) = session {
-        for (n, v) in gw.identity.values(s) {
-            line(out, n.as_str().as_bytes(), v.as_bytes());
-        }
-        if let (Some(a), Some(name)) = (&gw.asserter, &gw.identity.assertion) {
-            if let Some(v) = a.header_for(s, &up.audience) {
-                line(out, name.as_str().as_bytes(), v.as_bytes());
-            }
-        }
-        if let (Some(app), Some(name), Some(auth)) = (&up.broker_app, &gw.identity.user_token, &gw.auth) {
-            if let Some(v) = crate::xumm::handle::for_session(auth, s, app) {
-                line(out, name.as_str().as_bytes(), v.as_bytes());
-            }
-        }
+        gw.identity_for_upstream(s, up, |n, v| line(out, n.as_str().as_bytes(), v.as_bytes()));
     }
     out.extend_from_slice(b"\r\n");
 }
