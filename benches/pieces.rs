@@ -65,7 +65,7 @@ fn tokens(c: &mut Criterion) {
         &|_| None,
     )
     .unwrap();
-    let auth = xumm_gate::auth::Auth::from_config(&cfg, &cfg.server().unwrap()).unwrap().unwrap();
+    let auth = xumm_gate::auth::Auth::from_config(&cfg, &cfg.server().unwrap(), std::sync::Arc::new(xumm_gate::shared::Shared::memory())).unwrap().unwrap();
     let cookie = format!("theme=dark; {}={}", auth.cookie_name, auth.sealer.seal(&auth.cookie_name, &xumm_gate::session::new_id()));
     let mut headers = http::HeaderMap::new();
     headers.insert(http::header::COOKIE, cookie.parse().unwrap());

@@ -21,8 +21,9 @@ pub struct Auth {
     /// Pending-login cookies are named `{login_prefix}{state}`.
     pub login_prefix: String,
     pub ttl: Duration,
-    /// States already used at the callback (replay defence within this replica).
-    pub used_states: moka::sync::Cache<String, ()>,
+    /// Where a callback's state is claimed once (replay defence across every replica, with
+    /// Redis), beside the broker's shared state.
+    pub shared: Arc<crate::shared::Shared>,
     pub redirect_uri: String,
     /// Sign-in starts and callbacks per client address; None when switched off.
     pub sign_in_limit: Option<crate::ratelimit::PerClient>,
@@ -34,7 +35,7 @@ pub struct Auth {
 
 impl Auth {
     /// Builds the auth state when `[provider]` is configured.
-    pub fn from_config(config: &Config, server: &crate::config::Server) -> Result<Option<Auth>, ConfigError> {
+    pub fn from_config(config: &Config, server: &crate::config::Server, shared: Arc<crate::shared::Shared>) -> Result<Option<Auth>, ConfigError> {
         let Some(p) = &config.provider else { return Ok(None) };
         let session = config.session.clone().unwrap_or_else(|| toml::from_str("").expect("defaults"));
         use base64::Engine;
@@ -74,7 +75,7 @@ impl Auth {
             login_prefix: format!("{}_login_", session.cookie_name),
             cookie_name: session.cookie_name,
             ttl: crate::config::duration("session.ttl", &session.ttl)?,
-            used_states: moka::sync::Cache::builder().max_capacity(100_000).time_to_live(Duration::from_secs(900)).build(),
+            shared,
             redirect_uri: format!("{base}{}/callback", server.prefix),
             sign_in_limit: (config.server.sign_in_per_minute > 0).then(|| crate::ratelimit::PerClient::new(config.server.sign_in_per_minute)),
             bearer: if config.bearer.enabled { Some(crate::bearer::BearerVerifier::new(&config.bearer, &p.client_id)?) } else { None },

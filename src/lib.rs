@@ -116,7 +116,9 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     // Installed before anything registers metric handles.
     let prometheus = metrics::install();
     let (tx, rx) = watch::channel(false);
-    let auth = auth::Auth::from_config(&config, &server)?;
+    // State replicas share (claims, records, counters): in Redis when the sessions are.
+    let shared = Arc::new(shared::Shared::from_config(config.session.as_ref())?);
+    let auth = auth::Auth::from_config(&config, &server, shared.clone())?;
     let gateway = Arc::new(Gateway {
         auth,
         identity: identity::IdentityHeaders::new(&config.headers),
@@ -124,7 +126,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         forward_auth_redirect: config.forward_auth.mode == "redirect",
         cors: cors::Cors::new(&config.cors.allowed_origins),
         broker: match &config.xumm {
-            Some(x) => Some(xumm::broker::Broker::new(x, &config.broker.app, shared::Shared::from_config(config.session.as_ref())?)),
+            Some(x) => Some(xumm::broker::Broker::new(x, &config.broker.app, shared)),
             None => None,
         },
         asserter: assertion::Asserter::from_config(&config.assertion, server.public_url.as_str())?,

@@ -3,6 +3,9 @@
 //! sign-ins, never follow an unchecked return URL, and never show a token or secret.
 
 use std::sync::Arc;
+use std::time::Duration;
+
+use sha2::Digest;
 
 use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 use serde::{Deserialize, Serialize};
@@ -154,11 +157,23 @@ impl Gateway {
         let Some(pending) = pending else {
             return pages::login_problem(StatusCode::BAD_REQUEST, "This sign-in is unknown or expired (state mismatch).", &retry);
         };
-        if auth.used_states.contains_key(state) {
-            return pages::login_problem(StatusCode::BAD_REQUEST, "This sign-in response was already used.", &retry);
-        }
-        auth.used_states.insert(state.to_string(), ());
         let clear_pending = auth.sealer.clear_cookie(&cookie_name, &self.server.prefix);
+        // Once, on whichever replica: the pending cookie outlives the callback in a browser's
+        // history and a copied URL. (The state is the gateway's own random value: the pending
+        // cookie that names it opened.) The claim is this code's (hashed: it is a credential),
+        // so a reload after an outage, whose claim may have landed unseen, still finishes; a
+        // spent code is refused by the provider anyway.
+        let owner: String = sha2::Sha256::digest(code.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+        match auth.shared.claim_for(&format!("state:{state}"), &owner, Duration::from_secs(PENDING_TTL + 60)).await {
+            Ok(true) => {}
+            Ok(false) => return pages::login_problem(StatusCode::BAD_REQUEST, "This sign-in response was already used.", &retry),
+            Err(e) => {
+                tracing::error!(cause = %e, "session store unavailable");
+                // The code is not spent yet: reloading this page once the store is back
+                // finishes the sign-in, so the pending cookie stays.
+                return GatewayError::StoreUnavailable.render(crate::error::Client { accepts: crate::error::Accepts::Html, navigation: true });
+            }
+        }
 
         let outcome = async {
             let token = auth.provider.exchange(code, &pending.v, &auth.redirect_uri).await?;

@@ -81,6 +81,26 @@ impl Shared {
         }
     }
 
+    /// Like `claim`, for `owner`: true for the first caller and for any later caller with the
+    /// same owner (one attempt repeated after a timeout, whose claim may have landed unseen),
+    /// false for everyone else.
+    pub async fn claim_for(&self, key: &str, owner: &str, ttl: Duration) -> Result<bool, StoreError> {
+        match self {
+            Shared::Memory(m) => Ok(m.values.entry(key.to_string()).or_insert((owner.to_string(), ttl)).into_value().0 == owner),
+            Shared::Redis(r) => {
+                let (mut c, k, o) = (r.conn.handle(), r.key(key), owner.to_string());
+                let set: Option<String> = r
+                    .conn
+                    .run("SET NX", async move { redis::cmd("SET").arg(&k).arg(&o).arg("NX").arg("PX").arg(ttl.as_millis() as u64).query_async(&mut c).await })
+                    .await?;
+                if set.is_some() {
+                    return Ok(true);
+                }
+                Ok(self.get(key).await?.is_some_and(|v| v == owner))
+            }
+        }
+    }
+
     pub async fn put(&self, key: &str, value: String, ttl: Duration) -> Result<(), StoreError> {
         match self {
             Shared::Memory(m) => {

@@ -157,7 +157,7 @@ async fn replicas_share_sessions_and_sign_outs_and_restarts_sign_nobody_out() {
     }
     // What Redis holds: hashed keys, sealed values (no account, no user token, no id): the
     // account's set of session keys and the one session.
-    let stored = redis.keys_and_values().await;
+    let stored: Vec<_> = redis.keys_and_values().await.into_iter().filter(|(k, _)| !k.starts_with("test-gw:shared:")).collect();
     assert_eq!(stored.len(), 2, "{stored:?}");
     let (set, members) = &stored[0];
     let key = &stored[1].0;
@@ -182,6 +182,15 @@ async fn replicas_share_sessions_and_sign_outs_and_restarts_sign_nobody_out() {
     assert_eq!(done.status, StatusCode::FOUND, "{}", done.text());
     let (n2, v2) = set_cookies(&done.headers).into_iter().find(|(n, _)| n == "_xumm_gate").unwrap();
     let cookie2 = format!("{n2}={v2}");
+    // Its callback replayed on C (say, from the browser's history) opens nothing: the code is
+    // spent. With another code under the same state (forged), the claim refuses it first.
+    let replay = get_with(c.addr, &callback, &[("cookie", &cookie_header(&pending))]).await;
+    assert_eq!(replay.status, StatusCode::BAD_REQUEST, "{}", replay.text());
+    assert!(set_cookies(&replay.headers).iter().all(|(n, _)| n != "_xumm_gate"));
+    let forged = callback.replace("code=", "code=x");
+    assert_ne!(forged, callback);
+    let replay = get_with(c.addr, &forged, &[("cookie", &cookie_header(&pending))]).await;
+    assert!(replay.text().contains("already used"), "{}", replay.text());
 
     // Every replica restarts, one at a time: nobody is signed out.
     for gw in [a, b, c] {
@@ -226,10 +235,14 @@ async fn a_redis_outage_is_a_503_with_retry_after_never_a_sign_in_loop() {
     assert!(done.headers.contains_key("retry-after") && done.text().contains("temporarily unavailable"));
     assert!(set_cookies(&done.headers).iter().all(|(n, _)| n != "_xumm_gate"), "no session from an outage");
 
-    // Redis resumes: the same session works again, without restarting the gateway.
+    // Redis resumes: the same session works again, without restarting the gateway, and
+    // reloading the callback page finishes that sign-in.
     redis.signal("-CONT");
     let got = until(gw.addr, &cookie, StatusCode::OK, Duration::from_secs(5)).await;
     assert_eq!(got.status, StatusCode::OK, "{}", got.text());
+    let again = get_with(gw.addr, &callback, &[("cookie", &cookie_header(&pending))]).await;
+    assert_eq!(again.status, StatusCode::FOUND, "the callback, reloaded after the outage: {}", again.text());
+    assert!(set_cookies(&again.headers).iter().any(|(n, _)| n == "_xumm_gate"));
 
     // Redis stops (connection refused), then comes back empty: 503s meanwhile, then sign-in works.
     redis.stop();

@@ -141,7 +141,7 @@ pub struct Broker {
     /// Payload records (immutable once written), rate-limit counters, and the claims that an
     /// outcome's audit line, its app callback and a webhook delivery happen once: in memory for
     /// one replica, in Redis for several.
-    shared: crate::shared::Shared,
+    shared: std::sync::Arc<crate::shared::Shared>,
     /// For app callbacks (a client of its own: callbacks go to the apps, not to Xumm).
     notifier: crate::oidc::HttpsClient,
 }
@@ -154,7 +154,7 @@ fn sha256(s: &str) -> [u8; 32] {
 }
 
 impl Broker {
-    pub fn new(xumm: &XummConfig, apps: &[BrokerAppConfig], shared: crate::shared::Shared) -> Broker {
+    pub fn new(xumm: &XummConfig, apps: &[BrokerAppConfig], shared: std::sync::Arc<crate::shared::Shared>) -> Broker {
         let apps = apps
             .iter()
             .map(|a| {
