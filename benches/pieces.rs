@@ -93,6 +93,16 @@ fn tokens(c: &mut Criterion) {
     c.bench_function("fast path: signed-in request head to upstream head", |b| {
         b.iter(|| xumm_gate::fast::plan_head(&gw, black_box(head.as_bytes()), &mut out).unwrap())
     });
+    // The admission decision alone, on the fast path's parsed headers (httparse's slice, read in
+    // place): route, strict path, session id from the cookie, L1/store lookup, policy.
+    let mut slots = [httparse::EMPTY_HEADER; 32];
+    let mut parsed = httparse::Request::new(&mut slots);
+    parsed.parse(head.as_bytes()).unwrap();
+    let fields: &[httparse::Header<'_>] = parsed.headers;
+    assert!(matches!(gw.admit_now("/app/dashboard", fields).map(|a| a.verdict), Ok(xumm_gate::admission::Verdict::Pass { who: Some(_), .. })));
+    c.bench_function("admission decision: signed-in request, fast path headers", |b| {
+        b.iter(|| matches!(gw.admit_now(black_box("/app/dashboard"), black_box(fields)).map(|a| a.verdict), Ok(xumm_gate::admission::Verdict::Pass { .. })))
+    });
     drop(gw);
     rt.block_on(running.shutdown());
 }

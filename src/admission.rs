@@ -7,51 +7,12 @@
 use std::sync::Arc;
 
 use crate::Gateway;
-use crate::auth::Auth;
+use crate::auth::{Auth, Found};
+use crate::headers::{Headers, bearer_token};
 use crate::error::GatewayError;
 use crate::policy::Decision;
 use crate::proxy::Upstream;
-use crate::session::{Session, SessionStore};
-
-/// Read access to a request's headers, whoever parsed them (hyper's `HeaderMap`, the fast
-/// path's httparse slice), without copying them.
-pub trait Headers {
-    /// The values of the header `name` (given in lower case), in order.
-    fn all<'s>(&'s self, name: &'static str) -> impl Iterator<Item = &'s [u8]>;
-
-    fn first(&self, name: &'static str) -> Option<&[u8]> {
-        self.all(name).next()
-    }
-}
-
-impl Headers for http::HeaderMap {
-    fn all<'s>(&'s self, name: &'static str) -> impl Iterator<Item = &'s [u8]> {
-        self.get_all(name).iter().map(|v| v.as_bytes())
-    }
-}
-
-impl Headers for [httparse::Header<'_>] {
-    fn all<'s>(&'s self, name: &'static str) -> impl Iterator<Item = &'s [u8]> {
-        self.iter().filter(move |h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value)
-    }
-}
-
-/// The Bearer token of an `Authorization` header, if that is its scheme.
-pub fn bearer_token<H: Headers + ?Sized>(headers: &H) -> Option<&str> {
-    let v = std::str::from_utf8(headers.first("authorization")?).ok()?;
-    let (scheme, token) = v.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-}
-
-/// Whom a request's credentials name.
-pub enum Found {
-    Session(Arc<Session>),
-    /// Nobody. `had_cookie`: a session cookie came that opens no live session (new keys,
-    /// tampered, ended), which the answer clears.
-    Nobody { had_cookie: bool },
-    /// The store did not answer, or the Bearer token is invalid.
-    Failed(GatewayError),
-}
+use crate::session::Session;
 
 /// The decision on one request.
 pub enum Verdict<'g> {
@@ -95,7 +56,7 @@ impl Gateway {
     async fn admit_on<'g, H: Headers + ?Sized>(&'g self, decision: Decision<'g>, path: Option<&str>, headers: &H) -> Admitted<'g> {
         let verdict = match self.before_identity(path, &decision) {
             Err(v) => v,
-            Ok(auth) => self.verdict(path, &decision, identify(auth, headers).await),
+            Ok(auth) => self.verdict(path, &decision, auth.identify(headers).await),
         };
         Admitted { decision, verdict }
     }
@@ -154,27 +115,6 @@ impl Gateway {
     }
 }
 
-/// Who makes the request: the session cookie first, then a Bearer JWT.
-pub async fn identify<H: Headers + ?Sized>(auth: &Auth, headers: &H) -> Found {
-    if let Some(id) = auth.session_id(headers) {
-        match auth.store.get(&id).await {
-            Ok(Some(s)) => return Found::Session(s),
-            Ok(None) => {}
-            Err(e) => {
-                tracing::warn!(cause = %e, "session store unavailable");
-                return Found::Failed(GatewayError::StoreUnavailable);
-            }
-        }
-    }
-    if let (Some(verifier), Some(token)) = (&auth.bearer, bearer_token(headers)) {
-        return match verifier.verify(&auth.provider, token).await {
-            Ok(s) => Found::Session(s),
-            Err(e) => Found::Failed(crate::bearer::refused(&e)),
-        };
-    }
-    Found::Nobody { had_cookie: has_session_cookie(auth, headers) }
-}
-
 /// `identify` from what this process holds.
 fn identify_now<H: Headers + ?Sized>(auth: &Auth, headers: &H) -> Result<Found, Wait> {
     if let Some(id) = auth.session_id(headers) {
@@ -188,12 +128,9 @@ fn identify_now<H: Headers + ?Sized>(auth: &Auth, headers: &H) -> Result<Found, 
     if auth.bearer.is_some() && bearer_token(headers).is_some() {
         return Err(Wait::Token);
     }
-    Ok(Found::Nobody { had_cookie: has_session_cookie(auth, headers) })
+    Ok(Found::Nobody { had_cookie: auth.has_session_cookie(headers) })
 }
 
-fn has_session_cookie<H: Headers + ?Sized>(auth: &Auth, headers: &H) -> bool {
-    headers.all("cookie").flat_map(crate::session::cookie::pairs).any(|(n, _)| n == auth.cookie_name.as_bytes())
-}
 
 /// Route policy for a signed-in user. A rule that lists networks admits only sessions whose
 /// network is known and listed (fail closed).

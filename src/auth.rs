@@ -5,13 +5,24 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::{HeaderMap, Method, header};
 
 use crate::config::{Config, ConfigError};
+use crate::error::GatewayError;
+use crate::headers::{Headers, bearer_token};
 use crate::oidc::Provider;
 use crate::session::cookie::Sealer;
 use crate::session::memory::MemoryStore;
-use crate::session::Store;
+use crate::session::{Session, SessionStore, Store};
+
+/// Whom a request's credentials name.
+pub enum Found {
+    Session(Arc<Session>),
+    /// Nobody. `had_cookie`: a session cookie came that opens no live session (new keys,
+    /// tampered, ended), which the answer clears.
+    Nobody { had_cookie: bool },
+    /// The store did not answer, or the Bearer token is invalid.
+    Failed(GatewayError),
+}
 
 pub struct Auth {
     pub provider: Arc<Provider>,
@@ -87,9 +98,35 @@ impl Auth {
     }
 
     /// The session id in the request's session cookie, if one opens (the first that does).
-    pub fn session_id<H: crate::admission::Headers + ?Sized>(&self, headers: &H) -> Option<Arc<str>> {
+    pub fn session_id<H: Headers + ?Sized>(&self, headers: &H) -> Option<Arc<str>> {
         let name = self.cookie_name.as_bytes();
         headers.all("cookie").flat_map(crate::session::cookie::pairs).filter(|(n, _)| *n == name).find_map(|(_, v)| self.open_session_cookie(std::str::from_utf8(v).ok()?))
+    }
+
+    /// Who makes the request: the session cookie first, then a Bearer JWT.
+    pub async fn identify<H: Headers + ?Sized>(&self, headers: &H) -> Found {
+        if let Some(id) = self.session_id(headers) {
+            match self.store.get(&id).await {
+                Ok(Some(s)) => return Found::Session(s),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(cause = %e, "session store unavailable");
+                    return Found::Failed(GatewayError::StoreUnavailable);
+                }
+            }
+        }
+        if let (Some(verifier), Some(token)) = (&self.bearer, bearer_token(headers)) {
+            return match verifier.verify(&self.provider, token).await {
+                Ok(s) => Found::Session(s),
+                Err(e) => Found::Failed(crate::bearer::refused(&e)),
+            };
+        }
+        Found::Nobody { had_cookie: self.has_session_cookie(headers) }
+    }
+
+    /// Whether a session cookie came at all (opening or not).
+    pub fn has_session_cookie<H: Headers + ?Sized>(&self, headers: &H) -> bool {
+        headers.all("cookie").flat_map(crate::session::cookie::pairs).any(|(n, _)| n == self.cookie_name.as_bytes())
     }
 
     /// Opens a session cookie value, remembering (per thread) what a value opened to: the same
@@ -118,15 +155,4 @@ impl Auth {
         });
         Some(id)
     }
-}
-
-/// True for a top-level browser navigation that may be redirected to sign-in.
-pub fn is_navigation(method: &Method, headers: &HeaderMap) -> bool {
-    if method != Method::GET && method != Method::HEAD {
-        return false;
-    }
-    let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("");
-    h(header::ACCEPT.as_str()).contains("text/html")
-        && !h("x-requested-with").eq_ignore_ascii_case("xmlhttprequest")
-        && !h("sec-fetch-mode").eq_ignore_ascii_case("cors")
 }

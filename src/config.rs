@@ -651,7 +651,7 @@ impl Config {
             p.add("bearer.cache_entries", "must be at most 10000000");
         }
         p.take(bounded("assertion.ttl", &self.assertion.ttl, Duration::from_secs(10), Duration::from_secs(24 * 3600)));
-        if self.assertion.enabled && !self.assertion.key.is_empty() && crate::assertion::Asserter::parse_key(&self.assertion.key).is_none() {
+        if self.assertion.enabled && !self.assertion.key.is_empty() && <p256::SecretKey as p256::pkcs8::DecodePrivateKey>::from_pkcs8_pem(&self.assertion.key).is_err() {
             p.add("assertion.key", "is not a PKCS#8 PEM P-256 private key");
         }
         for (i, o) in self.cors.allowed_origins.iter().enumerate() {

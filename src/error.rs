@@ -138,7 +138,7 @@ pub struct Client {
 
 impl Client {
     pub fn of(method: &http::Method, headers: &http::HeaderMap) -> Client {
-        Client { accepts: Accepts::of_header(headers.get(header::ACCEPT)), navigation: crate::auth::is_navigation(method, headers) }
+        Client { accepts: Accepts::of_header(headers.get(header::ACCEPT)), navigation: is_navigation(method, headers) }
     }
 }
 
@@ -189,4 +189,15 @@ fn render(status: StatusCode, code: &str, reason: &str, accepts: Accepts) -> Res
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
     resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
+}
+
+/// True for a top-level browser navigation that may be redirected to sign-in.
+fn is_navigation(method: &http::Method, headers: &http::HeaderMap) -> bool {
+    if method != http::Method::GET && method != http::Method::HEAD {
+        return false;
+    }
+    let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("");
+    h(header::ACCEPT.as_str()).contains("text/html")
+        && !h("x-requested-with").eq_ignore_ascii_case("xmlhttprequest")
+        && !h("sec-fetch-mode").eq_ignore_ascii_case("cors")
 }

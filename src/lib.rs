@@ -10,6 +10,7 @@ pub mod account;
 pub mod bearer;
 pub mod body;
 pub mod config;
+pub mod connection;
 pub mod conns;
 pub mod cors;
 #[cfg(feature = "dev")]
@@ -17,6 +18,7 @@ pub mod demo;
 pub mod error;
 pub mod fast;
 pub mod forward_auth;
+pub mod headers;
 pub mod identity;
 pub mod logging;
 pub mod login;

@@ -11,8 +11,7 @@ use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 use serde::{Deserialize, Serialize};
 
 use crate::Gateway;
-use crate::admission::Found;
-use crate::auth::Auth;
+use crate::auth::{Auth, Found};
 use crate::body::Body;
 use crate::error::GatewayError;
 use crate::oidc::OidcError;
@@ -237,7 +236,7 @@ impl Gateway {
 
     /// GET {prefix}/userinfo: who is signed in, or 401.
     pub async fn userinfo(&self, auth: &Auth, headers: &HeaderMap) -> Response<Body> {
-        match crate::admission::identify(auth, headers).await {
+        match auth.identify(headers).await {
             Found::Session(s) => pages::json(
                 StatusCode::OK,
                 &serde_json::json!({"account": s.account, "network": s.network, "source": s.source, "expires_at": s.expires_at}),

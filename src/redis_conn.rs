@@ -13,7 +13,11 @@ use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, Pipeline, RedisFuture, Value};
 
-use crate::session::StoreError;
+
+/// Redis did not answer (in time, or at all): the command and the cause, never the URL.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Unavailable(pub String);
 
 /// Where the gateway's Redis is.
 #[derive(Debug, Clone)]
@@ -90,13 +94,13 @@ impl Conn {
         self.handle.clone()
     }
 
-    /// Runs Redis commands within the timeout; any failure is `StoreError::Unavailable` naming
-    /// the command and the cause (never the URL).
-    pub async fn run<T>(&self, what: &'static str, f: impl std::future::Future<Output = redis::RedisResult<T>>) -> Result<T, StoreError> {
+    /// Runs Redis commands within the timeout; any failure is `Unavailable` naming the command
+    /// and the cause (never the URL).
+    pub async fn run<T>(&self, what: &'static str, f: impl std::future::Future<Output = redis::RedisResult<T>>) -> Result<T, Unavailable> {
         match tokio::time::timeout(self.timeout, f).await {
             Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(StoreError::Unavailable(format!("redis {what}: {}", redis_cause(&e)))),
-            Err(_) => Err(StoreError::Unavailable(format!("redis {what}: no answer within {:?}", self.timeout))),
+            Ok(Err(e)) => Err(Unavailable(format!("redis {what}: {}", redis_cause(&e)))),
+            Err(_) => Err(Unavailable(format!("redis {what}: no answer within {:?}", self.timeout))),
         }
     }
 }

@@ -109,7 +109,7 @@ impl Shared {
             }
             Shared::Redis(r) => {
                 let (mut c, k) = (r.conn.handle(), r.key(key));
-                r.conn.run("SET", async move { c.pset_ex::<_, _, ()>(&k, value, ttl.as_millis() as u64).await }).await
+                Ok(r.conn.run("SET", async move { c.pset_ex::<_, _, ()>(&k, value, ttl.as_millis() as u64).await }).await?)
             }
         }
     }
@@ -119,7 +119,7 @@ impl Shared {
             Shared::Memory(m) => Ok(m.values.get(key).map(|(v, _)| v)),
             Shared::Redis(r) => {
                 let (mut c, k) = (r.conn.handle(), r.key(key));
-                r.conn.run("GET", async move { c.get(&k).await }).await
+                Ok(r.conn.run("GET", async move { c.get(&k).await }).await?)
             }
         }
     }

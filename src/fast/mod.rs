@@ -57,7 +57,7 @@ pub async fn serve(
     stream: TcpStream,
     addr: SocketAddr,
     builder: Arc<auto::Builder<TokioExecutor>>,
-    mut conn: crate::server::Conn,
+    mut conn: crate::connection::Conn,
 ) {
     let peer = Peer { trusted: gw.proxy.is_trusted(&addr), ip: crate::proxy::peer_value(addr.ip().to_canonical()) };
     let mut c = Conn {
@@ -79,7 +79,7 @@ pub async fn serve(
         }
     }
     let io = rewind::Rewind::new(c.buf.freeze(), c.stream);
-    crate::server::serve_hyper(gw, io, addr, &builder, conn).await;
+    crate::connection::serve_hyper(gw, io, addr, &builder, conn).await;
 }
 
 /// The fast path's per-request decision on a request head: parse, policy, session lookup and

@@ -78,6 +78,12 @@ pub enum StoreError {
     Unavailable(String),
 }
 
+impl From<crate::redis_conn::Unavailable> for StoreError {
+    fn from(e: crate::redis_conn::Unavailable) -> StoreError {
+        StoreError::Unavailable(e.0)
+    }
+}
+
 /// Where sessions live, keyed by an opaque random id.
 pub trait SessionStore: Send + Sync {
     fn get(&self, id: &str) -> impl std::future::Future<Output = Result<Option<Arc<Session>>, StoreError>> + Send;

@@ -162,7 +162,8 @@ impl RedisStore {
     /// Whether Redis answers (for /readyz).
     pub async fn ping(&self) -> Result<(), StoreError> {
         let mut c = self.conn.handle();
-        self.conn.run("PING", async move { redis::cmd("PING").query_async::<String>(&mut c).await }).await.map(|_| ())
+        self.conn.run("PING", async move { redis::cmd("PING").query_async::<String>(&mut c).await }).await?;
+        Ok(())
     }
 
     fn remember(&self, id: &str, s: &Arc<Session>) {
@@ -238,7 +239,7 @@ impl SessionStore for RedisStore {
         self.local.l1.invalidate(id);
         let key = self.key(id);
         let (mut c, mut c2, channel) = (self.conn.handle(), self.conn.handle(), self.channel());
-        self.conn.run("DEL", async move { tokio::try_join!(c.del::<_, ()>(&key), c2.publish::<_, _, ()>(&channel, &key)).map(|_| ()) }).await
+        Ok(self.conn.run("DEL", async move { tokio::try_join!(c.del::<_, ()>(&key), c2.publish::<_, _, ()>(&channel, &key)).map(|_| ()) }).await?)
     }
 }
 

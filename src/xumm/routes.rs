@@ -113,7 +113,7 @@ impl Gateway {
             Some(app) => Caller::App(app?),
             None => {
                 let auth = self.auth.as_ref().ok_or(BrokerError::NoCaller)?;
-                let crate::admission::Found::Session(session) = crate::admission::identify(auth, req.headers()).await else { return Err(BrokerError::NoCaller) };
+                let crate::auth::Found::Session(session) = auth.identify(req.headers()).await else { return Err(BrokerError::NoCaller) };
                 if session.source == Source::Session && req.method() != Method::GET {
                     self.check_same_origin(&req)?;
                 }
