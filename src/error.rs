@@ -28,6 +28,15 @@ pub enum GatewayError {
     /// The session store does not answer: retry, never sign in again.
     #[error("the gateway is temporarily unavailable; please retry in a moment")]
     StoreUnavailable,
+    /// A sign-in that did not complete (`what` for the user), with the link to try again.
+    #[error("{what}")]
+    SignInFailed { status: StatusCode, what: String, retry: String },
+    /// Sign-in cannot start before the provider's metadata is loaded.
+    #[error("the identity provider is not reachable yet")]
+    ProviderStartingUp,
+    /// Too many sign-ins from one client address.
+    #[error("too many sign-in attempts")]
+    TooManySignIns { retry_after: u64 },
     #[error("bad request path: {0}")]
     BadPath(#[from] crate::path::PathError),
     #[error("not found")]
@@ -48,7 +57,9 @@ impl GatewayError {
     pub fn status(&self) -> StatusCode {
         match self {
             GatewayError::SignInRequired { .. } | GatewayError::Unauthenticated(_) | GatewayError::InvalidToken(_) => StatusCode::UNAUTHORIZED,
-            GatewayError::ProviderNotReady | GatewayError::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            GatewayError::ProviderNotReady | GatewayError::StoreUnavailable | GatewayError::ProviderStartingUp => StatusCode::SERVICE_UNAVAILABLE,
+            GatewayError::SignInFailed { status, .. } => *status,
+            GatewayError::TooManySignIns { .. } => StatusCode::TOO_MANY_REQUESTS,
             GatewayError::Forbidden { .. } => StatusCode::FORBIDDEN,
             GatewayError::BadPath(_) => StatusCode::BAD_REQUEST,
             GatewayError::NotFound | GatewayError::NoUpstream => StatusCode::NOT_FOUND,
@@ -66,6 +77,9 @@ impl GatewayError {
             GatewayError::InvalidToken(_) | GatewayError::ProviderNotReady => "invalid_token",
             GatewayError::Forbidden { .. } => "forbidden",
             GatewayError::StoreUnavailable => "session_store_unavailable",
+            GatewayError::SignInFailed { .. } => "sign_in_failed",
+            GatewayError::ProviderStartingUp => "provider_unavailable",
+            GatewayError::TooManySignIns { .. } => "too_many_sign_ins",
             GatewayError::BadPath(_) => "bad_path",
             GatewayError::NotFound => "not_found",
             GatewayError::NoUpstream => "no_upstream",
@@ -118,6 +132,14 @@ impl GatewayError {
             }
             GatewayError::Forbidden { account, sign_out } if client.navigation => crate::pages::forbidden(account, sign_out),
             GatewayError::Forbidden { account, .. } => crate::pages::json(StatusCode::FORBIDDEN, &serde_json::json!({"error": self.code(), "account": account})),
+            // The sign-in endpoints' pages: browsers navigate there.
+            GatewayError::SignInFailed { status, what, retry } => crate::pages::login_problem(*status, what, retry),
+            GatewayError::TooManySignIns { retry_after } => crate::pages::too_many_sign_ins(*retry_after),
+            GatewayError::ProviderStartingUp => {
+                let mut r = crate::pages::page(self.status(), "Sign-in is starting up", "<p>The identity provider is not reachable yet. Please retry in a moment.</p>");
+                r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+                r
+            }
             GatewayError::StoreUnavailable => {
                 let mut r = render(self.status(), self.code(), &self.to_string(), client.accepts);
                 r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("2"));

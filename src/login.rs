@@ -78,13 +78,11 @@ impl Gateway {
     /// GET {prefix}/start?rd=: new state, nonce and PKCE; pending-login cookie; 302 to the provider.
     pub fn login_start(&self, auth: &Auth, headers: &HeaderMap, query: Option<&str>) -> Response<Body> {
         let Some(pairs) = query_pairs(query, &["rd"]) else {
-            return pages::login_problem(StatusCode::BAD_REQUEST, "The sign-in link was malformed.", "/");
+            return problem(StatusCode::BAD_REQUEST, "The sign-in link was malformed.", "/");
         };
         let rd = self.return_url(param(&pairs, "rd"));
         let Some(meta) = auth.provider.metadata() else {
-            let mut r = pages::page(StatusCode::SERVICE_UNAVAILABLE, "Sign-in is starting up", "<p>The identity provider is not reachable yet. Please retry in a moment.</p>");
-            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-            return r;
+            return GatewayError::ProviderStartingUp.render(PAGE);
         };
         let (challenge, verifier) = openidconnect::PkceCodeChallenge::new_random_sha256();
         let pending = Pending { s: b64_random(16), n: b64_random(16), v: verifier.secret().to_string(), r: rd, t: now() };
@@ -93,7 +91,7 @@ impl Gateway {
 
         let mut url = match url::Url::parse(&meta.authorization_endpoint) {
             Ok(u) => u,
-            Err(_) => return pages::login_problem(StatusCode::BAD_GATEWAY, "The identity provider's metadata is invalid.", &self.start_path()),
+            Err(_) => return problem(StatusCode::BAD_GATEWAY, "The identity provider's metadata is invalid.", &self.start_path()),
         };
         url.query_pairs_mut()
             .append_pair("client_id", &auth.provider.cfg.client_id)
@@ -132,12 +130,12 @@ impl Gateway {
     pub async fn login_callback(&self, auth: &Auth, headers: &HeaderMap, query: Option<&str>) -> Response<Body> {
         let retry = self.start_path();
         let Some(pairs) = query_pairs(query, &["state", "code", "authorization_code", "error", "nonce"]) else {
-            return pages::login_problem(StatusCode::BAD_REQUEST, "The sign-in response repeated a parameter; it was refused.", &retry);
+            return problem(StatusCode::BAD_REQUEST, "The sign-in response repeated a parameter; it was refused.", &retry);
         };
         if let Some(err) = param(&pairs, "error") {
             let what = if err == "access_denied" { "The sign-in request was rejected in Xumm." } else { "The identity provider reported an error." };
             tracing::info!(error = %err, "sign-in ended with a provider error");
-            return pages::login_problem(StatusCode::UNAUTHORIZED, what, &retry);
+            return problem(StatusCode::UNAUTHORIZED, what, &retry);
         }
         let code = match (param(&pairs, "code"), param(&pairs, "authorization_code")) {
             (Some(a), Some(b)) if a != b => None,
@@ -145,7 +143,7 @@ impl Gateway {
             (None, None) => None,
         };
         let (Some(state), Some(code)) = (param(&pairs, "state"), code) else {
-            return pages::login_problem(StatusCode::BAD_REQUEST, "The sign-in response is missing its state or code.", &retry);
+            return problem(StatusCode::BAD_REQUEST, "The sign-in response is missing its state or code.", &retry);
         };
         let cookie_name = format!("{}{}", auth.login_prefix, state);
         let pending = crate::session::cookie::text_cookies(headers)
@@ -154,7 +152,7 @@ impl Gateway {
             .and_then(|p| serde_json::from_str::<Pending>(&p).ok())
             .filter(|p| p.s == state && now().saturating_sub(p.t) <= PENDING_TTL);
         let Some(pending) = pending else {
-            return pages::login_problem(StatusCode::BAD_REQUEST, "This sign-in is unknown or expired (state mismatch).", &retry);
+            return problem(StatusCode::BAD_REQUEST, "This sign-in is unknown or expired (state mismatch).", &retry);
         };
         let clear_pending = auth.sealer.clear_cookie(&cookie_name, &self.server.prefix);
         // Once, on whichever replica: the pending cookie outlives the callback in a browser's
@@ -165,12 +163,12 @@ impl Gateway {
         let owner: String = sha2::Sha256::digest(code.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
         match auth.shared.claim_for(&format!("state:{state}"), &owner, Duration::from_secs(PENDING_TTL + 60)).await {
             Ok(true) => {}
-            Ok(false) => return pages::login_problem(StatusCode::BAD_REQUEST, "This sign-in response was already used.", &retry),
+            Ok(false) => return problem(StatusCode::BAD_REQUEST, "This sign-in response was already used.", &retry),
             Err(e) => {
                 tracing::error!(cause = %e, "session store unavailable");
                 // The code is not spent yet: reloading this page once the store is back
                 // finishes the sign-in, so the pending cookie stays.
-                return GatewayError::StoreUnavailable.render(crate::error::Client { accepts: crate::error::Accepts::Html, navigation: true });
+                return GatewayError::StoreUnavailable.render(PAGE);
             }
         }
 
@@ -189,7 +187,7 @@ impl Gateway {
                     OidcError::Status { status, .. } if status.is_client_error() => (StatusCode::BAD_REQUEST, "The identity provider refused the sign-in code.".to_string()),
                     _ => (StatusCode::BAD_GATEWAY, "The identity provider could not be reached.".to_string()),
                 };
-                let mut r = pages::login_problem(status, &what, &retry);
+                let mut r = problem(status, &what, &retry);
                 append_cookie(r.headers_mut(), &clear_pending);
                 return r;
             }
@@ -204,7 +202,7 @@ impl Gateway {
         if let Err(e) = auth.store.put(id.clone(), Arc::new(session)).await {
             // The sign-in can be retried from the start once the store is back.
             tracing::error!(cause = %e, "session store unavailable");
-            let mut r = GatewayError::StoreUnavailable.render(crate::error::Client { accepts: crate::error::Accepts::Html, navigation: true });
+            let mut r = GatewayError::StoreUnavailable.render(PAGE);
             append_cookie(r.headers_mut(), &clear_pending);
             return r;
         }
@@ -246,6 +244,14 @@ impl Gateway {
             Found::Failed(e) => e.response(headers.get(header::ACCEPT)),
         }
     }
+}
+
+/// The sign-in endpoints answer browser navigations.
+const PAGE: crate::error::Client = crate::error::Client { accepts: crate::error::Accepts::Html, navigation: true };
+
+/// A sign-in that did not complete, with the link to try again.
+fn problem(status: StatusCode, what: &str, retry: &str) -> Response<Body> {
+    GatewayError::SignInFailed { status, what: what.to_string(), retry: retry.to_string() }.render(PAGE)
 }
 
 pub(crate) fn append_cookie(h: &mut HeaderMap, v: &str) {

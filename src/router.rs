@@ -152,7 +152,7 @@ impl Gateway {
                 let client = crate::ratelimit::client_key(peer, h, |ip| self.proxy.is_trusted_ip(ip));
                 if let Err(retry) = limit.take(client) {
                     tracing::info!(client = %client, retry_after = retry, "sign-in rate limit reached");
-                    return pages::too_many_sign_ins(retry);
+                    return GatewayError::TooManySignIns { retry_after: retry }.response(accept);
                 }
             }
         }

@@ -96,6 +96,14 @@ pub enum BrokerError {
     NotFound,
     #[error("the gateway's shared store is unavailable")]
     Unavailable,
+    #[error("request body too large")]
+    TooLarge,
+    #[error("a WebSocket upgrade is required")]
+    WebsocketRequired,
+    #[error("webhook refused: {0}")]
+    InvalidWebhook(String),
+    #[error("Xumm's status socket is unreachable")]
+    StatusSocket,
     #[error(transparent)]
     Xumm(#[from] XummError),
 }
@@ -103,8 +111,10 @@ pub enum BrokerError {
 impl BrokerError {
     pub fn status(&self) -> StatusCode {
         match self {
-            BrokerError::BadCredentials | BrokerError::NoCaller => StatusCode::UNAUTHORIZED,
-            BrokerError::BadBody => StatusCode::BAD_REQUEST,
+            BrokerError::BadCredentials | BrokerError::NoCaller | BrokerError::InvalidWebhook(_) => StatusCode::UNAUTHORIZED,
+            BrokerError::BadBody | BrokerError::WebsocketRequired => StatusCode::BAD_REQUEST,
+            BrokerError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            BrokerError::StatusSocket => StatusCode::BAD_GATEWAY,
             BrokerError::TxTypeNotAllowed(_) | BrokerError::ForeignUserToken => StatusCode::FORBIDDEN,
             BrokerError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             BrokerError::NotFound => StatusCode::NOT_FOUND,
@@ -131,6 +141,16 @@ impl BrokerError {
             other => other.status().as_u16() as i64,
         };
         json!({"error": {"reference": "", "code": code, "message": self.to_string()}})
+    }
+
+    /// The broker's one rendering of its refusals, in Xumm's shape (as `GatewayError::render`
+    /// is the gateway's), with `Retry-After` where waiting helps.
+    pub fn render(&self) -> http::Response<crate::body::Body> {
+        let mut r = crate::pages::json(self.status(), &self.body());
+        if let Some(s) = self.retry_after() {
+            r.headers_mut().insert(http::header::RETRY_AFTER, http::HeaderValue::from(s));
+        }
+        r
     }
 }
 

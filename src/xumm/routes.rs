@@ -16,25 +16,25 @@ const MAX_BODY: usize = 64 * 1024;
 impl Gateway {
     /// POST {prefix}/webhook: verify, answer 200 fast, then look the payload up in the background.
     pub async fn webhook(self: &std::sync::Arc<Self>, req: Request<Incoming>) -> Response<Body> {
-        let Some(broker) = &self.broker else { return crate::pages::json(StatusCode::NOT_FOUND, &serde_json::json!({"error": "not_found"})) };
+        let Some(broker) = &self.broker else { return crate::error::GatewayError::NotFound.response(req.headers().get(header::ACCEPT)) };
         let h = req.headers();
         let ts = h.get("x-xumm-request-timestamp").and_then(|v| v.to_str().ok()).map(str::to_string);
         let sig = h.get("x-xumm-request-signature").and_then(|v| v.to_str().ok()).map(str::to_string);
         let Ok(body) = Limited::new(IdleBody::new(req.into_body(), self.server.body_timeout), MAX_BODY).collect().await.map(|b| b.to_bytes()) else {
-            return crate::pages::json(StatusCode::PAYLOAD_TOO_LARGE, &serde_json::json!({"error": "too_large"}));
+            return BrokerError::TooLarge.render();
         };
         let refused = match broker.webhook.verify(ts.as_deref(), sig.as_deref(), &body, crate::session::now()) {
             // A replay is refused by whichever replica sees it second.
             Ok(sig) => match broker.first_delivery(&sig).await {
                 Ok(true) => None,
                 Ok(false) => Some(crate::xumm::webhook::WebhookError::Replay),
-                Err(e) => return broker_error(&e),
+                Err(e) => return e.render(),
             },
             Err(e) => Some(e),
         };
         if let Some(e) = refused {
             tracing::warn!(cause = %e, "webhook refused");
-            return crate::pages::json(StatusCode::UNAUTHORIZED, &serde_json::json!({"error": "invalid_webhook", "reason": e.to_string()}));
+            return BrokerError::InvalidWebhook(e.to_string()).render();
         }
         let uuid = serde_json::from_slice::<serde_json::Value>(&body)
             .ok()
@@ -56,11 +56,11 @@ impl Gateway {
     pub async fn status_socket(self: &std::sync::Arc<Self>, broker: &Broker, mut req: Request<Incoming>, uuid: &str) -> Response<Body> {
         match broker.known(uuid).await {
             Ok(true) => {}
-            Ok(false) => return crate::pages::json(StatusCode::NOT_FOUND, &serde_json::json!({"error": "not_found"})),
-            Err(e) => return broker_error(&e),
+            Ok(false) => return BrokerError::NotFound.render(),
+            Err(e) => return e.render(),
         }
         let Some(key) = req.headers().get("sec-websocket-key").cloned() else {
-            return crate::pages::json(StatusCode::BAD_REQUEST, &serde_json::json!({"error": "websocket_required"}));
+            return BrokerError::WebsocketRequired.render();
         };
         let version = req.headers().get("sec-websocket-version").cloned();
         let client_side = hyper::upgrade::on(&mut req);
@@ -68,7 +68,7 @@ impl Gateway {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(cause = %e, "status socket to Xumm failed");
-                return crate::pages::json(StatusCode::BAD_GATEWAY, &serde_json::json!({"error": "bad_gateway"}));
+                return BrokerError::StatusSocket.render();
             }
         };
         let accept = upstream.headers().get("sec-websocket-accept").cloned();
@@ -103,7 +103,7 @@ impl Gateway {
                 if !matches!(e, BrokerError::NotFound | BrokerError::TxTypeNotAllowed(_)) {
                     tracing::info!(cause = %e, "broker call refused or failed");
                 }
-                broker_error(&e)
+                e.render()
             }
         }
     }
@@ -201,15 +201,6 @@ impl Gateway {
         }
         Ok(())
     }
-}
-
-/// A broker refusal in Xumm's error shape, with Retry-After where waiting helps.
-fn broker_error(e: &BrokerError) -> Response<Body> {
-    let mut r = crate::pages::json(e.status(), &e.body());
-    if let Some(s) = e.retry_after() {
-        r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(s));
-    }
-    r
 }
 
 async fn read_json(req: Request<Incoming>, timeout: std::time::Duration) -> Result<serde_json::Value, BrokerError> {
