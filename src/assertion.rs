@@ -47,7 +47,7 @@ impl Asserter {
         let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
         let kid: String = Sha256::digest(&point[1..]).iter().take(8).map(|b| format!("{b:02x}")).collect();
         let jwk = serde_json::json!({"kty": "EC", "crv": "P-256", "alg": "ES256", "use": "sig", "kid": kid, "x": b64(&point[1..33]), "y": b64(&point[33..65])});
-        let ttl = crate::config::duration("assertion.ttl", &cfg.ttl)?.as_secs();
+        let ttl = cfg.ttl.get().as_secs();
         Ok(Some(Asserter { key, kid, jwk, issuer: issuer.trim_end_matches('/').to_string(), ttl }))
     }
 

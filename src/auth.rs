@@ -61,7 +61,7 @@ impl Auth {
                 url::Host::Ipv4(ip) => ip.is_loopback(),
                 url::Host::Ipv6(ip) => ip.is_loopback(),
             }));
-        let idle = crate::config::duration("session.idle_timeout", &session.idle_timeout)?;
+        let idle = session.idle_timeout.get();
         let base = server.public_url.as_str().trim_end_matches('/');
         Ok(Some(Auth {
             provider: Arc::new(Provider::new(p.clone())),
@@ -72,8 +72,8 @@ impl Auth {
                         &crate::session::redis::RedisSettings {
                             target: session.redis_target(),
                             prefix: session.redis_key_prefix.clone(),
-                            timeout: crate::config::duration("session.redis_timeout", &session.redis_timeout)?,
-                            l1_ttl: crate::config::duration("session.l1_ttl", &session.l1_ttl)?,
+                            timeout: session.redis_timeout.get(),
+                            l1_ttl: session.l1_ttl.get(),
                             idle,
                             l1_max_entries: session.l1_max_entries,
                         },
@@ -85,7 +85,7 @@ impl Auth {
             },
             login_prefix: format!("{}_login_", session.cookie_name),
             cookie_name: session.cookie_name,
-            ttl: crate::config::duration("session.ttl", &session.ttl)?,
+            ttl: session.ttl.get(),
             shared,
             redirect_uri: format!("{base}{}/callback", server.prefix),
             sign_in_limit: (config.server.sign_in_per_minute > 0).then(|| crate::ratelimit::PerClient::new(config.server.sign_in_per_minute)),

@@ -44,7 +44,7 @@ impl BearerVerifier {
         Ok(BearerVerifier {
             audiences,
             algorithms,
-            skew: crate::config::duration("bearer.max_skew", &cfg.max_skew)?.as_secs(),
+            skew: cfg.max_skew.get().as_secs(),
             cache: moka::sync::Cache::builder().max_capacity(cfg.cache_entries).expire_after(UntilExp).build(),
         })
     }

@@ -70,8 +70,42 @@ impl Problems {
     }
 }
 
-/// Keys whose values are secrets: redacted by `check-config`, never logged.
-const SECRET_KEYS: &[&str] = &["client_secret", "cookie_secrets", "api_secret", "secret", "key", "callback_secret", "redis_url"];
+/// A secret from the config (client and API secrets, cookie keys, signing keys, a Redis URL with
+/// its password): `<redacted>` wherever it is printed (`Debug`) or serialized (`check-config`);
+/// read it by dereferencing, at the one place that uses it.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl std::ops::Deref for Secret {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("<redacted>")
+    }
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Secret, D::Error> {
+        String::deserialize(d).map(Secret)
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(s: &str) -> Secret {
+        Secret(s.to_string())
+    }
+}
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -121,19 +155,19 @@ pub struct ServerConfig {
     /// Tokio worker threads; 0 means one per core.
     pub workers: usize,
     /// A client must finish sending request headers within this time (slowloris defence).
-    pub header_read_timeout: String,
+    pub header_read_timeout: Span,
     /// Largest request head (request line + headers) in bytes.
     pub max_header_bytes: usize,
     /// Most request headers accepted.
     pub max_headers: usize,
     /// Connecting to an upstream must finish within this time (else 502).
-    pub upstream_connect_timeout: String,
+    pub upstream_connect_timeout: Span,
     /// The upstream must send its response head within this time (else 504).
-    pub upstream_timeout: String,
+    pub upstream_timeout: Span,
     /// Idle pooled upstream connections are closed after this time.
-    pub upstream_idle_timeout: String,
+    pub upstream_idle_timeout: Span,
     /// On SIGTERM/SIGINT in-flight requests get this long to finish.
-    pub drain_timeout: String,
+    pub drain_timeout: Span,
     /// Relay plain HTTP/1.1 GET/HEAD requests in the connection's own task (src/fast); every
     /// other request goes through hyper either way. `false` sends everything through hyper.
     pub fast_path: bool,
@@ -144,9 +178,9 @@ pub struct ServerConfig {
     pub max_connections_per_ip: u32,
     /// A connection with no open request is closed after this (HTTP/1.1 keep-alive on the
     /// general path, HTTP/2); before its first request it gets `header_read_timeout`.
-    pub idle_timeout: String,
+    pub idle_timeout: Span,
     /// A request body that sends nothing for this long is cut off (408).
-    pub body_timeout: String,
+    pub body_timeout: Span,
     /// Concurrent streams per HTTP/2 connection.
     pub http2_max_streams: u32,
     /// Sign-in starts and callbacks per minute from one client address (bursts of a third of
@@ -211,7 +245,7 @@ pub struct ProviderConfig {
     #[serde(default)]
     pub client_id: String,
     #[serde(default)]
-    pub client_secret: String,
+    pub client_secret: Secret,
     #[serde(default = "default_scopes")]
     pub scopes: Vec<String>,
     #[serde(default = "default_account_claim")]
@@ -221,10 +255,10 @@ pub struct ProviderConfig {
     pub token_auth: String,
     /// Least time between two JWKS fetches triggered by tokens no cached key verifies.
     #[serde(default = "default_jwks_min_refresh")]
-    pub jwks_min_refresh: String,
+    pub jwks_min_refresh: Span,
 }
 
-fn default_jwks_min_refresh() -> String {
+fn default_jwks_min_refresh() -> Span {
     "30s".into()
 }
 
@@ -263,32 +297,32 @@ pub struct SessionConfig {
     pub redis_key_prefix: String,
     /// Each Redis command must answer within this (else 503 for the request that needed it).
     #[serde(default = "default_redis_timeout")]
-    pub redis_timeout: String,
+    pub redis_timeout: Span,
     /// How long a replica keeps a session from Redis in memory (the hot path's cache). A
     /// sign-out reaches every replica at once by pub/sub, and within this at worst.
     #[serde(default = "default_l1_ttl")]
-    pub l1_ttl: String,
+    pub l1_ttl: Span,
     /// How many sessions from Redis a replica keeps in memory at most (the least used go first).
     #[serde(default = "default_l1_max_entries")]
     pub l1_max_entries: u64,
     #[serde(default = "default_cookie_name")]
     pub cookie_name: String,
     #[serde(default)]
-    pub cookie_secrets: Vec<String>,
+    pub cookie_secrets: Vec<Secret>,
     #[serde(default = "default_ttl")]
-    pub ttl: String,
+    pub ttl: Span,
     #[serde(default = "default_idle")]
-    pub idle_timeout: String,
+    pub idle_timeout: Span,
     #[serde(default = "default_max_sessions")]
     pub max_entries: u64,
 }
 
-/// A string, or a list of strings.
+/// A secret string, or a list of them (Redis URLs, which may hold a password).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(untagged)]
 pub enum OneOrMany {
-    One(String),
-    Many(Vec<String>),
+    One(Secret),
+    Many(Vec<Secret>),
 }
 
 impl OneOrMany {
@@ -296,7 +330,7 @@ impl OneOrMany {
     pub fn items(&self) -> Vec<String> {
         let all: Vec<&str> = match self {
             OneOrMany::One(s) => s.split(',').collect(),
-            OneOrMany::Many(v) => v.iter().map(String::as_str).collect(),
+            OneOrMany::Many(v) => v.iter().map(|s| &**s).collect(),
         };
         all.into_iter().map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
     }
@@ -322,10 +356,10 @@ fn default_redis_mode() -> String {
 fn default_redis_prefix() -> String {
     "xumm-gate:".into()
 }
-fn default_redis_timeout() -> String {
+fn default_redis_timeout() -> Span {
     "500ms".into()
 }
-fn default_l1_ttl() -> String {
+fn default_l1_ttl() -> Span {
     "10s".into()
 }
 fn default_store() -> String {
@@ -334,10 +368,10 @@ fn default_store() -> String {
 fn default_cookie_name() -> String {
     "_xumm_gate".into()
 }
-fn default_ttl() -> String {
+fn default_ttl() -> Span {
     "24h".into()
 }
-fn default_idle() -> String {
+fn default_idle() -> Span {
     "24h".into()
 }
 fn default_max_sessions() -> u64 {
@@ -354,7 +388,7 @@ pub struct BearerConfig {
     /// Signature algorithms accepted with the provider's keys (asymmetric only).
     pub algorithms: Vec<String>,
     /// Clock skew allowed on exp/nbf/iat.
-    pub max_skew: String,
+    pub max_skew: Span,
     /// Verified tokens kept in the cache (each until its own `exp`).
     pub cache_entries: u64,
 }
@@ -372,14 +406,14 @@ pub struct AssertionConfig {
     pub enabled: bool,
     /// PKCS#8 PEM of a P-256 key (e.g. "file:/etc/xumm-gate/assertion.pem"). Empty: a key is
     /// generated at start, which suits a single replica only (each replica would sign differently).
-    pub key: String,
+    pub key: Secret,
     /// Lifetime of each assertion.
-    pub ttl: String,
+    pub ttl: Span,
 }
 
 impl Default for AssertionConfig {
     fn default() -> Self {
-        AssertionConfig { enabled: false, key: String::new(), ttl: "5m".into() }
+        AssertionConfig { enabled: false, key: Secret::default(), ttl: "5m".into() }
     }
 }
 
@@ -390,7 +424,7 @@ pub struct XummConfig {
     #[serde(default = "default_xumm_url")]
     pub api_url: String,
     pub api_key: String,
-    pub api_secret: String,
+    pub api_secret: Secret,
 }
 
 fn default_xumm_url() -> String {
@@ -409,10 +443,10 @@ pub struct BrokerConfig {
 pub struct BrokerAppConfig {
     pub name: String,
     /// Sent by the app as `x-api-key`.
-    pub key: String,
+    pub key: Secret,
     /// Sent by the app as `x-api-secret`; only its SHA-256 is kept in memory. May be given as
     /// "sha256:<hex>" so the plain secret never appears in the config at all.
-    pub secret: String,
+    pub secret: Secret,
     /// Transaction types the app may ask for (empty: any).
     #[serde(default)]
     pub allowed_tx_types: Vec<String>,
@@ -427,7 +461,7 @@ pub struct BrokerAppConfig {
     #[serde(default)]
     pub callback_url: Option<String>,
     #[serde(default)]
-    pub callback_secret: Option<String>,
+    pub callback_secret: Option<Secret>,
 }
 
 fn default_per_minute() -> u32 {
@@ -868,10 +902,10 @@ impl Config {
         })
     }
 
-    /// The effective configuration as TOML, every secret replaced by "<redacted>".
+    /// The effective configuration as TOML, every secret replaced by "<redacted>" (`Secret`
+    /// serializes so).
     pub fn redacted_toml(&self) -> String {
-        let mut value = toml::Value::try_from(self).expect("config always serializes");
-        redact(&mut value, false);
+        let value = toml::Value::try_from(self).expect("config always serializes");
         toml::to_string_pretty(&value).unwrap_or_default()
     }
 }
@@ -883,18 +917,6 @@ fn line_of(text: &str, span: Option<std::ops::Range<usize>>) -> String {
     }
 }
 
-fn redact(v: &mut toml::Value, secret: bool) {
-    match v {
-        toml::Value::String(s) if secret => *s = "<redacted>".into(),
-        toml::Value::Array(items) => items.iter_mut().for_each(|i| redact(i, secret)),
-        toml::Value::Table(t) => {
-            for (k, item) in t.iter_mut() {
-                redact(item, secret || SECRET_KEYS.contains(&k.as_str()));
-            }
-        }
-        _ => {}
-    }
-}
 
 /// `session.redis_url` and `session.redis_mode`: one server's URL, or a cluster's seed nodes
 /// (database 0 only, one scheme and one set of credentials). Never echoes a URL: it may hold a
@@ -983,15 +1005,49 @@ fn socket(key: &str, v: &str) -> Result<SocketAddr, ConfigError> {
     v.parse().map_err(|_| err(key, format!("invalid socket address {v:?}")))
 }
 
-pub fn duration(key: &str, v: &str) -> Result<Duration, ConfigError> {
-    humantime::parse_duration(v).map_err(|_| err(key, format!("invalid duration {v:?} (use e.g. \"30s\", \"24h\")")))
+
+/// A duration as the config writes it ("500ms", "30s", "24h"), parsed once when the file is
+/// read (a bad one is an error at its key path); consumers take `get()` and never parse again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Span {
+    text: String,
+    value: Duration,
+}
+
+impl Span {
+    pub fn get(&self) -> Duration {
+        self.value
+    }
+
+    fn parse(text: &str) -> Result<Span, String> {
+        humantime::parse_duration(text).map(|value| Span { text: text.to_string(), value }).map_err(|_| format!("invalid duration {text:?} (use e.g. \"30s\", \"24h\")"))
+    }
+}
+
+/// For the defaults written in this file (a typo there fails every test at once).
+impl From<&str> for Span {
+    fn from(text: &str) -> Span {
+        Span::parse(text).expect("a default duration parses")
+    }
+}
+
+impl<'de> Deserialize<'de> for Span {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Span, D::Error> {
+        Span::parse(&String::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+impl Serialize for Span {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.text)
+    }
 }
 
 /// A duration within `min..=max`, the bounds named when it is not.
-fn bounded(key: &str, v: &str, min: Duration, max: Duration) -> Result<Duration, ConfigError> {
-    let d = duration(key, v)?;
+fn bounded(key: &str, v: &Span, min: Duration, max: Duration) -> Result<Duration, ConfigError> {
+    let d = v.get();
     if d < min || d > max {
-        return Err(err(key, format!("must be between {} and {}, got {v:?}", show(min), show(max))));
+        return Err(err(key, format!("must be between {} and {}, got {:?}", show(min), show(max), v.text)));
     }
     Ok(d)
 }

@@ -209,7 +209,7 @@ impl Provider {
             key_generation: Default::default(),
             refetch: tokio::sync::Mutex::new(()),
             next_refresh: std::sync::Mutex::new(DEFAULT_JWKS_REFRESH),
-            jwks_min_refresh: humantime::parse_duration(&cfg.jwks_min_refresh).unwrap_or(Duration::from_secs(30)),
+            jwks_min_refresh: cfg.jwks_min_refresh.get(),
             jwks_fetches: Default::default(),
             cfg,
         }

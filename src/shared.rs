@@ -59,8 +59,7 @@ impl Shared {
     pub fn from_config(session: Option<&crate::config::SessionConfig>) -> Result<Shared, crate::config::ConfigError> {
         match session.filter(|s| s.store == "redis") {
             Some(s) => {
-                let timeout = crate::config::duration("session.redis_timeout", &s.redis_timeout)?;
-                Shared::redis(&s.redis_target(), &s.redis_key_prefix, timeout).map_err(|e| crate::config::err("session.redis_url", e))
+                Shared::redis(&s.redis_target(), &s.redis_key_prefix, s.redis_timeout.get()).map_err(|e| crate::config::err("session.redis_url", e))
             }
             None => Ok(Shared::memory()),
         }

@@ -103,7 +103,7 @@ fn env_and_file_values_resolve_anywhere() {
     let cfg = Config::from_toml(&text, &env).unwrap();
     let p = cfg.provider.as_ref().unwrap();
     assert_eq!(p.client_id, "value");
-    assert_eq!(p.client_secret, "from-file");
+    assert_eq!(&*p.client_secret, "from-file");
     let shown = cfg.redacted_toml();
     assert!(!shown.contains("from-file"));
     assert!(shown.contains("<redacted>"));

@@ -190,7 +190,7 @@ impl Broker {
                 };
                 Arc::new(App {
                     name: a.name.clone(),
-                    key: a.key.clone(),
+                    key: a.key.to_string(),
                     secret_sha256,
                     allowed: a.allowed_tx_types.clone(),
                     max_per_minute: a.max_per_minute,
