@@ -12,28 +12,9 @@ ROUNDS=${ROUNDS:-3}     # nginx / public / signed-in runs, in turn
 PERF=${PERF:-}          # perf arguments, e.g. PERF="record -F 2999 -o /tmp/perf.data": perf <args>
                         # -p <gateway pid> runs during the signed-in run
 
-need=()
-command -v wrk >/dev/null || need+=(wrk)
-command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx)
-command -v redis-server >/dev/null || need+=(redis-server)
-if [ ${#need[@]} -gt 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null; fi
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-
-cargo build --release --quiet
-BIN=target/release/xumm-gate
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for c in upstream proxy; do "$NGINX" -p "$work" -c "$work/$c.conf" -s stop 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+# shellcheck source=benches/setup.sh
+. benches/setup.sh
 UP=$(port); NG=$(port); GW=$(port); ADMIN=$(port); IDP=$(port); GWR_PORT=$(port); ADMIN_R=$(port); REDIS=$(port)
-CLIENT_ID=bench-client; CLIENT_SECRET=bench-secret
-COOKIE_SECRET=$(python3 -c 'import base64,os;print(base64.b64encode(os.urandom(32)).decode())')
 
 # Upstream: its own nginx process (one worker) serving a small static response, so that nginx the
 # proxy and xumm-gate both reach it across processes, as they reach a real app. (Were it a server

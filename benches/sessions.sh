@@ -10,28 +10,9 @@ COUNT=${1:-100000}
 DUR=${2:-10s}
 CONNS=${3:-32}
 
-need=()
-command -v wrk >/dev/null || need+=(wrk)
-command -v redis-server >/dev/null || need+=(redis-server)
-command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx)
-if [ ${#need[@]} -gt 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null; fi
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-
-cargo build --release --quiet
-BIN=target/release/xumm-gate
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  "$NGINX" -p "$work" -c "$work/upstream.conf" -s stop 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+# shellcheck source=benches/setup.sh
+. benches/setup.sh
 UP=$(port); IDP=$(port); REDIS=$(port)
-CLIENT_ID=bench-client; CLIENT_SECRET=bench-secret
-COOKIE_SECRET=$(python3 -c 'import base64,os;print(base64.b64encode(os.urandom(32)).decode())')
 
 "$BIN" dev-provider --listen "127.0.0.1:$IDP" --client-id "$CLIENT_ID" --client-secret "$CLIENT_SECRET" >/dev/null 2>&1 &
 pids+=($!)

@@ -1,0 +1,24 @@
+# Shared by the whole-gateway benchmarks (sourced, not run): the tools they need (wrk, nginx and
+# redis-server from Debian when missing), a release build, a scratch directory with every
+# process started there stopped on exit (nginx by its configs), and free loopback ports.
+need=()
+command -v wrk >/dev/null || need+=(wrk)
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx)
+command -v redis-server >/dev/null || need+=(redis-server)
+if [ ${#need[@]} -gt 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null; fi
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+cargo build --release --quiet
+BIN=target/release/xumm-gate
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for c in "$work"/*.conf; do [ -e "$c" ] && "$NGINX" -p "$work" -c "$c" -s stop 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+CLIENT_ID=bench-client; CLIENT_SECRET=bench-secret
+COOKIE_SECRET=$(python3 -c 'import base64,os;print(base64.b64encode(os.urandom(32)).decode())')

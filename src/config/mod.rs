@@ -1,0 +1,369 @@
+//! Typed configuration: TOML in, validated `Config` out. It must never print or log a secret value,
+//! and every error it returns names the key path and what is wrong with it.
+//!
+//! Loading is three steps: parse the TOML into a tree, resolve every `env:NAME` / `file:/path` string
+//! in that tree (so "any string value may be a reference" holds for every key, present and future),
+//! then deserialize into the typed structs (one module per section: `server`, `session`,
+//! `identity`, `routing`, `xumm`; value types in `values`) with `deny_unknown_fields`, and run
+//! the cross-field checks here.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+mod identity;
+mod routing;
+mod server;
+mod session;
+mod values;
+mod xumm;
+
+pub use identity::{AssertionConfig, BearerConfig, ForwardAuthConfig, HeadersConfig, ProviderConfig};
+pub use routing::{CorsConfig, RouteConfig, UpstreamConfig};
+pub use server::{Server, ServerConfig};
+pub use session::{OneOrMany, SessionConfig};
+pub(crate) use values::err;
+pub use values::{ConfigError, Secret, Span};
+pub use xumm::{BrokerAppConfig, BrokerConfig, XummConfig};
+use session::check_redis_urls;
+use values::*;
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub log: LogConfig,
+    #[serde(default)]
+    pub provider: Option<ProviderConfig>,
+    #[serde(default)]
+    pub session: Option<SessionConfig>,
+    #[serde(default)]
+    pub bearer: BearerConfig,
+    #[serde(default)]
+    pub forward_auth: ForwardAuthConfig,
+    #[serde(default)]
+    pub assertion: AssertionConfig,
+    #[serde(default)]
+    pub headers: HeadersConfig,
+    #[serde(default)]
+    pub cors: CorsConfig,
+    #[serde(default)]
+    pub xumm: Option<XummConfig>,
+    #[serde(default)]
+    pub broker: BrokerConfig,
+    #[serde(default, rename = "upstream")]
+    pub upstreams: Vec<UpstreamConfig>,
+    #[serde(default, rename = "route")]
+    pub routes: Vec<RouteConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// "text" (default) or "json".
+    pub format: String,
+    /// tracing filter, e.g. "info" or "xumm_gate=debug"; RUST_LOG wins when set.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { format: "text".into(), level: "info".into() }
+    }
+}
+
+/// Looks up an environment variable; injected so tests never mutate the process environment.
+pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+pub fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+impl Config {
+    /// Reads, resolves and validates a config file.
+    pub fn load(path: &Path, env: EnvLookup) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| err(path.display().to_string(), format!("cannot read config file: {e}")))?;
+        Config::from_toml(&text, env)
+    }
+
+    pub fn from_toml(text: &str, env: EnvLookup) -> Result<Config, ConfigError> {
+        let mut tree: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+            err("config", format!("invalid TOML: {}", e.message().trim()) + &line_of(text, e.span()))
+        })?;
+        resolve_table(&mut tree, "", env)?;
+        let de = toml::Value::Table(tree);
+        let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let msg = e.inner().to_string();
+            let msg = msg.lines().next().unwrap_or_default().to_string();
+            err(if path == "." { "config".into() } else { path }, msg)
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Every check `run` makes before it binds a socket, all of them, so that `check-config`
+    /// and `run` agree and one run reports every problem in the file (each with its key path).
+    fn validate(&self) -> Result<(), ConfigError> {
+        let mut p = Problems::default();
+        self.server_checked(&mut p);
+        let fa_only = self.upstreams.is_empty();
+        if fa_only && self.provider.is_none() {
+            p.add("upstream", "at least one [[upstream]] is required (a gateway for forward auth only needs [provider] instead)");
+        }
+        for (i, u) in self.upstreams.iter().enumerate() {
+            p.take(check_route_path(&format!("upstream[{i}].path"), &u.path));
+            match u.url.parse::<http::Uri>() {
+                Err(_) => p.add(format!("upstream[{i}].url"), format!("invalid URL {:?}", u.url)),
+                Ok(parsed) if parsed.scheme_str() != Some("http") || parsed.authority().is_none() => {
+                    p.add(format!("upstream[{i}].url"), format!("must be an http:// URL with a host, got {:?}", u.url))
+                }
+                Ok(parsed) if parsed.query().is_some() => p.add(format!("upstream[{i}].url"), "must not carry a query string"),
+                Ok(_) => {}
+            }
+            if let Some(app) = &u.broker_app {
+                if !self.broker.app.iter().any(|a| &a.name == app) {
+                    p.add(format!("upstream[{i}].broker_app"), format!("no [[broker.app]] is named {app:?}"));
+                }
+            }
+            if let Some(j) = self.upstreams[..i].iter().position(|o| same_path(&o.path, &u.path)) {
+                p.add(format!("upstream[{i}].path"), format!("{:?} is also upstream[{j}].path: the first would silently win", u.path));
+            }
+        }
+        for (i, r) in self.routes.iter().enumerate() {
+            p.take(check_route_path(&format!("route[{i}].path"), &r.path));
+            for (j, a) in r.allow_accounts.iter().enumerate() {
+                if crate::account::Account::parse(a).is_err() {
+                    p.add(format!("route[{i}].allow_accounts[{j}]"), format!("{a:?} is not a valid XRPL r-address"));
+                }
+            }
+            // Rules match regardless of case: two rules whose paths differ only in case are the same rule.
+            if let Some(j) = self.routes[..i].iter().position(|o| same_path(&o.path.to_ascii_lowercase(), &r.path.to_ascii_lowercase())) {
+                p.add(format!("route[{i}].path"), format!("{:?} is also route[{j}].path: the first would silently win; merge them", r.path));
+            }
+        }
+        for (key, name) in [("headers.account", &self.headers.account), ("headers.network", &self.headers.network), ("headers.user_token", &self.headers.user_token), ("headers.assertion", &self.headers.assertion)] {
+            if !name.is_empty() && http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                p.add(key, format!("invalid header name {name:?}"));
+            }
+        }
+        for (i, name) in self.headers.user.iter().enumerate() {
+            if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                p.add(format!("headers.user[{i}]"), format!("invalid header name {name:?}"));
+            }
+        }
+        for (i, name) in self.headers.strip.iter().enumerate() {
+            if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                p.add(format!("headers.strip[{i}]"), format!("invalid header name {name:?}"));
+            }
+        }
+        for (i, a) in self.bearer.algorithms.iter().enumerate() {
+            if !matches!(a.as_str(), "RS256" | "RS384" | "RS512" | "PS256" | "PS384" | "PS512" | "ES256" | "ES384") {
+                p.add(format!("bearer.algorithms[{i}]"), format!("{a:?} is not an accepted asymmetric algorithm (never none or HMAC)"));
+            }
+        }
+        p.take(bounded("bearer.max_skew", &self.bearer.max_skew, Duration::ZERO, Duration::from_secs(3600)));
+        if self.bearer.cache_entries > 10_000_000 {
+            p.add("bearer.cache_entries", "must be at most 10000000");
+        }
+        p.take(bounded("assertion.ttl", &self.assertion.ttl, Duration::from_secs(10), Duration::from_secs(24 * 3600)));
+        if self.assertion.enabled && !self.assertion.key.is_empty() && <p256::SecretKey as p256::pkcs8::DecodePrivateKey>::from_pkcs8_pem(&self.assertion.key).is_err() {
+            p.add("assertion.key", "is not a PKCS#8 PEM P-256 private key");
+        }
+        for (i, o) in self.cors.allowed_origins.iter().enumerate() {
+            let ok = url::Url::parse(o).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some() && u.path() == "/" && u.query().is_none())
+                && !o.ends_with('/');
+            if !ok {
+                p.add(format!("cors.allowed_origins[{i}]"), format!("must be an origin like \"https://app.example.com\", got {o:?}"));
+            }
+        }
+        if self.forward_auth.mode != "status" && self.forward_auth.mode != "redirect" {
+            p.add("forward_auth.mode", format!("must be \"status\" or \"redirect\", got {:?}", self.forward_auth.mode));
+        }
+        if let Some(x) = &self.xumm {
+            match url::Url::parse(&x.api_url) {
+                Err(_) => p.add("xumm.api_url", format!("invalid URL {:?}", x.api_url)),
+                Ok(u) if !matches!(u.scheme(), "http" | "https") => p.add("xumm.api_url", "scheme must be http or https"),
+                Ok(_) => {}
+            }
+            if x.api_key.is_empty() {
+                p.add("xumm.api_key", "is required");
+            }
+            if x.api_secret.is_empty() {
+                p.add("xumm.api_secret", "is required");
+            }
+        }
+        for (i, a) in self.broker.app.iter().enumerate() {
+            if a.key.len() < 8 {
+                p.add(format!("broker.app[{i}].key"), "must be at least 8 characters");
+            }
+            match a.secret.strip_prefix("sha256:") {
+                Some(h) if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) => p.add(format!("broker.app[{i}].secret"), "sha256: must be followed by 64 hex digits"),
+                None if a.secret.len() < 16 => p.add(format!("broker.app[{i}].secret"), "must be at least 16 characters"),
+                _ => {}
+            }
+            if let Some(u) = &a.callback_url {
+                let ok = url::Url::parse(u).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
+                if !ok {
+                    p.add(format!("broker.app[{i}].callback_url"), format!("invalid http(s) URL {u:?}"));
+                }
+                if a.callback_secret.as_ref().is_none_or(|s| s.len() < 16) {
+                    p.add(format!("broker.app[{i}].callback_secret"), "must be at least 16 characters when callback_url is set");
+                }
+            }
+            if let Some(j) = self.broker.app[..i].iter().position(|b| b.key == a.key) {
+                p.add(format!("broker.app[{i}].key"), format!("is used by broker.app[{j}] too"));
+            }
+            if let Some(j) = self.broker.app[..i].iter().position(|b| b.name == a.name) {
+                p.add(format!("broker.app[{i}].name"), format!("{:?} is broker.app[{j}].name too", a.name));
+            }
+        }
+        if !self.broker.app.is_empty() && self.xumm.is_none() {
+            p.add("xumm", "[xumm] api_key and api_secret are required when [[broker.app]] is set");
+        }
+        match self.log.format.as_str() {
+            "text" | "json" => {}
+            other => p.add("log.format", format!("must be \"text\" or \"json\", got {other:?}")),
+        }
+        if let Some(s) = &self.session {
+            p.take(bounded("session.ttl", &s.ttl, Duration::from_secs(60), Duration::from_secs(90 * 24 * 3600)));
+            p.take(bounded("session.idle_timeout", &s.idle_timeout, Duration::from_secs(60), Duration::from_secs(90 * 24 * 3600)));
+            match s.store.as_str() {
+                "memory" => {}
+                "redis" => {
+                    check_redis_urls(s, &mut p);
+                    if let Some(ca) = &s.redis_ca_file {
+                        match std::fs::read_to_string(ca) {
+                            Ok(pem) if pem.contains("-----BEGIN CERTIFICATE-----") => {}
+                            Ok(_) => p.add("session.redis_ca_file", format!("{ca} holds no PEM certificate")),
+                            Err(e) => p.add("session.redis_ca_file", format!("cannot read {ca}: {}", io_reason(&e))),
+                        }
+                    }
+                    p.take(bounded("session.redis_timeout", &s.redis_timeout, Duration::from_millis(10), Duration::from_secs(60)));
+                    p.take(bounded("session.l1_ttl", &s.l1_ttl, Duration::from_secs(1), Duration::from_secs(300)));
+                    p.within("session.l1_max_entries", s.l1_max_entries as usize, 100, 10_000_000);
+                    if s.redis_key_prefix.is_empty() || s.redis_key_prefix.len() > 64 {
+                        p.add("session.redis_key_prefix", "must be 1 to 64 characters");
+                    }
+                    // Each replica would sign assertions with its own generated key.
+                    if self.assertion.enabled && self.assertion.key.is_empty() {
+                        p.add("assertion.key", "is required with session.store = \"redis\" (several replicas must sign with one key)");
+                    }
+                }
+                other => p.add("session.store", format!("must be \"memory\" or \"redis\", got {other:?}")),
+            }
+            if !(1..=100_000_000).contains(&s.max_entries) {
+                p.add("session.max_entries", "must be between 1 and 100000000");
+            }
+            for (i, secret) in s.cookie_secrets.iter().enumerate() {
+                use base64::Engine;
+                match base64::engine::general_purpose::STANDARD.decode(secret.trim()) {
+                    Err(_) => p.add(format!("session.cookie_secrets[{i}]"), "is not valid base64"),
+                    Ok(bytes) if bytes.len() < 32 => p.add(format!("session.cookie_secrets[{i}]"), format!("must decode to at least 32 bytes, got {}", bytes.len())),
+                    Ok(_) => {}
+                }
+            }
+        }
+        if let Some(pr) = &self.provider {
+            if url::Url::parse(&pr.issuer).is_err() {
+                p.add("provider.issuer", format!("invalid URL {:?}", pr.issuer));
+            }
+            if pr.client_id.is_empty() {
+                p.add("provider.client_id", "is required (your app's API key from the Xumm Developer Console)");
+            }
+            if pr.client_secret.is_empty() {
+                p.add("provider.client_secret", "is required (your app's API secret: Xumm's token endpoint needs it)");
+            }
+            p.take(bounded("provider.jwks_min_refresh", &pr.jwks_min_refresh, Duration::from_secs(1), Duration::from_secs(3600)));
+            if pr.token_auth != "client_secret_post" && pr.token_auth != "client_secret_basic" {
+                p.add("provider.token_auth", format!("must be \"client_secret_post\" or \"client_secret_basic\", got {:?}", pr.token_auth));
+            }
+            if self.session.as_ref().is_none_or(|s| s.cookie_secrets.is_empty()) {
+                p.add("session.cookie_secrets", "at least one secret is required when [provider] is set (base64 of >= 32 random bytes: openssl rand -base64 32)");
+            }
+        }
+        p.finish()
+    }
+
+    /// Things that work but are probably not what was meant; `check-config` prints them and
+    /// `run` logs them.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut w = Vec::new();
+        if let Ok(u) = url::Url::parse(&self.server.public_url) {
+            let loopback = match u.host() {
+                Some(url::Host::Domain(d)) => d == "localhost",
+                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                None => true,
+            };
+            if u.scheme() == "http" && !loopback {
+                w.push(format!(
+                    "server.public_url: {:?} is plain http on a non-loopback host: session cookies go without Secure and tokens cross the network in clear; put TLS in front and use https://",
+                    self.server.public_url
+                ));
+            }
+        }
+        w
+    }
+
+    /// The effective configuration as TOML, every secret replaced by "<redacted>" (`Secret`
+    /// serializes so).
+    pub fn redacted_toml(&self) -> String {
+        let value = toml::Value::try_from(self).expect("config always serializes");
+        toml::to_string_pretty(&value).unwrap_or_default()
+    }
+}
+
+fn line_of(text: &str, span: Option<std::ops::Range<usize>>) -> String {
+    match span {
+        Some(s) => format!(" (line {})", text[..s.start.min(text.len())].lines().count().max(1)),
+        None => String::new(),
+    }
+}
+
+/// Replaces `env:NAME` and `file:/path` strings everywhere in the tree.
+fn resolve_table(t: &mut toml::Table, path: &str, env: EnvLookup) -> Result<(), ConfigError> {
+    for (k, v) in t.iter_mut() {
+        let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+        resolve_value(v, &p, env)?;
+    }
+    Ok(())
+}
+
+fn resolve_value(v: &mut toml::Value, path: &str, env: EnvLookup) -> Result<(), ConfigError> {
+    match v {
+        toml::Value::String(s) => {
+            if let Some(name) = s.strip_prefix("env:") {
+                if name.is_empty() {
+                    return Err(err(path, "env: needs a variable name, e.g. \"env:XUMM_API_SECRET\""));
+                }
+                let value = env(name).ok_or_else(|| err(path, format!("env {name} is not set")))?;
+                if value.is_empty() {
+                    return Err(err(path, format!("env {name} is empty")));
+                }
+                *s = value;
+            } else if let Some(file) = s.strip_prefix("file:") {
+                if file.is_empty() {
+                    return Err(err(path, "file: needs a path, e.g. \"file:/run/secrets/cookie\""));
+                }
+                let value = std::fs::read_to_string(file)
+                    .map_err(|e| err(path, format!("cannot read file {file}: {}", io_reason(&e))))?;
+                *s = value.trim_end_matches(['\n', '\r']).to_string();
+            }
+        }
+        toml::Value::Array(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                resolve_value(item, &format!("{path}[{i}]"), env)?;
+            }
+        }
+        toml::Value::Table(t) => resolve_table(t, path, env)?,
+        _ => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,51 @@
+//! `[[upstream]]`, `[[route]]` and `[cors]`: where requests go and who may pass. It must never
+//! accept an unnormalized rule path.
+
+use super::*;
+
+/// Cross-origin callers (SPAs on another origin calling with Bearer tokens or cookies).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CorsConfig {
+    /// Exact origins (`https://app.example.com`) allowed to call; credentials only for these.
+    pub allowed_origins: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    /// Path prefix this upstream serves; the longest matching prefix wins.
+    pub path: String,
+    /// Base URL, http:// only for now.
+    pub url: String,
+    /// Remove `path` from the request path before forwarding.
+    #[serde(default)]
+    pub strip_prefix: bool,
+    /// `aud` of the X-Xumm-Assertion sent to this upstream (default: its URL).
+    #[serde(default)]
+    pub assertion_audience: Option<String>,
+    /// The `[[broker.app]]` this upstream is: its requests carry an X-Xumm-User-Token handle
+    /// that only that app can use as `user_token`.
+    #[serde(default)]
+    pub broker_app: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    pub path: String,
+    #[serde(default)]
+    pub public: bool,
+    #[serde(default)]
+    pub allow_accounts: Vec<String>,
+    #[serde(default)]
+    pub allow_networks: Vec<String>,
+    /// Strict path mode for this route (default true). `false` lets `;` matrix parameters
+    /// through (never on a dot segment) and skips the trailing dot/space and encoded-'%' checks.
+    #[serde(default = "yes")]
+    pub strict_path: bool,
+}
+
+pub(super) fn yes() -> bool {
+    true
+}
