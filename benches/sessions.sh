@@ -29,7 +29,8 @@ http { access_log off; server { listen 127.0.0.1:$UP; location / { return 200 "o
 NGINX
 "$NGINX" -p "$work" -c "$work/upstream.conf"
 
-# gateway NAME SESSION-LINES: writes its config, starts it, prints "port admin-port pid".
+# gateway NAME SESSION-LINES: writes its config, starts it, prints "port admin-port pid" (it runs
+# in a subshell: the caller adds the pid to those stopped on exit).
 gateway() {
   local gw admin
   gw=$(port); admin=$(port)
@@ -55,7 +56,6 @@ path = "/"
 url = "http://127.0.0.1:$UP"
 TOML
   "$BIN" run --config "$work/$1.toml" 2>"$work/$1.log" &
-  pids+=($!)
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$admin/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
   echo "$gw $admin $!"
 }
@@ -67,6 +67,7 @@ redis_url = \"redis://127.0.0.1:$REDIS\"")
 read -r MISS_PORT _ MISS_PID < <(gateway redis-miss "store = \"redis\"
 redis_url = \"redis://127.0.0.1:$REDIS\"
 l1_ttl = \"1s\"")
+pids+=("$MEM_PID" "$RED_PID" "$MISS_PID")
 
 rss() { awk '/VmRSS/ { printf "%.1f MiB", $2 / 1024 }' "/proc/$1/status"; }
 echo "resident memory at start: memory store $(rss "$MEM_PID"), redis store $(rss "$RED_PID")" >&2

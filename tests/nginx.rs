@@ -10,7 +10,16 @@ use http::StatusCode;
 
 struct Nginx(Child, tempfile::TempDir); // the dir lives as long as nginx
 impl Drop for Nginx {
+    /// SIGTERM, so the master stops its workers (SIGKILL would orphan them, still listening);
+    /// SIGKILL only if it has not exited within 5 s.
     fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status();
+        for _ in 0..100 {
+            if matches!(self.0.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
