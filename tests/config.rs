@@ -149,11 +149,11 @@ fn rules_and_upstreams_for_the_same_path_are_refused_naming_both() {
 
 #[test]
 fn every_problem_is_reported_in_one_run() {
-    let text = format!("[server]\nlisten = \"x\"\nworkers = 9999\n[log]\nformat = \"xml\"\n[[route]]\npath = \"nope\"\n{UP}");
+    let text = format!("[server]\nlisten = \"x\"\nworkers = 9999\nidle_timeout = \"soon\"\n[log]\nformat = \"xml\"\n[[route]]\npath = \"nope\"\n{UP}");
     let got = error_of(&text);
     let lines: Vec<&str> = got.lines().collect();
-    assert_eq!(lines.len(), 4, "{got}");
-    for key in ["server.listen:", "server.workers:", "route[0].path:", "log.format:"] {
+    assert_eq!(lines.len(), 5, "{got}");
+    for key in ["server.listen:", "server.workers:", "server.idle_timeout: invalid duration", "route[0].path:", "log.format:"] {
         assert!(lines.iter().any(|l| l.starts_with(key)), "{key} missing in:\n{got}");
     }
 }

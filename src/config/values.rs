@@ -112,33 +112,38 @@ pub(super) fn socket(key: &str, v: &str) -> Result<SocketAddr, ConfigError> {
 
 
 /// A duration as the config writes it ("500ms", "30s", "24h"), parsed once when the file is
-/// read (a bad one is an error at its key path); consumers take `get()` and never parse again.
+/// read; consumers take `get()` and never parse again. An unparsable one is kept (not an error at
+/// deserialization) so that validation reports it beside every other problem of the file, at its
+/// key path; every duration key is checked by `bounded`, so a validated config holds none.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Span {
     text: String,
-    value: Duration,
+    value: Option<Duration>,
 }
 
 impl Span {
+    /// The duration (zero only for an unparsable value, which validation refuses).
     pub fn get(&self) -> Duration {
-        self.value
+        self.value.unwrap_or_default()
     }
 
-    fn parse(text: &str) -> Result<Span, String> {
-        humantime::parse_duration(text).map(|value| Span { text: text.to_string(), value }).map_err(|_| format!("invalid duration {text:?} (use e.g. \"30s\", \"24h\")"))
+    fn parse(text: &str) -> Span {
+        Span { text: text.to_string(), value: humantime::parse_duration(text).ok() }
     }
 }
 
-/// For the defaults written in this file (a typo there fails every test at once).
+/// For the defaults written in this module (a typo there fails every test at once).
 impl From<&str> for Span {
     fn from(text: &str) -> Span {
-        Span::parse(text).expect("a default duration parses")
+        let span = Span::parse(text);
+        assert!(span.value.is_some(), "default duration {text:?} parses");
+        span
     }
 }
 
 impl<'de> Deserialize<'de> for Span {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Span, D::Error> {
-        Span::parse(&String::deserialize(d)?).map_err(serde::de::Error::custom)
+        Ok(Span::parse(&String::deserialize(d)?))
     }
 }
 
@@ -150,7 +155,9 @@ impl Serialize for Span {
 
 /// A duration within `min..=max`, the bounds named when it is not.
 pub(super) fn bounded(key: &str, v: &Span, min: Duration, max: Duration) -> Result<Duration, ConfigError> {
-    let d = v.get();
+    let Some(d) = v.value else {
+        return Err(err(key, format!("invalid duration {:?} (use e.g. \"30s\", \"24h\")", v.text)));
+    };
     if d < min || d > max {
         return Err(err(key, format!("must be between {} and {}, got {:?}", show(min), show(max), v.text)));
     }
