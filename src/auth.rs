@@ -66,8 +66,8 @@ impl Auth {
         Ok(Some(Auth {
             provider: Arc::new(Provider::new(p.clone())),
             sealer: Sealer::new(&secrets, secure),
-            store: match session.store.as_str() {
-                "redis" => Store::Redis(
+            store: match session.store.get() {
+                crate::config::StoreKind::Redis => Store::Redis(
                     crate::session::redis::RedisStore::new(
                         &crate::session::redis::RedisSettings {
                             target: session.redis_target(),

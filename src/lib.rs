@@ -125,7 +125,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         auth,
         identity: identity::IdentityHeaders::new(&config.headers),
         allowed_redirect_hosts: config.server.allowed_redirect_hosts.clone(),
-        forward_auth_redirect: config.forward_auth.mode == "redirect",
+        forward_auth_redirect: config.forward_auth.mode.get() == config::ForwardAuthMode::Redirect,
         cors: cors::Cors::new(&config.cors.allowed_origins),
         broker: match &config.xumm {
             Some(x) => Some(xumm::broker::Broker::new(x, &config.broker.app, shared)),

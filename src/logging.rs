@@ -13,7 +13,7 @@ pub fn init(cfg: &LogConfig) {
     // collector would get escape sequences in every line.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
-    let _ = if cfg.format == "json" {
+    let _ = if cfg.format.get() == crate::config::LogFormat::Json {
         builder.json().flatten_event(true).with_current_span(false).try_init()
     } else {
         builder.try_init()

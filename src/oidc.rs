@@ -322,7 +322,7 @@ impl Provider {
     /// Exchanges an authorization code; returns the id_token (Xumm: the same JWT as the access token).
     pub async fn exchange(&self, code: &str, verifier: &str, redirect_uri: &str) -> Result<String, OidcError> {
         let meta = self.metadata().ok_or(OidcError::NotReady)?;
-        let basic = self.cfg.token_auth == "client_secret_basic";
+        let basic = self.cfg.token_auth.get() == crate::config::TokenAuth::ClientSecretBasic;
         let body = {
             let mut form = url::form_urlencoded::Serializer::new(String::new());
             form.append_pair("grant_type", "authorization_code")

@@ -57,7 +57,7 @@ impl Shared {
     /// Redis when `session.store = "redis"` (the replicas share the sessions, so they share this
     /// too), else memory.
     pub fn from_config(session: Option<&crate::config::SessionConfig>) -> Result<Shared, crate::config::ConfigError> {
-        match session.filter(|s| s.store == "redis") {
+        match session.filter(|s| s.store.get() == crate::config::StoreKind::Redis) {
             Some(s) => {
                 Shared::redis(&s.redis_target(), &s.redis_key_prefix, s.redis_timeout.get()).map_err(|e| crate::config::err("session.redis_url", e))
             }

@@ -77,7 +77,7 @@ fn every_kubernetes_overlay_renders_a_deployment_that_runs() {
             _ => Some("11111111-2222-4333-8444-555555555555".to_string()),
         };
         let cfg = xumm_gate::config::Config::from_toml(cm["data"]["config.toml"].as_str().unwrap(), &env).unwrap_or_else(|e| panic!("{overlay}: {e}"));
-        assert_eq!(cfg.session.as_ref().unwrap().store, "redis", "{overlay}: replicas share sessions");
+        assert_eq!(cfg.session.as_ref().unwrap().store.get(), xumm_gate::config::StoreKind::Redis, "{overlay}: replicas share sessions");
         let redis_env = gw["env"].as_sequence().unwrap().iter().any(|e| e["name"] == "REDIS_URL");
         assert!(redis_env, "{overlay}: REDIS_URL is set");
         match overlay {

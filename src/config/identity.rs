@@ -18,7 +18,7 @@ pub struct ProviderConfig {
     pub account_claim: String,
     /// "client_secret_post" (default, what Xumm documents) or "client_secret_basic".
     #[serde(default = "default_token_auth")]
-    pub token_auth: String,
+    pub token_auth: Choice<TokenAuth>,
     /// Least time between two JWKS fetches triggered by tokens no cached key verifies.
     #[serde(default = "default_jwks_min_refresh")]
     pub jwks_min_refresh: Span,
@@ -37,8 +37,8 @@ pub(super) fn default_scopes() -> Vec<String> {
 pub(super) fn default_account_claim() -> String {
     "sub".into()
 }
-pub(super) fn default_token_auth() -> String {
-    "client_secret_post".into()
+pub(super) fn default_token_auth() -> Choice<TokenAuth> {
+    Choice::default()
 }
 
 /// `Authorization: Bearer <JWT>` from native apps and SPAs that signed in with Xumm themselves.
@@ -81,19 +81,14 @@ impl Default for AssertionConfig {
 }
 
 /// `{prefix}/auth` for nginx auth_request, Traefik ForwardAuth and ingress-nginx auth-url.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ForwardAuthConfig {
     /// "status": 401 for no session (nginx, ingress-nginx). "redirect": browsers get 302/303 to
     /// sign-in (Traefik). `?mode=` on the request overrides it.
-    pub mode: String,
+    pub mode: Choice<ForwardAuthMode>,
 }
 
-impl Default for ForwardAuthConfig {
-    fn default() -> Self {
-        ForwardAuthConfig { mode: "status".into() }
-    }
-}
 
 /// Names of the identity headers set on upstream requests; "" switches one off. Every name here
 /// (and every default name) is stripped from incoming requests, whatever the client's spelling.

@@ -26,7 +26,7 @@ pub use routing::{CorsConfig, RouteConfig, UpstreamConfig};
 pub use server::{Server, ServerConfig};
 pub use session::{OneOrMany, SessionConfig};
 pub(crate) use values::err;
-pub use values::{ConfigError, Secret, Span};
+pub use values::{Choice, ConfigError, ForwardAuthMode, LogFormat, RedisMode, Secret, Span, StoreKind, TokenAuth};
 pub use xumm::{BrokerAppConfig, BrokerConfig, XummConfig};
 use session::check_redis_urls;
 use values::*;
@@ -66,14 +66,14 @@ pub struct Config {
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
     /// "text" (default) or "json".
-    pub format: String,
+    pub format: Choice<LogFormat>,
     /// tracing filter, e.g. "info" or "xumm_gate=debug"; RUST_LOG wins when set.
     pub level: String,
 }
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig { format: "text".into(), level: "info".into() }
+        LogConfig { format: Choice::default(), level: "info".into() }
     }
 }
 
@@ -183,9 +183,7 @@ impl Config {
                 p.add(format!("cors.allowed_origins[{i}]"), format!("must be an origin like \"https://app.example.com\", got {o:?}"));
             }
         }
-        if self.forward_auth.mode != "status" && self.forward_auth.mode != "redirect" {
-            p.add("forward_auth.mode", format!("must be \"status\" or \"redirect\", got {:?}", self.forward_auth.mode));
-        }
+        p.take(self.forward_auth.mode.checked("forward_auth.mode"));
         if let Some(x) = &self.xumm {
             match url::Url::parse(&x.api_url) {
                 Err(_) => p.add("xumm.api_url", format!("invalid URL {:?}", x.api_url)),
@@ -227,36 +225,29 @@ impl Config {
         if !self.broker.app.is_empty() && self.xumm.is_none() {
             p.add("xumm", "[xumm] api_key and api_secret are required when [[broker.app]] is set");
         }
-        match self.log.format.as_str() {
-            "text" | "json" => {}
-            other => p.add("log.format", format!("must be \"text\" or \"json\", got {other:?}")),
-        }
+        p.take(self.log.format.checked("log.format"));
         if let Some(s) = &self.session {
             p.take(bounded("session.ttl", &s.ttl, Duration::from_secs(60), Duration::from_secs(90 * 24 * 3600)));
             p.take(bounded("session.idle_timeout", &s.idle_timeout, Duration::from_secs(60), Duration::from_secs(90 * 24 * 3600)));
-            match s.store.as_str() {
-                "memory" => {}
-                "redis" => {
-                    check_redis_urls(s, &mut p);
-                    if let Some(ca) = &s.redis_ca_file {
-                        match std::fs::read_to_string(ca) {
-                            Ok(pem) if pem.contains("-----BEGIN CERTIFICATE-----") => {}
-                            Ok(_) => p.add("session.redis_ca_file", format!("{ca} holds no PEM certificate")),
-                            Err(e) => p.add("session.redis_ca_file", format!("cannot read {ca}: {}", io_reason(&e))),
-                        }
-                    }
-                    p.take(bounded("session.redis_timeout", &s.redis_timeout, Duration::from_millis(10), Duration::from_secs(60)));
-                    p.take(bounded("session.l1_ttl", &s.l1_ttl, Duration::from_secs(1), Duration::from_secs(300)));
-                    p.within("session.l1_max_entries", s.l1_max_entries as usize, 100, 10_000_000);
-                    if s.redis_key_prefix.is_empty() || s.redis_key_prefix.len() > 64 {
-                        p.add("session.redis_key_prefix", "must be 1 to 64 characters");
-                    }
-                    // Each replica would sign assertions with its own generated key.
-                    if self.assertion.enabled && self.assertion.key.is_empty() {
-                        p.add("assertion.key", "is required with session.store = \"redis\" (several replicas must sign with one key)");
+            if p.take(s.store.checked("session.store")) == Some(StoreKind::Redis) {
+                check_redis_urls(s, &mut p);
+                if let Some(ca) = &s.redis_ca_file {
+                    match std::fs::read_to_string(ca) {
+                        Ok(pem) if pem.contains("-----BEGIN CERTIFICATE-----") => {}
+                        Ok(_) => p.add("session.redis_ca_file", format!("{ca} holds no PEM certificate")),
+                        Err(e) => p.add("session.redis_ca_file", format!("cannot read {ca}: {}", io_reason(&e))),
                     }
                 }
-                other => p.add("session.store", format!("must be \"memory\" or \"redis\", got {other:?}")),
+                p.take(bounded("session.redis_timeout", &s.redis_timeout, Duration::from_millis(10), Duration::from_secs(60)));
+                p.take(bounded("session.l1_ttl", &s.l1_ttl, Duration::from_secs(1), Duration::from_secs(300)));
+                p.within("session.l1_max_entries", s.l1_max_entries as usize, 100, 10_000_000);
+                if s.redis_key_prefix.is_empty() || s.redis_key_prefix.len() > 64 {
+                    p.add("session.redis_key_prefix", "must be 1 to 64 characters");
+                }
+                // Each replica would sign assertions with its own generated key.
+                if self.assertion.enabled && self.assertion.key.is_empty() {
+                    p.add("assertion.key", "is required with session.store = \"redis\" (several replicas must sign with one key)");
+                }
             }
             if !(1..=100_000_000).contains(&s.max_entries) {
                 p.add("session.max_entries", "must be between 1 and 100000000");
@@ -281,9 +272,7 @@ impl Config {
                 p.add("provider.client_secret", "is required (your app's API secret: Xumm's token endpoint needs it)");
             }
             p.take(bounded("provider.jwks_min_refresh", &pr.jwks_min_refresh, Duration::from_secs(1), Duration::from_secs(3600)));
-            if pr.token_auth != "client_secret_post" && pr.token_auth != "client_secret_basic" {
-                p.add("provider.token_auth", format!("must be \"client_secret_post\" or \"client_secret_basic\", got {:?}", pr.token_auth));
-            }
+            p.take(pr.token_auth.checked("provider.token_auth"));
             if self.session.as_ref().is_none_or(|s| s.cookie_secrets.is_empty()) {
                 p.add("session.cookie_secrets", "at least one secret is required when [provider] is set (base64 of >= 32 random bytes: openssl rand -base64 32)");
             }

@@ -7,7 +7,7 @@ use super::*;
 #[serde(deny_unknown_fields)]
 pub struct SessionConfig {
     #[serde(default = "default_store")]
-    pub store: String,
+    pub store: Choice<StoreKind>,
     /// `redis://[user:password@]host:port[/db]` for `store = "redis"`; with `redis_mode =
     /// "cluster"`, the seed nodes: a list, or one string with commas between the URLs.
     #[serde(default)]
@@ -15,7 +15,7 @@ pub struct SessionConfig {
     /// `standalone` (one server, or a primary behind a stable address) or `cluster` (Redis
     /// Cluster).
     #[serde(default = "default_redis_mode")]
-    pub redis_mode: String,
+    pub redis_mode: Choice<RedisMode>,
     /// For `rediss://`: a PEM file with the CA that signs the server's certificate (default: the
     /// system's roots).
     #[serde(default)]
@@ -69,7 +69,7 @@ impl SessionConfig {
     pub fn redis_target(&self) -> crate::redis_conn::RedisTarget {
         crate::redis_conn::RedisTarget {
             urls: self.redis_url.as_ref().map(OneOrMany::items).unwrap_or_default(),
-            cluster: self.redis_mode == "cluster",
+            cluster: self.redis_mode.get() == RedisMode::Cluster,
             ca_file: self.redis_ca_file.clone(),
         }
     }
@@ -78,8 +78,8 @@ impl SessionConfig {
 pub(super) fn default_l1_max_entries() -> u64 {
     20_000
 }
-pub(super) fn default_redis_mode() -> String {
-    "standalone".into()
+pub(super) fn default_redis_mode() -> Choice<RedisMode> {
+    Choice::default()
 }
 pub(super) fn default_redis_prefix() -> String {
     "xumm-gate:".into()
@@ -90,8 +90,8 @@ pub(super) fn default_redis_timeout() -> Span {
 pub(super) fn default_l1_ttl() -> Span {
     "10s".into()
 }
-pub(super) fn default_store() -> String {
-    "memory".into()
+pub(super) fn default_store() -> Choice<StoreKind> {
+    Choice::default()
 }
 pub(super) fn default_cookie_name() -> String {
     "_xumm_gate".into()
@@ -110,11 +110,8 @@ pub(super) fn default_max_sessions() -> u64 {
 /// (database 0 only, one scheme and one set of credentials). Never echoes a URL: it may hold a
 /// password.
 pub(super) fn check_redis_urls(s: &SessionConfig, p: &mut Problems) {
-    let cluster = match s.redis_mode.as_str() {
-        "standalone" => false,
-        "cluster" => true,
-        other => return p.add("session.redis_mode", format!("must be \"standalone\" or \"cluster\", got {other:?}")),
-    };
+    let Some(mode) = p.take(s.redis_mode.checked("session.redis_mode")) else { return };
+    let cluster = mode == RedisMode::Cluster;
     let urls = s.redis_url.as_ref().map(OneOrMany::items).unwrap_or_default();
     if urls.is_empty() {
         return p.add("session.redis_url", "is required with store = \"redis\" (redis://[user:password@]host:6379[/db])");

@@ -187,3 +187,97 @@ pub(super) fn check_route_path(key: &str, p: &str) -> Result<(), ConfigError> {
         _ => Err(err(key, format!("must be a normalized absolute path like \"/app\", got {p:?}"))),
     }
 }
+
+/// One of a few words (`store = "memory"` or `"redis"`), typed when the file is read; like
+/// `Span`, an unknown word is kept for validation to name beside every other problem, and
+/// consumers take `get()`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Choice<T: Words> {
+    text: String,
+    value: Option<T>,
+}
+
+/// The words of a `Choice`, the first being the default.
+pub trait Words: Sized + Copy + PartialEq + std::fmt::Debug + 'static {
+    const ALL: &'static [(&'static str, Self)];
+}
+
+impl<T: Words> Choice<T> {
+    /// The choice (the default only for an unknown word, which validation refuses).
+    pub fn get(&self) -> T {
+        self.value.unwrap_or(T::ALL[0].1)
+    }
+
+    /// The choice, or the error naming `key`, the words and what the file says.
+    pub(super) fn checked(&self, key: &str) -> Result<T, ConfigError> {
+        self.value.ok_or_else(|| {
+            let words: Vec<String> = T::ALL.iter().map(|(w, _)| format!("{w:?}")).collect();
+            let list = match words.split_last() {
+                Some((last, [])) => last.clone(),
+                Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+                None => String::new(),
+            };
+            err(key, format!("must be {list}, got {:?}", self.text))
+        })
+    }
+}
+
+impl<T: Words> From<T> for Choice<T> {
+    fn from(v: T) -> Choice<T> {
+        let text = T::ALL.iter().find(|(_, x)| *x == v).map(|(w, _)| *w).unwrap_or_default();
+        Choice { text: text.to_string(), value: Some(v) }
+    }
+}
+
+impl<T: Words> Default for Choice<T> {
+    fn default() -> Choice<T> {
+        Choice::from(T::ALL[0].1)
+    }
+}
+
+impl<'de, T: Words> Deserialize<'de> for Choice<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Choice<T>, D::Error> {
+        let text = String::deserialize(d)?;
+        let value = T::ALL.iter().find(|(w, _)| *w == text).map(|(_, v)| *v);
+        Ok(Choice { text, value })
+    }
+}
+
+impl<T: Words> Serialize for Choice<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.text)
+    }
+}
+
+/// Declares a `Words` enum: its variants and how the config spells them (the first is the default).
+macro_rules! words {
+    ($(#[$m:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum $name { $($variant),+ }
+        impl Words for $name {
+            const ALL: &'static [(&'static str, Self)] = &[$(($text, $name::$variant)),+];
+        }
+    };
+}
+
+words!(
+    /// `session.store`.
+    StoreKind { Memory = "memory", Redis = "redis" }
+);
+words!(
+    /// `session.redis_mode`.
+    RedisMode { Standalone = "standalone", Cluster = "cluster" }
+);
+words!(
+    /// `log.format`.
+    LogFormat { Text = "text", Json = "json" }
+);
+words!(
+    /// `forward_auth.mode`: 401 for the proxy to handle, or a redirect to sign-in for browsers.
+    ForwardAuthMode { Status = "status", Redirect = "redirect" }
+);
+words!(
+    /// `provider.token_auth`: how the client authenticates at the token endpoint.
+    TokenAuth { ClientSecretPost = "client_secret_post", ClientSecretBasic = "client_secret_basic" }
+);
