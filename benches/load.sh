@@ -37,27 +37,9 @@ nginx_conf upstream 1 "server { listen 127.0.0.1:$UP; location / { return 200 \"
 nginx_conf proxy "$WORKERS" "upstream app { server 127.0.0.1:$UP; keepalive 64; }
   server { listen 127.0.0.1:$NG; location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"
 
-cat > "$work/gate.toml" <<TOML
-[server]
-listen = "127.0.0.1:$GW"
-admin_listen = "127.0.0.1:$ADMIN"
-workers = $WORKERS
-public_url = "http://127.0.0.1:$GW"
-[log]
-level = "warn"
-[provider]
-issuer = "http://127.0.0.1:$IDP"
-client_id = "$CLIENT_ID"
-client_secret = "$CLIENT_SECRET"
-[session]
-cookie_secrets = ["$COOKIE_SECRET"]
-[[upstream]]
-path = "/"
-url = "http://127.0.0.1:$UP"
-[[route]]
-path = "/public"
-public = true
-TOML
+gate_toml "$work/gate.toml" "$GW" "$ADMIN" "$WORKERS" "" "" "[[route]]
+path = \"/public\"
+public = true"
 # The same gateway with its sessions in Redis (signed-in requests are served from its L1).
 redis-server --port "$REDIS" --bind 127.0.0.1 --save "" --appendonly no --dir "$work" >/dev/null 2>&1 &
 pids+=($!)

@@ -34,27 +34,8 @@ NGINX
 gateway() {
   local gw admin
   gw=$(port); admin=$(port)
-  cat > "$work/$1.toml" <<TOML
-[server]
-listen = "127.0.0.1:$gw"
-admin_listen = "127.0.0.1:$admin"
-workers = 1
-public_url = "http://127.0.0.1:$gw"
-sign_in_per_minute = 0
-[log]
-level = "warn"
-[provider]
-issuer = "http://127.0.0.1:$IDP"
-client_id = "$CLIENT_ID"
-client_secret = "$CLIENT_SECRET"
-[session]
-cookie_secrets = ["$COOKIE_SECRET"]
-max_entries = 1000000
-$2
-[[upstream]]
-path = "/"
-url = "http://127.0.0.1:$UP"
-TOML
+  gate_toml "$work/$1.toml" "$gw" "$admin" 1 "sign_in_per_minute = 0" "max_entries = 1000000
+$2"
   "$BIN" run --config "$work/$1.toml" 2>"$work/$1.log" &
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$admin/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
   echo "$gw $admin $!"

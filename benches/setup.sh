@@ -22,3 +22,29 @@ trap cleanup EXIT
 port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 CLIENT_ID=bench-client; CLIENT_SECRET=bench-secret
 COOKIE_SECRET=$(python3 -c 'import base64,os;print(base64.b64encode(os.urandom(32)).decode())')
+
+# gate_toml FILE PORT ADMIN-PORT WORKERS SERVER-LINES SESSION-LINES [MORE]: a gateway config in
+# front of the upstream at $UP, signing in with the development provider at $IDP.
+gate_toml() {
+  cat > "$1" <<TOML
+[server]
+listen = "127.0.0.1:$2"
+admin_listen = "127.0.0.1:$3"
+workers = $4
+public_url = "http://127.0.0.1:$2"
+$5
+[log]
+level = "warn"
+[provider]
+issuer = "http://127.0.0.1:$IDP"
+client_id = "$CLIENT_ID"
+client_secret = "$CLIENT_SECRET"
+[session]
+cookie_secrets = ["$COOKIE_SECRET"]
+$6
+[[upstream]]
+path = "/"
+url = "http://127.0.0.1:$UP"
+${7:-}
+TOML
+}
