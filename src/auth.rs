@@ -53,8 +53,9 @@ impl Auth {
         let secrets: Vec<Vec<u8>> = session
             .cookie_secrets
             .iter()
-            .map(|s| base64::engine::general_purpose::STANDARD.decode(s.trim()).expect("validated"))
-            .collect();
+            .enumerate()
+            .map(|(i, s)| base64::engine::general_purpose::STANDARD.decode(s.trim()).map_err(|_| crate::config::err(format!("session.cookie_secrets[{i}]"), "is not valid base64")))
+            .collect::<Result<_, _>>()?;
         let secure = !(server.public_url.scheme() == "http"
             && server.public_url.host().is_some_and(|h| match h {
                 url::Host::Domain(d) => d == "localhost",

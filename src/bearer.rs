@@ -38,7 +38,12 @@ pub enum BearerError {
 
 impl BearerVerifier {
     pub fn new(cfg: &BearerConfig, client_id: &str) -> Result<BearerVerifier, ConfigError> {
-        let algorithms = cfg.algorithms.iter().map(|a| a.parse::<Algorithm>().expect("validated by config")).collect();
+        let algorithms = cfg
+            .algorithms
+            .iter()
+            .enumerate()
+            .map(|(i, a)| a.parse::<Algorithm>().map_err(|_| crate::config::err(format!("bearer.algorithms[{i}]"), format!("unknown algorithm {a:?}"))))
+            .collect::<Result<_, _>>()?;
         let mut audiences = vec![client_id.to_string()];
         audiences.extend(cfg.audiences.iter().cloned());
         Ok(BearerVerifier {

@@ -133,7 +133,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         },
         asserter: assertion::Asserter::from_config(&config.assertion, server.public_url.as_str())?,
         routes: policy::RouteTable::new(&config.routes, config.server.strict_paths),
-        proxy: proxy::Proxy::new(&server, &config.upstreams),
+        proxy: proxy::Proxy::new(&server, &config.upstreams)?,
         ready: AtomicBool::new(false),
         draining: AtomicBool::new(false),
         metrics: prometheus,

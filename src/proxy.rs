@@ -14,7 +14,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 
 use crate::body::{Body, IdleBody};
-use crate::config::{Server, UpstreamConfig};
+use crate::config::{ConfigError, Server, UpstreamConfig};
 use crate::error::GatewayError;
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -45,21 +45,26 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    fn new(cfg: &UpstreamConfig) -> Upstream {
-        let uri: Uri = cfg.url.parse().expect("validated by config");
-        Upstream {
+    /// From a checked `[[upstream]]` (`i` its index, for the error a library caller gets if it
+    /// skipped the check: never a panic).
+    fn new(i: usize, cfg: &UpstreamConfig) -> Result<Upstream, ConfigError> {
+        let uri: Uri = cfg.url.parse().map_err(|_| crate::config::err(format!("upstream[{i}].url"), "must be an http:// URL"))?;
+        let (Some(authority), Ok(host)) = (uri.authority().cloned(), HeaderValue::from_str(uri.authority().map_or("", |a| a.as_str()))) else {
+            return Err(crate::config::err(format!("upstream[{i}].url"), "must name a host"));
+        };
+        Ok(Upstream {
             prefix: cfg.path.trim_end_matches('/').to_string(),
             label: Arc::from(cfg.url.as_str()),
             scheme: uri.scheme().cloned().unwrap_or(Scheme::HTTP),
-            authority: uri.authority().cloned().expect("validated by config"),
+            authority,
             base_path: uri.path().trim_end_matches('/').to_string(),
             strip_prefix: cfg.strip_prefix,
             audience: Arc::from(cfg.assertion_audience.as_deref().unwrap_or(cfg.url.as_str())),
             latency: crate::metrics::upstream_histogram(&cfg.url),
             broker_app: cfg.broker_app.as_deref().map(Arc::from),
-            host: HeaderValue::from_str(uri.authority().expect("validated by config").as_str()).expect("an authority is a valid header value"),
+            host,
             key: NEXT_UPSTREAM_KEY.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-        }
+        })
     }
 
     /// Plain `http://`: the fast path speaks only that (TLS upstreams go through the client).
@@ -133,11 +138,11 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    pub fn new(server: &Server, upstreams: &[UpstreamConfig]) -> Proxy {
-        let mut list: Vec<Upstream> = upstreams.iter().map(Upstream::new).collect();
+    pub fn new(server: &Server, upstreams: &[UpstreamConfig]) -> Result<Proxy, ConfigError> {
+        let mut list: Vec<Upstream> = upstreams.iter().enumerate().map(|(i, u)| Upstream::new(i, u)).collect::<Result<_, _>>()?;
         list.sort_by_key(|u| std::cmp::Reverse(u.prefix.len()));
         let proto = HeaderValue::from_str(server.public_url.scheme()).expect("http or https");
-        Proxy {
+        Ok(Proxy {
             upstreams: list,
             id: NEXT_PROXY_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             connect_timeout: server.upstream_connect_timeout,
@@ -146,7 +151,7 @@ impl Proxy {
             body_timeout: server.body_timeout,
             trusted: server.trusted_proxies.clone(),
             proto,
-        }
+        })
     }
 
     /// Sends `req` on this thread's pooled client (built on first use). The client is borrowed,

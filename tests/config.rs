@@ -1,5 +1,8 @@
 //! Every config error names its key path and what is wrong.
 
+mod common;
+
+use common::{auth_config, no_env};
 use xumm_gate::config::Config;
 
 const UP: &str = "\n[[upstream]]\npath = \"/\"\nurl = \"http://127.0.0.1:8080\"\n";
@@ -228,4 +231,24 @@ fn the_container_config_listens_on_all_interfaces() {
     assert_eq!(cfg.server.listen, "0.0.0.0:4180");
     assert_eq!(cfg.server.admin_listen, "0.0.0.0:9180");
     assert!(cfg.warnings().is_empty());
+}
+
+/// A library caller that changes a checked config (or builds one itself) gets an error naming
+/// the key when the gateway starts, never a panic.
+#[tokio::test]
+async fn an_unchecked_config_is_an_error_at_start_never_a_panic() {
+    let up: std::net::SocketAddr = "127.0.0.1:1".parse().unwrap();
+    let checked = || xumm_gate::config::Config::from_toml(&auth_config(up, "http://127.0.0.1:1", "", ""), &no_env).unwrap();
+    let mut cfg = checked();
+    cfg.upstreams[0].url = "::not a url::".into();
+    let e = xumm_gate::start(cfg).await.err().expect("refused").to_string();
+    assert!(e.starts_with("upstream[0].url:"), "{e}");
+    let mut cfg = checked();
+    cfg.session.as_mut().unwrap().cookie_secrets[0] = "!!not base64!!".into();
+    let e = xumm_gate::start(cfg).await.err().expect("refused").to_string();
+    assert!(e.starts_with("session.cookie_secrets[0]:"), "{e}");
+    let mut cfg = checked();
+    cfg.bearer.algorithms = vec!["RS999".into()];
+    let e = xumm_gate::start(cfg).await.err().expect("refused").to_string();
+    assert!(e.starts_with("bearer.algorithms[0]:"), "{e}");
 }
