@@ -47,6 +47,12 @@ impl Gateway {
         self.admit_on(self.routes.decide(path), Some(path), headers).await
     }
 
+    /// `admit`, for a caller that already matched `path`'s route (the general path, which
+    /// labels its access log with it).
+    pub async fn admit_decided<'g, H: Headers + ?Sized>(&'g self, decision: Decision<'g>, path: &str, headers: &H) -> Admitted<'g> {
+        self.admit_on(decision, Some(path), headers).await
+    }
+
     /// The decision for a request whose path is unknown (forward auth without a believable
     /// original URI): as for a path no rule names, never public, no upstream.
     pub async fn admit_unrouted<H: Headers + ?Sized>(&self, headers: &H) -> Admitted<'_> {
@@ -130,7 +136,6 @@ fn identify_now<H: Headers + ?Sized>(auth: &Auth, headers: &H) -> Result<Found, 
     }
     Ok(Found::Nobody { had_cookie: auth.has_session_cookie(headers) })
 }
-
 
 /// Route policy for a signed-in user. A rule that lists networks admits only sessions whose
 /// network is known and listed (fail closed).

@@ -191,10 +191,6 @@ impl Accepts {
 
 /// A short error response: JSON when the client accepts JSON, an HTML page (the look of every
 /// other page) for browsers, plain text otherwise.
-pub fn error_response(status: StatusCode, code: &str, reason: &str, accept: Option<&HeaderValue>) -> Response<Body> {
-    render(status, code, reason, Accepts::of_header(accept))
-}
-
 fn render(status: StatusCode, code: &str, reason: &str, accepts: Accepts) -> Response<Body> {
     if accepts == Accepts::Html {
         let title = format!("{} {}", status.as_u16(), status.canonical_reason().unwrap_or("Error"));

@@ -9,7 +9,6 @@ use hyper::body::Incoming;
 
 use crate::Gateway;
 use crate::admission::Verdict;
-use crate::auth::Auth;
 use crate::body::Body;
 use crate::error::{Accepts, Client, GatewayError};
 
@@ -36,7 +35,7 @@ fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 impl Gateway {
-    pub async fn forward_auth(&self, _auth: &Auth, req: &Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    pub async fn forward_auth(&self, req: &Request<Incoming>, peer: SocketAddr) -> Response<Body> {
         let h = req.headers();
         let trusted = self.proxy.is_trusted(&peer);
         let redirect_mode = match req.uri().query().and_then(|q| url::form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "mode")) {

@@ -5,8 +5,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sha2::Digest;
-
 use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 use serde::{Deserialize, Serialize};
 
@@ -160,7 +158,7 @@ impl Gateway {
         // cookie that names it opened.) The claim is this code's (hashed: it is a credential),
         // so a reload after an outage, whose claim may have landed unseen, still finishes; a
         // spent code is refused by the provider anyway.
-        let owner: String = sha2::Sha256::digest(code.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+        let owner = crate::session::sha256_hex(code.as_bytes());
         match auth.shared.claim_for(&format!("state:{state}"), &owner, Duration::from_secs(PENDING_TTL + 60)).await {
             Ok(true) => {}
             Ok(false) => return problem(StatusCode::BAD_REQUEST, "This sign-in response was already used.", &retry),

@@ -340,7 +340,9 @@ pub fn peer_value(ip: std::net::IpAddr) -> HeaderValue {
 /// to) only when the peer is a trusted proxy; otherwise they are replaced.
 fn set_forwarded(h: &mut HeaderMap, peer: SocketAddr, trusted: bool, host: Option<HeaderValue>, proto: &HeaderValue) {
     let ip = peer_value(peer.ip().to_canonical());
-    let xff = HeaderValue::from_bytes(&forwarded_for(trusted, h.get(&X_FORWARDED_FOR).map(HeaderValue::as_bytes), ip.as_bytes()).concat());
+    let pieces = forwarded_for(trusted, h.get(&X_FORWARDED_FOR).map(HeaderValue::as_bytes), ip.as_bytes());
+    // The peer alone (the common case) is the cached value itself: no new allocation.
+    let xff = if pieces[0].is_empty() { Ok(ip.clone()) } else { HeaderValue::from_bytes(&pieces.concat()) };
     if let Ok(v) = xff {
         h.insert(X_FORWARDED_FOR.clone(), v);
     }

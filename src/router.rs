@@ -75,7 +75,7 @@ impl Gateway {
             let upgrade = crate::proxy::websocket_requested(req.headers());
             crate::proxy::strip_hop_by_hop(req.headers_mut());
             let client = crate::error::Client::of(req.method(), req.headers());
-            match self.admit(path, req.headers()).await.verdict {
+            match self.admit_decided(decision, path, req.headers()).await.verdict {
                 Verdict::Pass { who, upstream: Some(up) } => {
                     upstream_label = Some(up.label.clone());
                     self.upstream_identity(&mut req, who.as_deref(), up);
@@ -161,7 +161,7 @@ impl Gateway {
             (&Method::GET, "/callback") => self.login_callback(auth, h, q).await,
             (&Method::GET | &Method::POST, "/sign_out") => self.sign_out(auth, h, q).await,
             (&Method::GET, "/userinfo") => self.userinfo(auth, h).await,
-            (&Method::GET | &Method::HEAD, "/auth") => self.forward_auth(auth, req, peer).await,
+            (&Method::GET | &Method::HEAD, "/auth") => self.forward_auth(req, peer).await,
             (&Method::GET, "/jwks.json") => match &self.asserter {
                 Some(a) => pages::json(StatusCode::OK, &a.jwks()),
                 None => GatewayError::NotFound.response(accept),

@@ -69,14 +69,7 @@ impl Shared {
     pub async fn claim(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
         match self {
             Shared::Memory(m) => Ok(m.values.entry(key.to_string()).or_insert((String::new(), ttl)).is_fresh()),
-            Shared::Redis(r) => {
-                let (mut c, k) = (r.conn.handle(), r.key(key));
-                let set: Option<String> = r
-                    .conn
-                    .run("SET NX", async move { redis::cmd("SET").arg(&k).arg(1).arg("NX").arg("PX").arg(ttl.as_millis() as u64).query_async(&mut c).await })
-                    .await?;
-                Ok(set.is_some())
-            }
+            Shared::Redis(r) => r.set_nx(key, "1", ttl).await,
         }
     }
 
@@ -86,17 +79,7 @@ impl Shared {
     pub async fn claim_for(&self, key: &str, owner: &str, ttl: Duration) -> Result<bool, StoreError> {
         match self {
             Shared::Memory(m) => Ok(m.values.entry(key.to_string()).or_insert((owner.to_string(), ttl)).into_value().0 == owner),
-            Shared::Redis(r) => {
-                let (mut c, k, o) = (r.conn.handle(), r.key(key), owner.to_string());
-                let set: Option<String> = r
-                    .conn
-                    .run("SET NX", async move { redis::cmd("SET").arg(&k).arg(&o).arg("NX").arg("PX").arg(ttl.as_millis() as u64).query_async(&mut c).await })
-                    .await?;
-                if set.is_some() {
-                    return Ok(true);
-                }
-                Ok(self.get(key).await?.is_some_and(|v| v == owner))
-            }
+            Shared::Redis(r) => Ok(r.set_nx(key, owner, ttl).await? || self.get(key).await?.is_some_and(|v| v == owner)),
         }
     }
 
@@ -144,5 +127,15 @@ impl Shared {
 impl Redis {
     fn key(&self, k: &str) -> String {
         format!("{}{k}", self.prefix)
+    }
+
+    /// `SET key value NX PX ttl`: true when this call set it.
+    async fn set_nx(&self, key: &str, value: &str, ttl: Duration) -> Result<bool, StoreError> {
+        let (mut c, k, v) = (self.conn.handle(), self.key(key), value.to_string());
+        let set: Option<String> = self
+            .conn
+            .run("SET NX", async move { redis::cmd("SET").arg(&k).arg(&v).arg("NX").arg("PX").arg(ttl.as_millis() as u64).query_async(&mut c).await })
+            .await?;
+        Ok(set.is_some())
     }
 }

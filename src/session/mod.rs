@@ -97,6 +97,13 @@ pub fn new_id() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>())
 }
 
+/// Lower-case hex of the SHA-256 of `data`: how a secret-bearing value (a session id, a sign-in
+/// code) becomes a key that tells a reader of the store nothing.
+pub fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// The configured store: `memory` (one replica) or `redis` (shared by replicas, with an L1).
 pub enum Store {
     Memory(memory::MemoryStore),

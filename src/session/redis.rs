@@ -119,8 +119,7 @@ impl RedisStore {
 
     /// `{prefix}{kind}:<hex SHA-256 of name>`.
     fn hashed(&self, kind: &str, name: &str) -> String {
-        let hex: String = Sha256::digest(name.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
-        format!("{}{kind}:{hex}", self.prefix)
+        format!("{}{kind}:{}", self.prefix, super::sha256_hex(name.as_bytes()))
     }
 
     /// Ends every session of `account` on every replica: deletes their keys and publishes each
