@@ -13,7 +13,7 @@ fn path(c: &mut Criterion) {
 
 fn routes(c: &mut Criterion) {
     let r = |p: &str, public| RouteConfig { path: p.into(), public, allow_accounts: vec![], allow_networks: vec![], strict_path: true };
-    let table = xumm_gate::policy::RouteTable::new(&[r("/public", true), r("/admin", false), r("/api/v1", false), r("/static", true)], true);
+    let table = xumm_gate::policy::RouteTable::new(&[r("/public", true), r("/admin", false), r("/api/v1", false), r("/static", true)], true).unwrap();
     c.bench_function("route decision (4 rules)", |b| b.iter(|| table.decide(black_box("/api/v1/users/42")).public));
 }
 
@@ -76,7 +76,7 @@ fn tokens(c: &mut Criterion) {
     // route policy, session lookup, the upstream head with forwarding and identity headers.
     let running = rt.block_on(xumm_gate::start(cfg.clone())).unwrap();
     let gw = running.gateway.clone();
-    let gauth = gw.auth.as_ref().unwrap();
+    let gauth = gw.admission.auth.as_ref().unwrap();
     let id = xumm_gate::session::new_id();
     let account = xumm_gate::account::Account::parse("rHb9CJAWyB4rj91VRWn96DkukG4bwdtyTh").unwrap();
     let session = xumm_gate::session::Session::new(account, Some("MAINNET".into()), None, xumm_gate::session::Source::Session, xumm_gate::session::now() + 3600);
@@ -99,9 +99,9 @@ fn tokens(c: &mut Criterion) {
     let mut parsed = httparse::Request::new(&mut slots);
     parsed.parse(head.as_bytes()).unwrap();
     let fields: &[httparse::Header<'_>] = parsed.headers;
-    assert!(matches!(gw.admit_now("/app/dashboard", fields).map(|a| a.verdict), Ok(xumm_gate::admission::Verdict::Pass { who: Some(_), .. })));
+    assert!(matches!(gw.admission.admit_now("/app/dashboard", fields).map(|a| a.verdict), Ok(xumm_gate::admission::Verdict::Pass { who: Some(_), .. })));
     c.bench_function("admission decision: signed-in request, fast path headers", |b| {
-        b.iter(|| matches!(gw.admit_now(black_box("/app/dashboard"), black_box(fields)).map(|a| a.verdict), Ok(xumm_gate::admission::Verdict::Pass { .. })))
+        b.iter(|| matches!(gw.admission.admit_now(black_box("/app/dashboard"), black_box(fields)).map(|a| a.verdict), Ok(xumm_gate::admission::Verdict::Pass { .. })))
     });
     drop(gw);
     rt.block_on(running.shutdown());

@@ -6,13 +6,29 @@
 
 use std::sync::Arc;
 
-use crate::Gateway;
 use crate::auth::{Auth, Found};
 use crate::headers::{Headers, bearer_token};
 use crate::error::GatewayError;
-use crate::policy::Decision;
-use crate::proxy::Upstream;
+use crate::assertion::Asserter;
+use crate::identity::IdentityHeaders;
+use crate::metrics::RouteMetrics;
+use crate::policy::{Decision, RouteTable};
+use crate::proxy::{Proxy, Upstream};
 use crate::session::Session;
+
+/// Who may pass, as whom, and where to: everything the decision reads, and nothing else.
+pub struct Admission {
+    pub routes: RouteTable,
+    /// Sign-in state; None when no `[provider]` is configured (then only public routes open).
+    pub auth: Option<Auth>,
+    pub identity: IdentityHeaders,
+    pub asserter: Option<Asserter>,
+    /// The upstream table, to say which upstream a path goes to (the pools stay the proxy's).
+    pub upstreams: Arc<Proxy>,
+    /// Metrics of requests no rule names, and of requests whose path is refused before routing.
+    pub(crate) default_route: Arc<RouteMetrics>,
+    pub(crate) invalid_route: Arc<RouteMetrics>,
+}
 
 /// The decision on one request.
 pub enum Verdict<'g> {
@@ -41,7 +57,7 @@ pub enum Wait {
     Token,
 }
 
-impl Gateway {
+impl Admission {
     /// The decision for a request for the normalized `path`.
     pub async fn admit<H: Headers + ?Sized>(&self, path: &str, headers: &H) -> Admitted<'_> {
         self.admit_on(self.routes.decide(path), Some(path), headers).await
@@ -86,7 +102,7 @@ impl Gateway {
             return Err(Verdict::Refused(GatewayError::BadPath(e)));
         }
         if decision.public {
-            return Err(Verdict::Pass { who: None, upstream: path.and_then(|p| self.proxy.select(p)) });
+            return Err(Verdict::Pass { who: None, upstream: path.and_then(|p| self.upstreams.select(p)) });
         }
         // No [provider]: nothing can sign in, so protected routes stay closed.
         self.auth.as_ref().ok_or(Verdict::Refused(GatewayError::Unauthenticated("sign-in is not configured")))
@@ -94,7 +110,7 @@ impl Gateway {
 
     fn verdict<'g>(&'g self, path: Option<&str>, decision: &Decision<'g>, found: Found) -> Verdict<'g> {
         match found {
-            Found::Session(s) if allowed(decision, &s) => Verdict::Pass { who: Some(s), upstream: path.and_then(|p| self.proxy.select(p)) },
+            Found::Session(s) if allowed(decision, &s) => Verdict::Pass { who: Some(s), upstream: path.and_then(|p| self.upstreams.select(p)) },
             Found::Session(s) => Verdict::Forbidden(s),
             Found::Nobody { had_cookie } => Verdict::Challenge { clear_cookie: had_cookie },
             Found::Failed(e) => Verdict::Refused(e),
@@ -102,7 +118,7 @@ impl Gateway {
     }
 }
 
-impl Gateway {
+impl Admission {
     /// The headers that tell `up` who asks, for both proxy paths to write (after every client
     /// copy of them was dropped): the identity headers, the signed assertion for this upstream,
     /// the broker's user-token handle.
@@ -141,6 +157,6 @@ fn identify_now<H: Headers + ?Sized>(auth: &Auth, headers: &H) -> Result<Found, 
 /// network is known and listed (fail closed).
 fn allowed(decision: &Decision<'_>, s: &Session) -> bool {
     let Some(r) = decision.route else { return true };
-    (r.allow_accounts.is_empty() || r.allow_accounts.iter().any(|a| a == s.account.as_str()))
-        && (r.allow_networks.is_empty() || s.network.as_ref().is_some_and(|n| r.allow_networks.iter().any(|x| x.eq_ignore_ascii_case(n))))
+    (r.allow_accounts.is_empty() || r.allow_accounts.contains(&s.account))
+        && (r.allow_networks.is_empty() || s.network.as_ref().is_some_and(|n| r.allow_networks.iter().any(|x| x.matches(n))))
 }

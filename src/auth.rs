@@ -136,19 +136,13 @@ impl Auth {
     /// cannot fill the memo; the session store still decides whether the id is alive.
     pub(crate) fn open_session_cookie(&self, sealed: &str) -> Option<Arc<str>> {
         const MAX: usize = 4096;
-        /// Sealed value -> (the `Auth` instance it opened for, session id). foldhash, not SipHash:
-        /// only values that opened (authentic, server-made) are ever inserted, so nobody can
-        /// pick colliding keys, and hashing a ~200-byte cookie is the memo's main cost.
-        type Opened = std::collections::HashMap<Box<str>, (usize, Arc<str>), foldhash::fast::RandomState>;
-        thread_local! {
-            static OPENED: std::cell::RefCell<Opened> = std::cell::RefCell::default();
-        }
-        let hit = OPENED.with_borrow(|m| m.get(sealed).filter(|(owner, _)| *owner == self.instance).map(|(_, id)| id.clone()));
+        let hit = crate::worker::with(|w| w.opened.borrow().get(sealed).filter(|(owner, _)| *owner == self.instance).map(|(_, id)| id.clone()));
         if hit.is_some() {
             return hit;
         }
         let id: Arc<str> = self.sealer.open(&self.cookie_name, sealed)?.into();
-        OPENED.with_borrow_mut(|m| {
+        crate::worker::with(|w| {
+            let mut m = w.opened.borrow_mut();
             if m.len() >= MAX {
                 m.clear();
             }

@@ -4,14 +4,15 @@
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
 
 use crate::body::Body;
+use crate::config::{ConfigError, Origin, Parsed};
 
 pub struct Cors {
     origins: Vec<HeaderValue>,
 }
 
 impl Cors {
-    pub fn new(origins: &[String]) -> Cors {
-        Cors { origins: origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect() }
+    pub fn new(origins: &[Parsed<Origin>]) -> Result<Cors, ConfigError> {
+        Ok(Cors { origins: Parsed::all("cors.allowed_origins", origins)?.into_iter().map(|o| o.0).collect() })
     }
 
     pub fn enabled(&self) -> bool {

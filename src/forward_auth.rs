@@ -40,7 +40,7 @@ impl Gateway {
         let trusted = self.proxy.is_trusted(&peer);
         let redirect_mode = match req.uri().query().and_then(|q| url::form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "mode")) {
             Some((_, m)) => m == "redirect",
-            None => self.forward_auth_redirect,
+            None => self.endpoints.forward_auth_redirect,
         };
         let original = trusted.then(|| header(h, "x-original-uri").or_else(|| header(h, "x-forwarded-uri")).or_else(|| header(h, "x-original-url"))).flatten();
         let path = match original {
@@ -52,8 +52,8 @@ impl Gateway {
         };
         // No (believable) original URI: decided as for a path no rule names.
         let admitted = match &path {
-            Some(p) => self.admit(p, h).await,
-            None => self.admit_unrouted(h).await,
+            Some(p) => self.admission.admit(p, h).await,
+            None => self.admission.admit_unrouted(h).await,
         };
         match admitted.verdict {
             // 403, not 400: nginx auth_request turns anything but 2xx/401/403 into a 500.
@@ -62,7 +62,7 @@ impl Gateway {
             Verdict::Pass { who: None, .. } => crate::pages::json(StatusCode::OK, &serde_json::json!({"public": true})),
             Verdict::Pass { who: Some(s), .. } => {
                 let mut r = crate::pages::json(StatusCode::OK, &serde_json::json!({"account": s.account, "network": s.network}));
-                self.identity.inject(r.headers_mut(), &s);
+                self.admission.identity.inject(r.headers_mut(), &s);
                 r
             }
             Verdict::Challenge { .. } => self.forward_auth_challenge(req, trusted, redirect_mode, path.as_deref()),
@@ -91,7 +91,7 @@ impl Gateway {
             (None, Some(uri)) if uri.starts_with('/') => uri.to_string(),
             (None, _) => path.unwrap_or("/").to_string(),
         };
-        let rd = crate::redirect::safe_return(&back, &self.allowed_redirect_hosts, self.server.public_url.host_str());
+        let rd = crate::redirect::safe_return(&back, &self.endpoints.allowed_redirect_hosts, self.server.public_url.host_str());
         let base = self.server.public_url.as_str().trim_end_matches('/');
         let location = format!("{base}{}", self.start_url(&rd));
         let status = if method == Method::GET || method == Method::HEAD { StatusCode::FOUND } else { StatusCode::SEE_OTHER };

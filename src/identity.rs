@@ -4,7 +4,7 @@
 
 use http::header::{HeaderMap, HeaderName};
 
-use crate::config::HeadersConfig;
+use crate::config::{ConfigError, HeadersConfig, Parsed};
 use crate::session::Session;
 
 pub struct IdentityHeaders {
@@ -17,10 +17,6 @@ pub struct IdentityHeaders {
     pub user_token: Option<HeaderName>,
     /// Names removed from every request, lowercase with '-' (compared treating '_' as '-').
     strip: Vec<String>,
-}
-
-fn name(v: &str) -> Option<HeaderName> {
-    if v.is_empty() { None } else { HeaderName::from_bytes(v.as_bytes()).ok() }
 }
 
 fn canonical(v: &str) -> String {
@@ -37,22 +33,21 @@ fn same_name(a: &str, b: &str) -> bool {
 }
 
 impl IdentityHeaders {
-    pub fn new(cfg: &HeadersConfig) -> IdentityHeaders {
-        let mut strip: Vec<String> = cfg.all_names().map(canonical).collect();
+    /// From checked `[headers]` (a name that skipped the check is an error here: dropping it
+    /// from the strip list would let clients send that header through).
+    pub fn new(cfg: &HeadersConfig) -> Result<IdentityHeaders, ConfigError> {
+        let [account, network, user_token, assertion] = cfg.singles().map(|(key, v)| v.checked(key).cloned());
+        let (account, network, user_token, assertion) = (account?, network?, user_token?, assertion?);
+        let user = Parsed::all("headers.user", &cfg.user)?;
+        let extra = Parsed::all("headers.strip", &cfg.strip)?;
         // Defaults are stripped even when renamed or switched off: an upstream may still read them.
-        strip.extend(HeadersConfig::default().all_names().map(canonical));
-        strip.extend(cfg.strip.iter().map(|s| canonical(s)));
+        let defaults = HeadersConfig::default();
+        let default_names = defaults.singles().into_iter().filter_map(|(_, v)| v.get()?.clone()).chain(defaults.user.iter().filter_map(|u| u.get().cloned()));
+        let configured = [&account, &network, &user_token, &assertion].into_iter().flatten().chain(&user).chain(&extra).cloned();
+        let mut strip: Vec<String> = configured.chain(default_names).map(|n| canonical(n.as_str())).collect();
         strip.sort();
         strip.dedup();
-        strip.retain(|s| !s.is_empty());
-        IdentityHeaders {
-            account: name(&cfg.account),
-            network: name(&cfg.network),
-            user: cfg.user.iter().filter_map(|u| name(u)).collect(),
-            assertion: name(&cfg.assertion),
-            user_token: name(&cfg.user_token),
-            strip,
-        }
+        Ok(IdentityHeaders { account, network, user, assertion, user_token, strip })
     }
 
     /// True when `name` (any letter case, `_` or `-`) is an identity header clients may not send.

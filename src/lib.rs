@@ -35,6 +35,7 @@ pub mod router;
 pub mod server;
 pub mod session;
 pub mod shared;
+pub mod worker;
 pub mod xumm;
 
 use std::net::SocketAddr;
@@ -49,26 +50,27 @@ use crate::config::{Config, ConfigError, Server};
 
 /// Shared state of one running gateway, built once at start.
 pub struct Gateway {
+    /// The checked `[server]` settings.
     pub server: Server,
-    pub routes: policy::RouteTable,
-    pub proxy: proxy::Proxy,
-    pub ready: AtomicBool,
-    pub draining: AtomicBool,
-    pub metrics: metrics_exporter_prometheus::PrometheusHandle,
-    /// Sign-in state; None when no `[provider]` is configured (then only public routes open).
-    pub auth: Option<auth::Auth>,
-    pub identity: identity::IdentityHeaders,
+    /// Readiness, draining, open connections, the metrics registry (`server` serves them).
+    pub life: server::Lifecycle,
+    /// The one decision every entry point asks (`admission`).
+    pub admission: admission::Admission,
+    /// The upstreams and the general path's pools to them.
+    pub proxy: Arc<proxy::Proxy>,
+    /// What the gateway's own endpoints need beyond admission (sign-in, forward auth, CORS).
+    pub endpoints: Endpoints,
+    /// The sign-request broker, when `[xumm]` is configured.
+    pub broker: Option<xumm::broker::Broker>,
+}
+
+/// Settings of the gateway's own endpoints: where sign-in may send people back to, how forward
+/// auth answers, which origins may call cross-origin.
+pub struct Endpoints {
     pub allowed_redirect_hosts: Vec<String>,
     /// `[forward_auth] mode = "redirect"`.
     pub forward_auth_redirect: bool,
     pub cors: cors::Cors,
-    pub asserter: Option<assertion::Asserter>,
-    /// The sign-request broker, when `[xumm]` is configured.
-    pub broker: Option<xumm::broker::Broker>,
-    /// Open client connections, against the global and per-client caps.
-    pub conns: Arc<conns::Conns>,
-    pub(crate) default_route: Arc<metrics::RouteMetrics>,
-    invalid_route: Arc<metrics::RouteMetrics>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -95,7 +97,7 @@ pub struct Running {
 impl Running {
     /// Stops accepting, drains in-flight requests (bounded by `server.drain_timeout`), returns when done.
     pub async fn shutdown(self) {
-        self.gateway.draining.store(true, Ordering::Release);
+        self.gateway.life.draining.store(true, Ordering::Release);
         let _ = self.shutdown.send(true);
         let _ = self.public_task.await;
         let workers = self.workers;
@@ -121,25 +123,33 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     // State replicas share (claims, records, counters): in Redis when the sessions are.
     let shared = Arc::new(shared::Shared::from_config(config.session.as_ref())?);
     let auth = auth::Auth::from_config(&config, &server, shared.clone())?;
+    let proxy = Arc::new(proxy::Proxy::new(&server, &config.upstreams)?);
     let gateway = Arc::new(Gateway {
-        auth,
-        identity: identity::IdentityHeaders::new(&config.headers),
-        allowed_redirect_hosts: config.server.allowed_redirect_hosts.clone(),
-        forward_auth_redirect: config.forward_auth.mode.get() == config::ForwardAuthMode::Redirect,
-        cors: cors::Cors::new(&config.cors.allowed_origins),
+        admission: admission::Admission {
+            identity: identity::IdentityHeaders::new(&config.headers)?,
+            asserter: assertion::Asserter::from_config(&config.assertion, server.public_url.as_str())?,
+            routes: policy::RouteTable::new(&config.routes, config.server.strict_paths)?,
+            auth,
+            upstreams: proxy.clone(),
+            default_route: Arc::new(metrics::RouteMetrics::new("default")),
+            invalid_route: Arc::new(metrics::RouteMetrics::new("invalid")),
+        },
+        endpoints: Endpoints {
+            allowed_redirect_hosts: config.server.allowed_redirect_hosts.clone(),
+            forward_auth_redirect: config.forward_auth.mode.get() == config::ForwardAuthMode::Redirect,
+            cors: cors::Cors::new(&config.cors.allowed_origins)?,
+        },
         broker: match &config.xumm {
             Some(x) => Some(xumm::broker::Broker::new(x, &config.broker.app, shared)),
             None => None,
         },
-        asserter: assertion::Asserter::from_config(&config.assertion, server.public_url.as_str())?,
-        routes: policy::RouteTable::new(&config.routes, config.server.strict_paths),
-        proxy: proxy::Proxy::new(&server, &config.upstreams)?,
-        ready: AtomicBool::new(false),
-        draining: AtomicBool::new(false),
-        metrics: prometheus,
-        conns: Arc::new(conns::Conns::new(conns::fit_to_fd_limit(server.max_connections), server.max_connections_per_ip)),
-        default_route: Arc::new(metrics::RouteMetrics::new("default")),
-        invalid_route: Arc::new(metrics::RouteMetrics::new("invalid")),
+        proxy,
+        life: server::Lifecycle {
+            ready: AtomicBool::new(false),
+            draining: AtomicBool::new(false),
+            metrics: prometheus,
+            conns: Arc::new(conns::Conns::new(conns::fit_to_fd_limit(server.max_connections), server.max_connections_per_ip)),
+        },
         server,
     });
     let workers = match gateway.server.workers {
@@ -178,13 +188,13 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         admin_task = Some(tokio::spawn(server::serve_admin(gateway.clone(), l, admin_rx)));
     }
     let public_task = tokio::spawn(server::serve_public(gateway.clone(), listener, rx));
-    match &gateway.auth {
+    match &gateway.admission.auth {
         // Ready once the provider's metadata and keys are loaded (retried with backoff).
         Some(auth) => {
             let gw = gateway.clone();
-            auth.provider.clone().spawn_discovery(move || gw.ready.store(true, Ordering::Release));
+            auth.provider.clone().spawn_discovery(move || gw.life.ready.store(true, Ordering::Release));
         }
-        None => gateway.ready.store(true, Ordering::Release),
+        None => gateway.life.ready.store(true, Ordering::Release),
     }
     tracing::info!(listen = %addr, admin = ?admin_addr, "xumm-gate serving");
     Ok(Running { addr, admin_addr, gateway, shutdown: tx, admin_shutdown: admin_tx, public_task, workers: worker_threads, admin_task })

@@ -70,7 +70,7 @@ impl Gateway {
     }
 
     fn return_url(&self, rd: Option<&str>) -> String {
-        crate::redirect::safe_return(rd.unwrap_or("/"), &self.allowed_redirect_hosts, self.server.public_url.host_str())
+        crate::redirect::safe_return(rd.unwrap_or("/"), &self.endpoints.allowed_redirect_hosts, self.server.public_url.host_str())
     }
 
     /// GET {prefix}/start?rd=: new state, nonce and PKCE; pending-login cookie; 302 to the provider.

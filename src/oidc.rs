@@ -221,9 +221,9 @@ impl Provider {
 
     /// Fetches discovery and the JWKS once.
     pub async fn discover(&self) -> Result<(), OidcError> {
-        let url = format!("{}/.well-known/openid-configuration", self.cfg.issuer.trim_end_matches('/'));
+        let url = format!("{}/.well-known/openid-configuration", self.cfg.issuer.text().trim_end_matches('/'));
         let meta: Metadata = get_json(&self.client, &url).await?;
-        let meta = meta.with_fallbacks(&self.cfg.issuer);
+        let meta = meta.with_fallbacks(self.cfg.issuer.text());
         self.load_keys(&meta.jwks_uri).await?;
         self.meta.store(Some(Arc::new(meta)));
         Ok(())

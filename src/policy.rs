@@ -3,7 +3,8 @@
 
 use std::sync::Arc;
 
-use crate::config::RouteConfig;
+use crate::account::Account;
+use crate::config::{ConfigError, Network, Parsed, RouteConfig};
 use crate::path::{has_prefix, has_prefix_ignore_case};
 
 #[derive(Debug)]
@@ -12,8 +13,8 @@ pub struct Route {
     /// Metric and log label, with the route's counters.
     pub metrics: Arc<crate::metrics::RouteMetrics>,
     pub public: bool,
-    pub allow_accounts: Vec<String>,
-    pub allow_networks: Vec<String>,
+    pub allow_accounts: Vec<Account>,
+    pub allow_networks: Vec<Network>,
     /// Strict path mode applies (see `path::strict_check`).
     pub strict: bool,
 }
@@ -40,20 +41,22 @@ pub struct RouteTable {
 }
 
 impl RouteTable {
-    pub fn new(cfg: &[RouteConfig], strict: bool) -> RouteTable {
-        let mut routes: Vec<Route> = cfg
-            .iter()
-            .map(|r| Route {
+    /// From checked `[[route]]`s (an allow list entry that skipped the check is an error here:
+    /// dropping it could open the route to everyone).
+    pub fn new(cfg: &[RouteConfig], strict: bool) -> Result<RouteTable, ConfigError> {
+        let mut routes = Vec::with_capacity(cfg.len());
+        for (i, r) in cfg.iter().enumerate() {
+            routes.push(Route {
                 path: r.path.trim_end_matches('/').to_string(),
                 metrics: Arc::new(crate::metrics::RouteMetrics::new(&r.path)),
                 public: r.public,
-                allow_accounts: r.allow_accounts.clone(),
-                allow_networks: r.allow_networks.clone(),
+                allow_accounts: Parsed::all(&format!("route[{i}].allow_accounts"), &r.allow_accounts)?,
+                allow_networks: Parsed::all(&format!("route[{i}].allow_networks"), &r.allow_networks)?,
                 strict: r.strict_path,
-            })
-            .collect();
+            });
+        }
         routes.sort_by_key(|r| std::cmp::Reverse(r.path.len()));
-        RouteTable { routes, strict }
+        Ok(RouteTable { routes, strict })
     }
 
     /// Strict path mode for a normalized path and the rule it matched: Err refuses the request
@@ -86,7 +89,7 @@ mod tests {
             allow_networks: vec![],
             strict_path: true,
         };
-        RouteTable::new(&[r("/public", true), r("/public/secret", false), r("/admin", false)], true)
+        RouteTable::new(&[r("/public", true), r("/public/secret", false), r("/admin", false)], true).unwrap()
     }
 
     #[test]

@@ -48,19 +48,19 @@ impl Upstream {
     /// From a checked `[[upstream]]` (`i` its index, for the error a library caller gets if it
     /// skipped the check: never a panic).
     fn new(i: usize, cfg: &UpstreamConfig) -> Result<Upstream, ConfigError> {
-        let uri: Uri = cfg.url.parse().map_err(|_| crate::config::err(format!("upstream[{i}].url"), "must be an http:// URL"))?;
+        let uri = &cfg.url.checked(&format!("upstream[{i}].url"))?.0;
         let (Some(authority), Ok(host)) = (uri.authority().cloned(), HeaderValue::from_str(uri.authority().map_or("", |a| a.as_str()))) else {
             return Err(crate::config::err(format!("upstream[{i}].url"), "must name a host"));
         };
         Ok(Upstream {
             prefix: cfg.path.trim_end_matches('/').to_string(),
-            label: Arc::from(cfg.url.as_str()),
+            label: Arc::from(cfg.url.text()),
             scheme: uri.scheme().cloned().unwrap_or(Scheme::HTTP),
             authority,
             base_path: uri.path().trim_end_matches('/').to_string(),
             strip_prefix: cfg.strip_prefix,
-            audience: Arc::from(cfg.assertion_audience.as_deref().unwrap_or(cfg.url.as_str())),
-            latency: crate::metrics::upstream_histogram(&cfg.url),
+            audience: Arc::from(cfg.assertion_audience.as_deref().unwrap_or(cfg.url.text())),
+            latency: crate::metrics::upstream_histogram(cfg.url.text()),
             broker_app: cfg.broker_app.as_deref().map(Arc::from),
             host,
             key: NEXT_UPSTREAM_KEY.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
@@ -114,16 +114,8 @@ impl Upstream {
     }
 }
 
-type UpstreamClient = Client<HttpConnector, IdleBody>;
-
 static NEXT_UPSTREAM_KEY: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 static NEXT_PROXY_ID: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
-thread_local! {
-    /// One connection pool per thread and proxy: with one current-thread runtime per core, each
-    /// runtime keeps its own upstream connections and never wakes another core for them.
-    static POOLS: std::cell::RefCell<Vec<(usize, UpstreamClient)>> = const { std::cell::RefCell::new(Vec::new()) };
-}
 
 /// All upstreams and the pooled clients that reach them.
 pub struct Proxy {
@@ -157,8 +149,10 @@ impl Proxy {
     /// Sends `req` on this thread's pooled client (built on first use). The client is borrowed,
     /// not cloned: `request` already takes the handles its future needs.
     fn request(&self, req: Request<IdleBody>) -> hyper_util::client::legacy::ResponseFuture {
-        POOLS.with(|pools| {
-            let mut pools = pools.borrow_mut();
+        // One pool per thread and proxy: with one current-thread runtime per core, each runtime
+        // keeps its own upstream connections and never wakes another core for them.
+        crate::worker::with(|w| {
+            let mut pools = w.clients.borrow_mut();
             if let Some((_, c)) = pools.iter().find(|(id, _)| *id == self.id) {
                 return c.request(req);
             }
@@ -323,16 +317,14 @@ pub fn connection_tokens(value: &str) -> impl Iterator<Item = &str> {
 /// The peer's address as a header value. A proxy sees the same few peers over and over (one
 /// client per keep-alive connection, or a load balancer), so each thread keeps the last one.
 pub fn peer_value(ip: std::net::IpAddr) -> HeaderValue {
-    thread_local! {
-        static LAST: std::cell::RefCell<Option<(std::net::IpAddr, HeaderValue)>> = const { std::cell::RefCell::new(None) };
-    }
-    LAST.with_borrow_mut(|last| match last {
-        Some((a, v)) if *a == ip => v.clone(),
-        _ => {
-            let v = HeaderValue::from_str(&ip.to_string()).expect("an IP address is a valid header value");
-            *last = Some((ip, v.clone()));
-            v
+    crate::worker::with(|w| {
+        let mut last = w.last_peer.borrow_mut();
+        if let Some((_, v)) = last.as_ref().filter(|(a, _)| *a == ip) {
+            return v.clone();
         }
+        let v = HeaderValue::from_str(&ip.to_string()).expect("an IP address is a valid header value");
+        *last = Some((ip, v.clone()));
+        v
     })
 }
 

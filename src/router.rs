@@ -37,7 +37,7 @@ impl Gateway {
                 let log = AccessLog {
                     method,
                     path: None,
-                    route: self.invalid_route.clone(),
+                    route: self.admission.invalid_route.clone(),
                     upstream: None,
                     status: resp.status(),
                     start,
@@ -51,18 +51,18 @@ impl Gateway {
         };
         let path = normal.path();
 
-        let decision = self.routes.decide(path);
-        let route_label = decision.route.map(|r| r.metrics.clone()).unwrap_or_else(|| self.default_route.clone());
+        let decision = self.admission.routes.decide(path);
+        let route_label = decision.route.map(|r| r.metrics.clone()).unwrap_or_else(|| self.admission.default_route.clone());
         let mut upstream_label = None;
         // Client-sent identity headers never survive, on any route or endpoint.
-        self.identity.strip(req.headers_mut());
+        self.admission.identity.strip(req.headers_mut());
         // Room for the forwarding and identity headers added below: one allocation, not a
         // grow-and-rehash per insert for clients that send few headers.
         req.headers_mut().reserve(10);
-        let origin = if self.cors.enabled() { self.cors.allowed_origin(req.headers()) } else { None };
-        let preflight = if origin.is_some() { self.cors.preflight(req.method(), req.headers()) } else { None };
+        let origin = if self.endpoints.cors.enabled() { self.endpoints.cors.allowed_origin(req.headers()) } else { None };
+        let preflight = if origin.is_some() { self.endpoints.cors.preflight(req.method(), req.headers()) } else { None };
         let plain = crate::error::Client { accepts: crate::error::Accepts::of_header(accept.as_ref()), navigation: false };
-        let result = if let Err(e) = self.routes.strict_check(path, &decision) {
+        let result = if let Err(e) = self.admission.routes.strict_check(path, &decision) {
             Err((GatewayError::BadPath(e), plain))
         } else if let Some(p) = preflight {
             Ok(p)
@@ -75,7 +75,7 @@ impl Gateway {
             let upgrade = crate::proxy::websocket_requested(req.headers());
             crate::proxy::strip_hop_by_hop(req.headers_mut());
             let client = crate::error::Client::of(req.method(), req.headers());
-            match self.admit_decided(decision, path, req.headers()).await.verdict {
+            match self.admission.admit_decided(decision, path, req.headers()).await.verdict {
                 Verdict::Pass { who, upstream: Some(up) } => {
                     upstream_label = Some(up.label.clone());
                     self.upstream_identity(&mut req, who.as_deref(), up);
@@ -88,7 +88,7 @@ impl Gateway {
             }
         };
         let mut resp = result.unwrap_or_else(|(e, client)| e.render(client));
-        self.cors.decorate(origin, resp.headers_mut());
+        self.endpoints.cors.decorate(origin, resp.headers_mut());
         let log = AccessLog {
             method,
             path: Some(normal.clone()),
@@ -109,12 +109,12 @@ impl Gateway {
     /// the gateway's cookies nor, for a signed-in request, an Authorization header (the verified
     /// JWT, or one the gateway did not check, sent beside a session cookie).
     fn upstream_identity(&self, req: &mut Request<Incoming>, who: Option<&Session>, up: &crate::proxy::Upstream) {
-        let Some(auth) = &self.auth else { return };
+        let Some(auth) = &self.admission.auth else { return };
         crate::identity::strip_own_cookies(req.headers_mut(), &auth.cookie_name);
         let Some(s) = who else { return };
         let h = req.headers_mut();
         h.remove(header::AUTHORIZATION);
-        self.identity_for_upstream(s, up, |n, v| {
+        self.admission.identity_for_upstream(s, up, |n, v| {
             h.insert(n.clone(), v.clone());
         });
     }
@@ -124,7 +124,7 @@ impl Gateway {
         let back = uri.path_and_query().map_or("/", |pq| pq.as_str());
         // A cookie that opens no live session (new keys, tampered, ended) is cleared, not sent
         // again on every request.
-        let clear_cookie = self.auth.as_ref().filter(|_| clear_cookie).map(|auth| auth.sealer.clear_cookie(&auth.cookie_name, "/"));
+        let clear_cookie = self.admission.auth.as_ref().filter(|_| clear_cookie).map(|auth| auth.sealer.clear_cookie(&auth.cookie_name, "/"));
         GatewayError::SignInRequired { start_url: self.start_url(back), clear_cookie }
     }
 
@@ -143,7 +143,7 @@ impl Gateway {
         }
         let req = &req;
         let accept = req.headers().get(header::ACCEPT);
-        let Some(auth) = &self.auth else {
+        let Some(auth) = &self.admission.auth else {
             return GatewayError::NotFound.response(accept);
         };
         let (m, h, q) = (req.method(), req.headers(), req.uri().query());
@@ -162,7 +162,7 @@ impl Gateway {
             (&Method::GET | &Method::POST, "/sign_out") => self.sign_out(auth, h, q).await,
             (&Method::GET, "/userinfo") => self.userinfo(auth, h).await,
             (&Method::GET | &Method::HEAD, "/auth") => self.forward_auth(req, peer).await,
-            (&Method::GET, "/jwks.json") => match &self.asserter {
+            (&Method::GET, "/jwks.json") => match &self.admission.asserter {
                 Some(a) => pages::json(StatusCode::OK, &a.jwks()),
                 None => GatewayError::NotFound.response(accept),
             },

@@ -19,6 +19,15 @@ use tokio::sync::watch;
 use crate::Gateway;
 use crate::body::Body;
 
+/// The listeners' shared state: whether the gateway is ready and whether it is draining (what
+/// /readyz says), the open connections, the metrics registry /metrics renders.
+pub struct Lifecycle {
+    pub ready: std::sync::atomic::AtomicBool,
+    pub draining: std::sync::atomic::AtomicBool,
+    /// Open client connections, against the global and per-client caps.
+    pub conns: Arc<crate::conns::Conns>,
+    pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+}
 
 /// Accepts connections until `shutdown` flips, then drains in-flight requests (bounded).
 /// Each connection is counted against `server.max_connections` and the per-client cap before
@@ -39,7 +48,7 @@ pub async fn serve_public(gw: Arc<Gateway>, listener: TcpListener, mut shutdown:
                         continue;
                     }
                 };
-                let guard = match gw.conns.admit(peer.ip(), gw.proxy.is_trusted(&peer)) {
+                let guard = match gw.life.conns.admit(peer.ip(), gw.proxy.is_trusted(&peer)) {
                     Ok(g) => g,
                     Err(why) => {
                         refuse(&stream, why);
@@ -62,7 +71,7 @@ pub async fn serve_public(gw: Arc<Gateway>, listener: TcpListener, mut shutdown:
     // Every connection task ends its connection gracefully on the shutdown signal and releases
     // its count when done: the drain is over when nothing is counted.
     let drained = async {
-        while gw.conns.open() > 0 {
+        while gw.life.conns.open() > 0 {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
     };
@@ -116,11 +125,11 @@ async fn admin(gw: Arc<Gateway>, req: Request<Incoming>) -> Result<Response<Body
     Ok(match req.uri().path() {
         "/healthz" => text(StatusCode::OK, "ok\n".into(), "text/plain"),
         "/readyz" => {
-            if gw.draining.load(Ordering::Acquire) {
+            if gw.life.draining.load(Ordering::Acquire) {
                 text(StatusCode::SERVICE_UNAVAILABLE, "draining\n".into(), "text/plain")
-            } else if !gw.ready.load(Ordering::Acquire) {
+            } else if !gw.life.ready.load(Ordering::Acquire) {
                 text(StatusCode::SERVICE_UNAVAILABLE, "starting\n".into(), "text/plain")
-            } else if let Some(Err(e)) = match &gw.auth {
+            } else if let Some(Err(e)) = match &gw.admission.auth {
                 Some(a) => Some(a.store.ready().await),
                 None => None,
             } {
@@ -129,7 +138,7 @@ async fn admin(gw: Arc<Gateway>, req: Request<Incoming>) -> Result<Response<Body
                 text(StatusCode::OK, "ready\n".into(), "text/plain")
             }
         }
-        "/metrics" => text(StatusCode::OK, gw.metrics.render(), "text/plain; version=0.0.4"),
+        "/metrics" => text(StatusCode::OK, gw.life.metrics.render(), "text/plain; version=0.0.4"),
         _ => text(StatusCode::NOT_FOUND, "not found\n".into(), "text/plain"),
     })
 }
@@ -143,7 +152,7 @@ async fn revoke(gw: &Gateway, query: Option<&str>) -> Response<Body> {
     let Some(account) = account.filter(|a| crate::account::Account::parse(a).is_ok()) else {
         return json(StatusCode::BAD_REQUEST, serde_json::json!({"error": "bad_request", "reason": "account must be a valid r-address"}));
     };
-    let Some(auth) = &gw.auth else {
+    let Some(auth) = &gw.admission.auth else {
         return json(StatusCode::NOT_FOUND, serde_json::json!({"error": "not_found", "reason": "sign-in is not configured"}));
     };
     match auth.store.revoke_account(&account).await {

@@ -38,7 +38,7 @@ async fn valid_bearer_tokens_reach_the_upstream_as_identity() {
 #[tokio::test]
 async fn repeated_tokens_hit_the_cache() {
     let (gw, idp) = setup("").await;
-    let verifier = gw.gateway.auth.as_ref().unwrap().bearer.as_ref().unwrap();
+    let verifier = gw.gateway.admission.auth.as_ref().unwrap().bearer.as_ref().unwrap();
     let token = idp.issue_token(CLIENT_ID, ACCOUNT, "MAINNET", serde_json::json!({}));
     for _ in 0..5 {
         let got = get_with(gw.addr, "/x", &[("authorization", &format!("Bearer {token}"))]).await;

@@ -15,7 +15,7 @@ async fn ready_demo() -> (&'static str, xumm_gate::demo::Demo) {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let demo = xumm_gate::demo::start("127.0.0.1:0".parse().unwrap(), "127.0.0.1:0".parse().unwrap()).await.expect("demo starts");
     for _ in 0..100 {
-        if demo.gateway.gateway.ready.load(std::sync::atomic::Ordering::Acquire) {
+        if demo.gateway.gateway.life.ready.load(std::sync::atomic::Ordering::Acquire) {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;

@@ -62,6 +62,8 @@ fn each_error_names_the_key() {
         ("[[route]]\npath = \"admin\"\n", "route[0].path: must be a normalized absolute path"),
         ("[[route]]\npath = \"/a\"\nallow_accounts = [\"rNOTANADDRESS\"]\n", "route[0].allow_accounts[0]: \"rNOTANADDRESS\" is not a valid XRPL r-address"),
         ("[[route]]\npath = \"/a\"\npublik = true\n", "route[0].publik: unknown field `publik`"),
+        ("[[route]]\npath = \"/a\"\nallow_networks = [\"MAINNET\", \"main net\"]\n", "route[0].allow_networks[1]: must be a network name like \"MAINNET\""),
+        ("[headers]\nstrip = [\"ok\", \"not ok\"]\n", "headers.strip[1]: invalid header name \"not ok\""),
         ("[server\n", "config: invalid TOML"),
         ("[bearer]\nalgorithms = [\"HS256\"]\n", "bearer.algorithms[0]: \"HS256\" is not an accepted asymmetric algorithm"),
         ("[bearer]\nalgorithms = [\"RS256\", \"none\"]\n", "bearer.algorithms[1]: \"none\" is not an accepted"),
@@ -79,7 +81,7 @@ fn each_error_names_the_key() {
         ("[xumm]\napi_key = \"k\"\napi_secret = \"s\"\n[[broker.app]]\nname = \"a\"\nkey = \"abcdefgh\"\nsecret = \"short\"\n", "broker.app[0].secret: must be at least 16 characters"),
         ("[xumm]\napi_key = \"k\"\napi_secret = \"s\"\n[[broker.app]]\nname = \"a\"\nkey = \"abcdefgh\"\nsecret = \"sha256:zz\"\n", "broker.app[0].secret: sha256: must be followed by 64 hex digits"),
         ("[xumm]\napi_key = \"k\"\napi_secret = \"s\"\n[[broker.app]]\nname = \"a\"\nkey = \"abc\"\nsecret = \"0123456789abcdef\"\n", "broker.app[0].key: must be at least 8 characters"),
-        ("[xumm]\napi_key = \"k\"\napi_secret = \"s\"\n[[broker.app]]\nname = \"a\"\nkey = \"abcdefgh\"\nsecret = \"0123456789abcdef\"\ncallback_url = \"ftp://x\"\ncallback_secret = \"0123456789abcdef\"\n", "broker.app[0].callback_url: invalid http(s) URL \"ftp://x\""),
+        ("[xumm]\napi_key = \"k\"\napi_secret = \"s\"\n[[broker.app]]\nname = \"a\"\nkey = \"abcdefgh\"\nsecret = \"0123456789abcdef\"\ncallback_url = \"ftp://x\"\ncallback_secret = \"0123456789abcdef\"\n", "broker.app[0].callback_url: scheme must be http or https, got \"ftp://x\""),
         ("[xumm]\napi_key = \"k\"\napi_secret = \"s\"\n[[broker.app]]\nname = \"a\"\nkey = \"abcdefgh\"\nsecret = \"0123456789abcdef\"\ncallback_url = \"https://app.example/cb\"\n", "broker.app[0].callback_secret: must be at least 16 characters when callback_url is set"),
     ];
     for (text, want) in cases {
@@ -228,8 +230,8 @@ fn the_container_config_listens_on_all_interfaces() {
         _ => Some("11111111-2222-4333-8444-555555555555".to_string()),
     };
     let cfg = Config::from_toml(&text, &env).expect("the container config is valid");
-    assert_eq!(cfg.server.listen, "0.0.0.0:4180");
-    assert_eq!(cfg.server.admin_listen, "0.0.0.0:9180");
+    assert_eq!(cfg.server.listen.text(), "0.0.0.0:4180");
+    assert_eq!(cfg.server.admin_listen.text(), "0.0.0.0:9180");
     assert!(cfg.warnings().is_empty());
 }
 
@@ -240,7 +242,7 @@ async fn an_unchecked_config_is_an_error_at_start_never_a_panic() {
     let up: std::net::SocketAddr = "127.0.0.1:1".parse().unwrap();
     let checked = || xumm_gate::config::Config::from_toml(&auth_config(up, "http://127.0.0.1:1", "", ""), &no_env).unwrap();
     let mut cfg = checked();
-    cfg.upstreams[0].url = "::not a url::".into();
+    cfg.upstreams[0].url = xumm_gate::config::Parsed::parse("::not a url::");
     let e = xumm_gate::start(cfg).await.err().expect("refused").to_string();
     assert!(e.starts_with("upstream[0].url:"), "{e}");
     let mut cfg = checked();
@@ -251,4 +253,14 @@ async fn an_unchecked_config_is_an_error_at_start_never_a_panic() {
     cfg.bearer.algorithms = vec!["RS999".into()];
     let e = xumm_gate::start(cfg).await.err().expect("refused").to_string();
     assert!(e.starts_with("bearer.algorithms[0]:"), "{e}");
+    // A bad allow-list entry or identity header name must stop the start: dropping it would
+    // open the route to every account, or let clients send that header through.
+    let mut cfg = checked();
+    cfg.routes.push(toml::from_str("path = \"/vip\"\nallow_accounts = [\"rNOPE\"]").unwrap());
+    let e = xumm_gate::start(cfg).await.err().expect("refused").to_string();
+    assert!(e.starts_with("route[") && e.contains("].allow_accounts[0]: \"rNOPE\""), "{e}");
+    let mut cfg = checked();
+    cfg.headers.strip = vec![xumm_gate::config::Parsed::parse("x bad")];
+    let e = xumm_gate::start(cfg).await.err().expect("refused").to_string();
+    assert!(e.starts_with("headers.strip[0]:"), "{e}");
 }

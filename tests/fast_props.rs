@@ -72,7 +72,7 @@ fn any_request_head_plans_safely() {
     let upstream = std::net::SocketAddr::from(([127, 0, 0, 1], 1));
     let running = rt.block_on(gateway(&auth_config(upstream, "http://127.0.0.1:1", "", "")));
     let gw = running.gateway.clone();
-    let auth = gw.auth.as_ref().unwrap();
+    let auth = gw.admission.auth.as_ref().unwrap();
     assert_eq!(auth.cookie_name, "_xumm_gate", "the strategies spell the default cookie name");
     let id = xumm_gate::session::new_id();
     let account = xumm_gate::account::Account::parse(ACCOUNT).unwrap();

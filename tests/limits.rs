@@ -85,7 +85,7 @@ async fn idle_http2_connections_are_closed_and_the_global_cap_frees_up() {
             idle.push(s);
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
-        assert_eq!(gw.gateway.conns.open(), 30, "fast_path = {fast}");
+        assert_eq!(gw.gateway.life.conns.open(), 30, "fast_path = {fast}");
         assert_eq!(normal_client("127.0.0.5", gw.addr).await, 503, "at the global cap, fast_path = {fast}");
         assert_eq!(get(gw.admin_addr.unwrap(), "/healthz").await.status, StatusCode::OK, "the admin listener still answers");
         // Past the idle timeout every one of them is closed by the gateway.

@@ -274,7 +274,7 @@ async fn parallel_tabs_all_sign_in_and_pending_cookies_are_capped() {
 #[tokio::test]
 async fn nonce_and_audience_are_checked_on_tokens() {
     let (gw, idp, _) = setup().await;
-    let auth = gw.gateway.auth.as_ref().unwrap();
+    let auth = gw.gateway.admission.auth.as_ref().unwrap();
     let aud = vec![CLIENT_ID.to_string()];
     let rs = [jsonwebtoken::Algorithm::RS256];
     let t = idp.issue_token(CLIENT_ID, ACCOUNT, "MAINNET", serde_json::json!({"nonce": "n1"}));
@@ -292,7 +292,7 @@ async fn nonce_and_audience_are_checked_on_tokens() {
 #[tokio::test]
 async fn provider_key_rotation_refetches_the_jwks_once() {
     let (gw, idp, _) = setup().await;
-    let auth = gw.gateway.auth.as_ref().unwrap();
+    let auth = gw.gateway.admission.auth.as_ref().unwrap();
     let before = auth.provider.jwks_fetches.load(std::sync::atomic::Ordering::Relaxed);
     idp.rotate_key();
     // wait out the refetch rate limit window that discovery just used
@@ -327,7 +327,7 @@ async fn rotated_provider_keys_verify_after_one_refetch_and_old_tokens_fail() {
     let up = upstream().await;
     let idp = idp().await;
     let gw = ready_gateway(&auth_config_with(up, &idp.issuer, "", "jwks_min_refresh = \"1s\"", "")).await;
-    let auth = gw.gateway.auth.as_ref().unwrap();
+    let auth = gw.gateway.admission.auth.as_ref().unwrap();
     let fetches = || auth.provider.jwks_fetches.load(std::sync::atomic::Ordering::Relaxed);
     let aud = vec![CLIENT_ID.to_string()];
     let rs = [jsonwebtoken::Algorithm::RS256];
@@ -368,7 +368,7 @@ async fn another_replica_with_rotated_keys_finishes_the_login() {
     assert_eq!(done.headers["location"], "/from-a");
     let (name, value) = set_cookies(&done.headers).into_iter().find(|(n, _)| n == "_xumm_gate").unwrap();
     // B sealed with the new key: B opens it, A (old key only) cannot
-    assert!(b.gateway.auth.as_ref().unwrap().sealer.open(&name, &value).is_some());
-    assert!(a.gateway.auth.as_ref().unwrap().sealer.open(&name, &value).is_none());
+    assert!(b.gateway.admission.auth.as_ref().unwrap().sealer.open(&name, &value).is_some());
+    assert!(a.gateway.admission.auth.as_ref().unwrap().sealer.open(&name, &value).is_none());
     assert_eq!(get_with(b.addr, "/x", &[("cookie", &format!("{name}={value}"))]).await.status, StatusCode::OK);
 }

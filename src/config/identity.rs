@@ -2,12 +2,13 @@
 //! upstreams learn it. It must never default to trusting a client-sent identity.
 
 use super::*;
+use http::HeaderName;
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderConfig {
     #[serde(default = "default_issuer")]
-    pub issuer: String,
+    pub issuer: Parsed<url::Url>,
     #[serde(default)]
     pub client_id: String,
     #[serde(default)]
@@ -28,7 +29,7 @@ pub(super) fn default_jwks_min_refresh() -> Span {
     "30s".into()
 }
 
-pub(super) fn default_issuer() -> String {
+pub(super) fn default_issuer() -> Parsed<url::Url> {
     "https://oauth2.xumm.app".into()
 }
 pub(super) fn default_scopes() -> Vec<String> {
@@ -95,13 +96,13 @@ pub struct ForwardAuthConfig {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HeadersConfig {
-    pub account: String,
-    pub network: String,
-    pub user: Vec<String>,
-    pub user_token: String,
-    pub assertion: String,
+    pub account: Parsed<Option<HeaderName>>,
+    pub network: Parsed<Option<HeaderName>>,
+    pub user: Vec<Parsed<HeaderName>>,
+    pub user_token: Parsed<Option<HeaderName>>,
+    pub assertion: Parsed<Option<HeaderName>>,
     /// Further header names to strip from every request.
-    pub strip: Vec<String>,
+    pub strip: Vec<Parsed<HeaderName>>,
 }
 
 impl Default for HeadersConfig {
@@ -118,9 +119,8 @@ impl Default for HeadersConfig {
 }
 
 impl HeadersConfig {
-    pub fn all_names(&self) -> impl Iterator<Item = &str> {
-        [self.account.as_str(), self.network.as_str(), self.user_token.as_str(), self.assertion.as_str()]
-            .into_iter()
-            .chain(self.user.iter().map(String::as_str))
+    /// Each single header key with its path, for checks and for `IdentityHeaders`.
+    pub fn singles(&self) -> [(&'static str, &Parsed<Option<HeaderName>>); 4] {
+        [("headers.account", &self.account), ("headers.network", &self.network), ("headers.user_token", &self.user_token), ("headers.assertion", &self.assertion)]
     }
 }

@@ -26,7 +26,7 @@ pub use routing::{CorsConfig, RouteConfig, UpstreamConfig};
 pub use server::{Server, ServerConfig};
 pub use session::{OneOrMany, SessionConfig};
 pub(crate) use values::err;
-pub use values::{Choice, ConfigError, ForwardAuthMode, LogFormat, RedisMode, Secret, Span, StoreKind, TokenAuth};
+pub use values::{Choice, ConfigError, ForwardAuthMode, FromText, LogFormat, Network, Origin, Parsed, RedisMode, Secret, Span, StoreKind, TokenAuth, UpstreamUrl};
 pub use xumm::{BrokerAppConfig, BrokerConfig, XummConfig};
 use session::check_redis_urls;
 use values::*;
@@ -119,14 +119,7 @@ impl Config {
         }
         for (i, u) in self.upstreams.iter().enumerate() {
             p.take(check_route_path(&format!("upstream[{i}].path"), &u.path));
-            match u.url.parse::<http::Uri>() {
-                Err(_) => p.add(format!("upstream[{i}].url"), format!("invalid URL {:?}", u.url)),
-                Ok(parsed) if parsed.scheme_str() != Some("http") || parsed.authority().is_none() => {
-                    p.add(format!("upstream[{i}].url"), format!("must be an http:// URL with a host, got {:?}", u.url))
-                }
-                Ok(parsed) if parsed.query().is_some() => p.add(format!("upstream[{i}].url"), "must not carry a query string"),
-                Ok(_) => {}
-            }
+            p.parsed(&format!("upstream[{i}].url"), &u.url);
             if let Some(app) = &u.broker_app {
                 if !self.broker.app.iter().any(|a| &a.name == app) {
                     p.add(format!("upstream[{i}].broker_app"), format!("no [[broker.app]] is named {app:?}"));
@@ -138,31 +131,18 @@ impl Config {
         }
         for (i, r) in self.routes.iter().enumerate() {
             p.take(check_route_path(&format!("route[{i}].path"), &r.path));
-            for (j, a) in r.allow_accounts.iter().enumerate() {
-                if crate::account::Account::parse(a).is_err() {
-                    p.add(format!("route[{i}].allow_accounts[{j}]"), format!("{a:?} is not a valid XRPL r-address"));
-                }
-            }
+            p.each(&format!("route[{i}].allow_accounts"), &r.allow_accounts);
+            p.each(&format!("route[{i}].allow_networks"), &r.allow_networks);
             // Rules match regardless of case: two rules whose paths differ only in case are the same rule.
             if let Some(j) = self.routes[..i].iter().position(|o| same_path(&o.path.to_ascii_lowercase(), &r.path.to_ascii_lowercase())) {
                 p.add(format!("route[{i}].path"), format!("{:?} is also route[{j}].path: the first would silently win; merge them", r.path));
             }
         }
-        for (key, name) in [("headers.account", &self.headers.account), ("headers.network", &self.headers.network), ("headers.user_token", &self.headers.user_token), ("headers.assertion", &self.headers.assertion)] {
-            if !name.is_empty() && http::HeaderName::from_bytes(name.as_bytes()).is_err() {
-                p.add(key, format!("invalid header name {name:?}"));
-            }
+        for (key, name) in self.headers.singles() {
+            p.parsed(key, name);
         }
-        for (i, name) in self.headers.user.iter().enumerate() {
-            if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
-                p.add(format!("headers.user[{i}]"), format!("invalid header name {name:?}"));
-            }
-        }
-        for (i, name) in self.headers.strip.iter().enumerate() {
-            if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
-                p.add(format!("headers.strip[{i}]"), format!("invalid header name {name:?}"));
-            }
-        }
+        p.each("headers.user", &self.headers.user);
+        p.each("headers.strip", &self.headers.strip);
         for (i, a) in self.bearer.algorithms.iter().enumerate() {
             if !matches!(a.as_str(), "RS256" | "RS384" | "RS512" | "PS256" | "PS384" | "PS512" | "ES256" | "ES384") {
                 p.add(format!("bearer.algorithms[{i}]"), format!("{a:?} is not an accepted asymmetric algorithm (never none or HMAC)"));
@@ -176,20 +156,10 @@ impl Config {
         if self.assertion.enabled && !self.assertion.key.is_empty() && <p256::SecretKey as p256::pkcs8::DecodePrivateKey>::from_pkcs8_pem(&self.assertion.key).is_err() {
             p.add("assertion.key", "is not a PKCS#8 PEM P-256 private key");
         }
-        for (i, o) in self.cors.allowed_origins.iter().enumerate() {
-            let ok = url::Url::parse(o).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some() && u.path() == "/" && u.query().is_none())
-                && !o.ends_with('/');
-            if !ok {
-                p.add(format!("cors.allowed_origins[{i}]"), format!("must be an origin like \"https://app.example.com\", got {o:?}"));
-            }
-        }
+        p.each("cors.allowed_origins", &self.cors.allowed_origins);
         p.take(self.forward_auth.mode.checked("forward_auth.mode"));
         if let Some(x) = &self.xumm {
-            match url::Url::parse(&x.api_url) {
-                Err(_) => p.add("xumm.api_url", format!("invalid URL {:?}", x.api_url)),
-                Ok(u) if !matches!(u.scheme(), "http" | "https") => p.add("xumm.api_url", "scheme must be http or https"),
-                Ok(_) => {}
-            }
+            p.parsed("xumm.api_url", &x.api_url);
             if x.api_key.is_empty() {
                 p.add("xumm.api_key", "is required");
             }
@@ -206,11 +176,11 @@ impl Config {
                 None if a.secret.len() < 16 => p.add(format!("broker.app[{i}].secret"), "must be at least 16 characters"),
                 _ => {}
             }
+            if let Some(n) = &a.network {
+                p.parsed(&format!("broker.app[{i}].network"), n);
+            }
             if let Some(u) = &a.callback_url {
-                let ok = url::Url::parse(u).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
-                if !ok {
-                    p.add(format!("broker.app[{i}].callback_url"), format!("invalid http(s) URL {u:?}"));
-                }
+                p.parsed(&format!("broker.app[{i}].callback_url"), u);
                 if a.callback_secret.as_ref().is_none_or(|s| s.len() < 16) {
                     p.add(format!("broker.app[{i}].callback_secret"), "must be at least 16 characters when callback_url is set");
                 }
@@ -262,9 +232,7 @@ impl Config {
             }
         }
         if let Some(pr) = &self.provider {
-            if url::Url::parse(&pr.issuer).is_err() {
-                p.add("provider.issuer", format!("invalid URL {:?}", pr.issuer));
-            }
+            p.parsed("provider.issuer", &pr.issuer);
             if pr.client_id.is_empty() {
                 p.add("provider.client_id", "is required (your app's API key from the Xumm Developer Console)");
             }
@@ -284,7 +252,7 @@ impl Config {
     /// `run` logs them.
     pub fn warnings(&self) -> Vec<String> {
         let mut w = Vec::new();
-        if let Ok(u) = url::Url::parse(&self.server.public_url) {
+        if let Some(u) = self.server.public_url.get() {
             let loopback = match u.host() {
                 Some(url::Host::Domain(d)) => d == "localhost",
                 Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
@@ -294,7 +262,7 @@ impl Config {
             if u.scheme() == "http" && !loopback {
                 w.push(format!(
                     "server.public_url: {:?} is plain http on a non-loopback host: session cookies go without Secure and tokens cross the network in clear; put TLS in front and use https://",
-                    self.server.public_url
+                    self.server.public_url.text()
                 ));
             }
         }

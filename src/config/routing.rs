@@ -8,7 +8,7 @@ use super::*;
 #[serde(deny_unknown_fields, default)]
 pub struct CorsConfig {
     /// Exact origins (`https://app.example.com`) allowed to call; credentials only for these.
-    pub allowed_origins: Vec<String>,
+    pub allowed_origins: Vec<Parsed<Origin>>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -17,7 +17,7 @@ pub struct UpstreamConfig {
     /// Path prefix this upstream serves; the longest matching prefix wins.
     pub path: String,
     /// Base URL, http:// only for now.
-    pub url: String,
+    pub url: Parsed<UpstreamUrl>,
     /// Remove `path` from the request path before forwarding.
     #[serde(default)]
     pub strip_prefix: bool,
@@ -37,9 +37,9 @@ pub struct RouteConfig {
     #[serde(default)]
     pub public: bool,
     #[serde(default)]
-    pub allow_accounts: Vec<String>,
+    pub allow_accounts: Vec<Parsed<crate::account::Account>>,
     #[serde(default)]
-    pub allow_networks: Vec<String>,
+    pub allow_networks: Vec<Parsed<Network>>,
     /// Strict path mode for this route (default true). `false` lets `;` matrix parameters
     /// through (never on a dot segment) and skips the trailing dot/space and encoded-'%' checks.
     #[serde(default = "yes")]

@@ -7,16 +7,16 @@ use super::*;
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
     /// Public listener.
-    pub listen: String,
+    pub listen: Parsed<SocketAddr>,
     /// Admin listener: /healthz, /readyz, /metrics. Empty string switches it off.
-    pub admin_listen: String,
+    pub admin_listen: Parsed<Option<SocketAddr>>,
     /// The URL users reach the gateway at (scheme decides X-Forwarded-Proto and cookie Secure).
-    pub public_url: String,
+    pub public_url: Parsed<url::Url>,
     /// Path prefix of the gateway's own endpoints.
     pub prefix: String,
     pub allowed_redirect_hosts: Vec<String>,
     /// Peers whose X-Forwarded-* / X-Original-URI headers are believed.
-    pub trusted_proxies: Vec<String>,
+    pub trusted_proxies: Vec<Parsed<IpNet>>,
     /// Tokio worker threads; 0 means one per core.
     pub workers: usize,
     /// A client must finish sending request headers within this time (slowloris defence).
@@ -124,30 +124,15 @@ impl Config {
     pub(super) fn server_checked(&self, p: &mut Problems) -> Option<Server> {
         let s = &self.server;
         let before = p.0.len();
-        let listen = p.take(socket("server.listen", &s.listen));
-        let admin_listen = if s.admin_listen.is_empty() { Some(None) } else { p.take(socket("server.admin_listen", &s.admin_listen)).map(Some) };
-        let public_url = match url::Url::parse(&s.public_url) {
-            Err(_) => {
-                p.add("server.public_url", format!("invalid URL {:?}", s.public_url));
-                None
-            }
-            Ok(u) if !matches!(u.scheme(), "http" | "https") => {
-                p.add("server.public_url", "scheme must be http or https");
-                None
-            }
-            Ok(u) => Some(u),
-        };
+        let listen = p.take(s.listen.checked("server.listen")).copied();
+        let admin_listen = p.take(s.admin_listen.checked("server.admin_listen")).copied();
+        let public_url = p.take(s.public_url.checked("server.public_url")).cloned();
         let prefix = s.prefix.trim_end_matches('/').to_string();
         if !prefix.starts_with('/') || prefix.len() < 2 || crate::path::normalize(&prefix).ok().as_deref() != Some(&prefix) {
             p.add("server.prefix", format!("must be a normalized path like \"/.xumm\", got {:?}", s.prefix));
         }
-        let mut trusted = Vec::new();
-        for (i, cidr) in s.trusted_proxies.iter().enumerate() {
-            match cidr.parse::<IpNet>().or_else(|_| cidr.parse::<std::net::IpAddr>().map(IpNet::from)) {
-                Ok(net) => trusted.push(net),
-                Err(_) => p.add(format!("server.trusted_proxies[{i}]"), format!("invalid CIDR {cidr:?}")),
-            }
-        }
+        p.each("server.trusted_proxies", &s.trusted_proxies);
+        let trusted = s.trusted_proxies.iter().filter_map(|t| t.get().copied()).collect();
         p.within("server.workers", s.workers, 0, 1024);
         p.within("server.max_header_bytes", s.max_header_bytes, 1024, 1024 * 1024);
         p.within("server.max_headers", s.max_headers, 1, 1000);

@@ -106,10 +106,6 @@ pub(super) fn io_reason(e: &std::io::Error) -> String {
     }
 }
 
-pub(super) fn socket(key: &str, v: &str) -> Result<SocketAddr, ConfigError> {
-    v.parse().map_err(|_| err(key, format!("invalid socket address {v:?}")))
-}
-
 
 /// A duration as the config writes it ("500ms", "30s", "24h"), parsed once when the file is
 /// read; consumers take `get()` and never parse again. An unparsable one is kept (not an error at
@@ -281,3 +277,202 @@ words!(
     /// `provider.token_auth`: how the client authenticates at the token endpoint.
     TokenAuth { ClientSecretPost = "client_secret_post", ClientSecretBasic = "client_secret_basic" }
 );
+
+/// A value the config writes as a string and the gateway uses typed (an address, a URL, a header
+/// name, a CIDR, an r-address, an origin): parsed once when the file is read, so no consumer
+/// parses it again. Like `Span`, a value that does not parse is kept with its reason for
+/// validation to report at its key path beside every other problem; consumers take `get()`,
+/// which a validated config always answers.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Parsed<T> {
+    text: String,
+    value: Result<T, String>,
+}
+
+/// How a `Parsed` value reads its text; the error is the message after the key path.
+pub trait FromText: Sized {
+    fn from_text(text: &str) -> Result<Self, String>;
+}
+
+impl<T> Parsed<T> {
+    /// The value (None only for one that failed to parse, which validation refuses).
+    pub fn get(&self) -> Option<&T> {
+        self.value.as_ref().ok()
+    }
+
+    /// What the file says.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// The value, or the error naming `key` (for a library caller's config that skipped
+    /// validation: never a panic, never a value quietly dropped).
+    pub fn checked(&self, key: &str) -> Result<&T, ConfigError> {
+        self.value.as_ref().map_err(|m| err(key, m.clone()))
+    }
+}
+
+impl<T: Clone> Parsed<T> {
+    /// Every value of a list, or the error naming the first bad one as `key[i]`.
+    pub fn all(key: &str, list: &[Parsed<T>]) -> Result<Vec<T>, ConfigError> {
+        list.iter().enumerate().map(|(i, v)| v.checked(&format!("{key}[{i}]")).cloned()).collect()
+    }
+}
+
+impl<T: FromText> Parsed<T> {
+    pub fn parse(text: &str) -> Parsed<T> {
+        Parsed { text: text.to_string(), value: T::from_text(text) }
+    }
+}
+
+/// For the defaults written in the config modules (a typo there fails every test at once).
+impl<T: FromText> From<&str> for Parsed<T> {
+    fn from(text: &str) -> Parsed<T> {
+        let v = Parsed::parse(text);
+        assert!(v.value.is_ok(), "default value {text:?} parses");
+        v
+    }
+}
+
+impl<T> std::fmt::Display for Parsed<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl<T> std::fmt::Debug for Parsed<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.text)
+    }
+}
+
+impl<'de, T: FromText> Deserialize<'de> for Parsed<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Parsed<T>, D::Error> {
+        Ok(Parsed::parse(&String::deserialize(d)?))
+    }
+}
+
+impl<T> Serialize for Parsed<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.text)
+    }
+}
+
+impl Problems {
+    /// Records `v`'s parse error at `key`.
+    pub(super) fn parsed<T>(&mut self, key: &str, v: &Parsed<T>) {
+        if let Err(e) = v.checked(key) {
+            self.0.push(e);
+        }
+    }
+
+    /// Records the parse error of each of `list` at `key[i]`.
+    pub(super) fn each<T>(&mut self, key: &str, list: &[Parsed<T>]) {
+        for (i, v) in list.iter().enumerate() {
+            self.parsed(&format!("{key}[{i}]"), v);
+        }
+    }
+}
+
+/// An empty string switches an optional value off (`admin_listen = ""`, `account = ""`).
+impl<T: FromText> FromText for Option<T> {
+    fn from_text(text: &str) -> Result<Option<T>, String> {
+        if text.is_empty() { Ok(None) } else { T::from_text(text).map(Some) }
+    }
+}
+
+impl FromText for SocketAddr {
+    fn from_text(text: &str) -> Result<SocketAddr, String> {
+        text.parse().map_err(|_| format!("invalid socket address {text:?}"))
+    }
+}
+
+/// An http(s) URL with a host: `server.public_url`, `provider.issuer`, `xumm.api_url`, callbacks.
+impl FromText for url::Url {
+    fn from_text(text: &str) -> Result<url::Url, String> {
+        let u = url::Url::parse(text).map_err(|_| format!("invalid URL {text:?}"))?;
+        if !matches!(u.scheme(), "http" | "https") {
+            return Err(format!("scheme must be http or https, got {text:?}"));
+        }
+        if u.host().is_none() {
+            return Err(format!("must name a host, got {text:?}"));
+        }
+        Ok(u)
+    }
+}
+
+/// `[[upstream]] url`: where requests are relayed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamUrl(pub http::Uri);
+
+impl FromText for UpstreamUrl {
+    fn from_text(text: &str) -> Result<UpstreamUrl, String> {
+        let uri: http::Uri = text.parse().map_err(|_| format!("invalid URL {text:?}"))?;
+        if uri.scheme_str() != Some("http") || uri.authority().is_none() {
+            return Err(format!("must be an http:// URL with a host, got {text:?}"));
+        }
+        if uri.query().is_some() {
+            return Err("must not carry a query string".into());
+        }
+        Ok(UpstreamUrl(uri))
+    }
+}
+
+impl FromText for http::HeaderName {
+    fn from_text(text: &str) -> Result<http::HeaderName, String> {
+        http::HeaderName::from_bytes(text.as_bytes()).map_err(|_| format!("invalid header name {text:?}"))
+    }
+}
+
+/// A network or a single address (`10.0.0.0/8`, `::1`).
+impl FromText for IpNet {
+    fn from_text(text: &str) -> Result<IpNet, String> {
+        text.parse::<IpNet>().or_else(|_| text.parse::<std::net::IpAddr>().map(IpNet::from)).map_err(|_| format!("invalid CIDR {text:?}"))
+    }
+}
+
+impl FromText for crate::account::Account {
+    fn from_text(text: &str) -> Result<crate::account::Account, String> {
+        crate::account::Account::parse(text).map_err(|_| format!("{text:?} is not a valid XRPL r-address"))
+    }
+}
+
+/// `cors.allowed_origins`: an exact origin, compared with the request's `Origin` as it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin(pub http::HeaderValue);
+
+impl FromText for Origin {
+    fn from_text(text: &str) -> Result<Origin, String> {
+        let ok = url::Url::parse(text).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some() && u.path() == "/" && u.query().is_none())
+            && !text.ends_with('/');
+        let bad = || format!("must be an origin like \"https://app.example.com\", got {text:?}");
+        if !ok {
+            return Err(bad());
+        }
+        http::HeaderValue::from_str(text).map(Origin).map_err(|_| bad())
+    }
+}
+
+/// An XRPL network as Xumm names it (`MAINNET`, `TESTNET`, `XAHAU`, ...): letters only, kept in
+/// upper case, compared with a session's network ignoring case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Network(String);
+
+impl Network {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn matches(&self, network: &str) -> bool {
+        self.0.eq_ignore_ascii_case(network)
+    }
+}
+
+impl FromText for Network {
+    fn from_text(text: &str) -> Result<Network, String> {
+        if text.is_empty() || text.len() > 32 || !text.bytes().all(|b| b.is_ascii_alphabetic()) {
+            return Err(format!("must be a network name like \"MAINNET\" (letters only), got {text:?}"));
+        }
+        Ok(Network(text.to_ascii_uppercase()))
+    }
+}

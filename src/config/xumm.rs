@@ -8,12 +8,12 @@ use super::*;
 #[serde(deny_unknown_fields)]
 pub struct XummConfig {
     #[serde(default = "default_xumm_url")]
-    pub api_url: String,
+    pub api_url: Parsed<url::Url>,
     pub api_key: String,
     pub api_secret: Secret,
 }
 
-pub(super) fn default_xumm_url() -> String {
+pub(super) fn default_xumm_url() -> Parsed<url::Url> {
     "https://xumm.app".into()
 }
 
@@ -41,11 +41,11 @@ pub struct BrokerAppConfig {
     /// When set, a payload counts as signed only if Xumm dispatched it to this network
     /// (`response.dispatched_nodetype`, e.g. "MAINNET").
     #[serde(default)]
-    pub network: Option<String>,
+    pub network: Option<Parsed<Network>>,
     /// Where the gateway POSTs a signed notification when Xumm's webhook reports one of this
     /// app's payloads resolved (`X-Xumm-Gate-Signature`: hex HMAC-SHA256 with `callback_secret`).
     #[serde(default)]
-    pub callback_url: Option<String>,
+    pub callback_url: Option<Parsed<url::Url>>,
     #[serde(default)]
     pub callback_secret: Option<Secret>,
 }

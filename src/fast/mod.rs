@@ -121,7 +121,7 @@ impl Conn {
                     // Into L1 and plan again (once); no session, or a store fault, is the
                     // general path's to answer (302/401, or 503).
                     looked_up = true;
-                    let found = match &gw.auth {
+                    let found = match &gw.admission.auth {
                         Some(auth) => crate::session::SessionStore::get(&auth.store, &sid).await,
                         None => Ok(None),
                     };

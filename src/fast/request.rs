@@ -126,7 +126,7 @@ type Taken<'g> = (&'g Upstream, Method, bool, Accepts, Arc<RouteMetrics>);
 /// session that only the shared store may hold is named in `lookup`.
 fn take<'g>(gw: &'g Gateway, req: &httparse::Request<'_, '_>, target: &PathAndQuery, peer: &Peer, out: &mut Vec<u8>, lookup: &mut Option<Arc<str>>) -> Option<Taken<'g>> {
     // CORS answers vary by Origin and decorate every response: the general path's work.
-    if req.version != Some(1) || req.headers.len() > gw.server.max_headers || gw.cors.enabled() {
+    if req.version != Some(1) || req.headers.len() > gw.server.max_headers || gw.endpoints.cors.enabled() {
         return None;
     }
     let method = match req.method? {
@@ -143,7 +143,7 @@ fn take<'g>(gw: &'g Gateway, req: &httparse::Request<'_, '_>, target: &PathAndQu
     // The one admission decision; the fast path relays what passes and hands the rest over
     // (the general path renders the same decision), or fetches a session from the shared store
     // first.
-    let admitted = match gw.admit_now(path, req.headers) {
+    let admitted = match gw.admission.admit_now(path, req.headers) {
         Ok(a) => a,
         Err(Wait::Store(id)) => {
             *lookup = Some(id);
@@ -156,7 +156,7 @@ fn take<'g>(gw: &'g Gateway, req: &httparse::Request<'_, '_>, target: &PathAndQu
         return None;
     }
     write_head(gw, out, &method, target, up, req.headers, &scan, peer, who.as_deref());
-    let route = admitted.decision.route.map(|r| r.metrics.clone()).unwrap_or_else(|| gw.default_route.clone());
+    let route = admitted.decision.route.map(|r| r.metrics.clone()).unwrap_or_else(|| gw.admission.default_route.clone());
     Some((up, method, scan.close, scan.accepts, route))
 }
 
@@ -206,7 +206,7 @@ fn scan<'b>(gw: &Gateway, headers: &[httparse::Header<'b>]) -> Option<Scan<'b>> 
             Name::ForwardedProto => sc.has_xfp = true,
             Name::ForwardedHost => sc.has_xfh = true,
             Name::Cookie => {
-                let Some(auth) = &gw.auth else { continue };
+                let Some(auth) = &gw.admission.auth else { continue };
                 for (n, _) in crate::session::cookie::pairs(h.value) {
                     if crate::identity::is_own_cookie(n, &auth.cookie_name) {
                         sc.own |= 1 << i;
@@ -252,7 +252,7 @@ fn write_head(
     line(out, b"host", up.host.as_bytes());
     for (i, h) in headers.iter().enumerate() {
         let kind = sc.kinds[i];
-        if matches!(kind, Name::Host | Name::Hop | Name::Connection | Name::ForwardedFor) || gw.identity.is_stripped(h.name) {
+        if matches!(kind, Name::Host | Name::Hop | Name::Connection | Name::ForwardedFor) || gw.admission.identity.is_stripped(h.name) {
             continue;
         }
         if matches!(kind, Name::ForwardedProto | Name::ForwardedHost) && !peer.trusted {
@@ -261,7 +261,7 @@ fn write_head(
         if kind == Name::Authorization && session.is_some() {
             continue; // as on the general path: no credential goes up beside the identity
         }
-        if let (Name::Cookie, Some(auth), true) = (kind, &gw.auth, sc.own & (1 << i) != 0) {
+        if let (Name::Cookie, Some(auth), true) = (kind, &gw.admission.auth, sc.own & (1 << i) != 0) {
             if sc.foreign & (1 << i) == 0 {
                 continue; // only the gateway's cookies: the header goes
             }
@@ -285,7 +285,7 @@ fn write_head(
     }
     line(out, b"via", b"1.1 xumm-gate");
     if let Some(s) = session {
-        gw.identity_for_upstream(s, up, |n, v| line(out, n.as_str().as_bytes(), v.as_bytes()));
+        gw.admission.identity_for_upstream(s, up, |n, v| line(out, n.as_str().as_bytes(), v.as_bytes()));
     }
     out.extend_from_slice(b"\r\n");
 }

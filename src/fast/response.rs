@@ -3,7 +3,6 @@
 //! is ambiguous, never return a socket to the pool unless its response ended cleanly, and never
 //! hold more than one read buffer of a body.
 
-use std::cell::RefCell;
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
@@ -11,6 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::proxy::Upstream;
+use crate::worker;
 
 /// Most response headers accepted from an upstream (hyper's client default).
 const MAX_HEADERS: usize = 100;
@@ -21,18 +21,10 @@ const CHUNK: usize = 64 * 1024;
 /// Idle sockets kept per upstream and thread.
 const MAX_IDLE: usize = 1024;
 
-/// Idle sockets to one upstream with the time each went idle, most recently used last.
-type Idle = Vec<(Instant, TcpStream)>;
-
-thread_local! {
-    /// Idle upstream sockets by upstream key. Per thread: a current-thread runtime owns its
-    /// sockets (they are registered with its reactor).
-    static IDLE: RefCell<Vec<(usize, Idle)>> = const { RefCell::new(Vec::new()) };
-}
-
 /// An idle socket to `up` that has not been idle for `idle` yet.
 pub fn checkout(up: &Upstream, now: Instant, idle: Duration) -> Option<TcpStream> {
-    IDLE.with_borrow_mut(|pools| {
+    worker::with(|w| {
+        let mut pools = w.idle.borrow_mut();
         let list = &mut pools.iter_mut().find(|(k, _)| *k == up.key)?.1;
         let (since, s) = list.pop()?;
         if now.saturating_duration_since(since) < idle {
@@ -46,7 +38,8 @@ pub fn checkout(up: &Upstream, now: Instant, idle: Duration) -> Option<TcpStream
 
 /// Returns a socket whose last response ended cleanly.
 pub fn checkin(up: &Upstream, s: TcpStream, now: Instant) {
-    IDLE.with_borrow_mut(|pools| {
+    worker::with(|w| {
+        let mut pools = w.idle.borrow_mut();
         let i = match pools.iter().position(|(k, _)| *k == up.key) {
             Some(i) => i,
             None => {
@@ -64,7 +57,8 @@ pub fn checkin(up: &Upstream, s: TcpStream, now: Instant) {
 /// Closes this thread's sockets that have been idle for `idle` (an upstream closes its side of
 /// them sooner or later; they should not sit in CLOSE_WAIT until traffic returns).
 pub fn reap(now: Instant, idle: Duration) {
-    IDLE.with_borrow_mut(|pools| {
+    worker::with(|w| {
+        let mut pools = w.idle.borrow_mut();
         for (_, list) in pools.iter_mut() {
             // Oldest first: drop the run of expired ones at the front.
             let fresh = list.iter().position(|(since, _)| now.saturating_duration_since(*since) < idle).unwrap_or(list.len());
@@ -76,7 +70,7 @@ pub fn reap(now: Instant, idle: Duration) {
 
 /// Drops every idle socket to `up` (one turned out dead: the upstream probably restarted).
 pub fn forget(up: &Upstream) {
-    IDLE.with_borrow_mut(|pools| pools.retain(|(k, _)| *k != up.key));
+    worker::with(|w| w.idle.borrow_mut().retain(|(k, _)| *k != up.key));
 }
 
 pub async fn connect(up: &Upstream, timeout: Duration) -> std::io::Result<TcpStream> {
@@ -85,29 +79,6 @@ pub async fn connect(up: &Upstream, timeout: Duration) -> std::io::Result<TcpStr
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
     s.set_nodelay(true)?;
     Ok(s)
-}
-
-/// The HTTP date of the current second, formatted once per second and thread.
-#[derive(Default)]
-struct Date {
-    second: u64,
-    text: String,
-}
-
-impl Date {
-    fn now(&mut self) -> &str {
-        let now = std::time::SystemTime::now();
-        let second = now.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        if second != self.second || self.text.is_empty() {
-            self.second = second;
-            self.text = httpdate::fmt_http_date(now);
-        }
-        &self.text
-    }
-}
-
-thread_local! {
-    static DATE: RefCell<Date> = RefCell::default();
 }
 
 /// How the response body is delimited (RFC 9112 section 6.3).
@@ -219,7 +190,7 @@ pub fn response_head(buf: &[u8], head_request: bool, close_client: bool, out: &m
     }
     if !dated {
         // RFC 9110 section 6.6.1: a proxy with a clock adds the Date an upstream left out.
-        DATE.with_borrow_mut(|d| super::header_line(out, b"date", d.now().as_bytes()));
+        worker::with(|w| super::header_line(out, b"date", w.date.borrow_mut().now().as_bytes()));
     }
     if close_client || framing == Framing::Close {
         out.extend_from_slice(b"connection: close\r\n");

@@ -194,8 +194,8 @@ impl Broker {
                     secret_sha256,
                     allowed: a.allowed_tx_types.clone(),
                     max_per_minute: a.max_per_minute,
-                    network: a.network.clone(),
-                    callback: a.callback_url.as_deref().map(|u| Callback::new(u, a.callback_secret.as_deref().unwrap_or_default())),
+                    network: a.network.as_ref().and_then(|n| n.get()).map(|n| n.as_str().to_string()),
+                    callback: a.callback_url.as_ref().map(|u| u.text()).map(|u| Callback::new(u, a.callback_secret.as_deref().unwrap_or_default())),
                 })
             })
             .collect();

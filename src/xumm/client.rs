@@ -51,7 +51,7 @@ pub struct UserTokenState {
 
 impl PlatformClient {
     pub fn new(cfg: &XummConfig) -> PlatformClient {
-        PlatformClient { base: cfg.api_url.trim_end_matches('/').to_string(), key: cfg.api_key.clone(), secret: cfg.api_secret.to_string(), client: https_client(), paused_until: Mutex::new(None) }
+        PlatformClient { base: cfg.api_url.text().trim_end_matches('/').to_string(), key: cfg.api_key.clone(), secret: cfg.api_secret.to_string(), client: https_client(), paused_until: Mutex::new(None) }
     }
 
     /// Seconds callers should wait while the client holds calls back, or None.

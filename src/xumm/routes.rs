@@ -112,7 +112,7 @@ impl Gateway {
         let caller = match broker.app(req.headers()) {
             Some(app) => Caller::App(app?),
             None => {
-                let auth = self.auth.as_ref().ok_or(BrokerError::NoCaller)?;
+                let auth = self.admission.auth.as_ref().ok_or(BrokerError::NoCaller)?;
                 let crate::auth::Found::Session(session) = auth.identify(req.headers()).await else { return Err(BrokerError::NoCaller) };
                 if session.source == Source::Session && req.method() != Method::GET {
                     self.check_same_origin(&req)?;
@@ -151,7 +151,7 @@ impl Gateway {
     async fn swap_handle(&self, caller: &Caller, body: &mut serde_json::Value) -> Result<Option<crate::account::Account>, BrokerError> {
         let Caller::App(app) = caller else { return Ok(None) };
         let Some(handle) = body.get("user_token").and_then(|t| t.as_str()) else { return Ok(None) };
-        let auth = self.auth.as_ref().ok_or(BrokerError::ForeignUserToken)?;
+        let auth = self.admission.auth.as_ref().ok_or(BrokerError::ForeignUserToken)?;
         let session = crate::xumm::handle::resolve(auth, handle, &app.name).await.ok_or(BrokerError::ForeignUserToken)?;
         let real = session.user_token.clone().ok_or(BrokerError::ForeignUserToken)?;
         body["user_token"] = serde_json::json!(real);
@@ -166,7 +166,7 @@ impl Gateway {
         let handles: Vec<&str> = body["tokens"].as_array().ok_or(BrokerError::BadBody)?.iter().filter_map(|t| t.as_str()).take(100).collect();
         let mut real = Vec::new();
         for h in &handles {
-            let token = match &self.auth {
+            let token = match &self.admission.auth {
                 Some(auth) => crate::xumm::handle::resolve(auth, h, &app.name).await.and_then(|s| s.user_token.clone()),
                 None => None,
             };
@@ -195,7 +195,7 @@ impl Gateway {
         }
         if let Some(origin) = h.get(header::ORIGIN) {
             let own = self.server.public_url.origin().ascii_serialization();
-            if origin.as_bytes() != own.as_bytes() && self.cors.allowed_origin(h).is_none() {
+            if origin.as_bytes() != own.as_bytes() && self.endpoints.cors.allowed_origin(h).is_none() {
                 return Err(BrokerError::NoCaller);
             }
         }

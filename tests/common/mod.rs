@@ -301,7 +301,7 @@ allow_networks = ["MAINNET"]
 pub async fn ready_gateway(text: &str) -> xumm_gate::Running {
     let gw = gateway(text).await;
     for _ in 0..100 {
-        if gw.gateway.ready.load(std::sync::atomic::Ordering::Acquire) {
+        if gw.gateway.life.ready.load(std::sync::atomic::Ordering::Acquire) {
             return gw;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
