@@ -99,9 +99,9 @@ fn tokens(c: &mut Criterion) {
     let mut parsed = httparse::Request::new(&mut slots);
     parsed.parse(head.as_bytes()).unwrap();
     let fields: &[httparse::Header<'_>] = parsed.headers;
-    assert!(matches!(gw.admission.admit_now("/app/dashboard", fields).map(|a| a.verdict), Ok(xumm_gate::admission::Verdict::Pass { who: Some(_), .. })));
+    assert!(matches!(gw.admission.admit_now("/app/dashboard", Some("tab=2"), fields).map(|a| a.verdict), Ok(xumm_gate::admission::Verdict::Pass { who: Some(_), .. })));
     c.bench_function("admission decision: signed-in request, fast path headers", |b| {
-        b.iter(|| matches!(gw.admission.admit_now(black_box("/app/dashboard"), black_box(fields)).map(|a| a.verdict), Ok(xumm_gate::admission::Verdict::Pass { .. })))
+        b.iter(|| matches!(gw.admission.admit_now(black_box("/app/dashboard"), black_box(Some("tab=2")), black_box(fields)).map(|a| a.verdict), Ok(xumm_gate::admission::Verdict::Pass { .. })))
     });
     drop(gw);
     rt.block_on(running.shutdown());

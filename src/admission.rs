@@ -15,6 +15,7 @@ use crate::metrics::RouteMetrics;
 use crate::policy::{Decision, RouteTable};
 use crate::proxy::{Proxy, Upstream};
 use crate::session::Session;
+use crate::xapp::{Launch, Xapp};
 
 /// Who may pass, as whom, and where to: everything the decision reads, and nothing else.
 pub struct Admission {
@@ -25,6 +26,8 @@ pub struct Admission {
     pub asserter: Option<Asserter>,
     /// The upstream table, to say which upstream a path goes to (the pools stay the proxy's).
     pub upstreams: Arc<Proxy>,
+    /// xApp sessions, when `[xapp]` is configured.
+    pub xapp: Option<Xapp>,
     /// Metrics of requests no rule names, and of requests whose path is refused before routing.
     pub(crate) default_route: Arc<RouteMetrics>,
     pub(crate) invalid_route: Arc<RouteMetrics>,
@@ -38,6 +41,9 @@ pub enum Verdict<'g> {
     Challenge { clear_cookie: bool },
     /// Signed in, but the route does not admit this account or network.
     Forbidden(Arc<Session>),
+    /// An xApp launch (`?xAppToken=`): the token becomes a session first, whatever the route,
+    /// and the request is retried without it.
+    Launch(Launch),
     /// Refused before anyone is asked (a path strict mode refuses, no provider) or because the
     /// identity could not be established (store down, invalid token).
     Refused(GatewayError),
@@ -58,25 +64,25 @@ pub enum Wait {
 }
 
 impl Admission {
-    /// The decision for a request for the normalized `path`.
-    pub async fn admit<H: Headers + ?Sized>(&self, path: &str, headers: &H) -> Admitted<'_> {
-        self.admit_on(self.routes.decide(path), Some(path), headers).await
+    /// The decision for a request for the normalized `path` with `query`.
+    pub async fn admit<H: Headers + ?Sized>(&self, path: &str, query: Option<&str>, headers: &H) -> Admitted<'_> {
+        self.admit_on(self.routes.decide(path), Some(path), query, headers).await
     }
 
     /// `admit`, for a caller that already matched `path`'s route (the general path, which
     /// labels its access log with it).
-    pub async fn admit_decided<'g, H: Headers + ?Sized>(&'g self, decision: Decision<'g>, path: &str, headers: &H) -> Admitted<'g> {
-        self.admit_on(decision, Some(path), headers).await
+    pub async fn admit_decided<'g, H: Headers + ?Sized>(&'g self, decision: Decision<'g>, path: &str, query: Option<&str>, headers: &H) -> Admitted<'g> {
+        self.admit_on(decision, Some(path), query, headers).await
     }
 
     /// The decision for a request whose path is unknown (forward auth without a believable
     /// original URI): as for a path no rule names, never public, no upstream.
     pub async fn admit_unrouted<H: Headers + ?Sized>(&self, headers: &H) -> Admitted<'_> {
-        self.admit_on(Decision { route: None, public: false }, None, headers).await
+        self.admit_on(Decision { route: None, public: false }, None, None, headers).await
     }
 
-    async fn admit_on<'g, H: Headers + ?Sized>(&'g self, decision: Decision<'g>, path: Option<&str>, headers: &H) -> Admitted<'g> {
-        let verdict = match self.before_identity(path, &decision) {
+    async fn admit_on<'g, H: Headers + ?Sized>(&'g self, decision: Decision<'g>, path: Option<&str>, query: Option<&str>, headers: &H) -> Admitted<'g> {
+        let verdict = match self.before_identity(path, query, &decision) {
             Err(v) => v,
             Ok(auth) => self.verdict(path, &decision, auth.identify(headers).await),
         };
@@ -86,20 +92,23 @@ impl Admission {
     /// The same decision without waiting, from what this process holds; `Err` when it needs the
     /// shared store or a Bearer verification (the fast path then hands the request over, or
     /// fetches the session and asks again).
-    pub fn admit_now<H: Headers + ?Sized>(&self, path: &str, headers: &H) -> Result<Admitted<'_>, Wait> {
+    pub fn admit_now<H: Headers + ?Sized>(&self, path: &str, query: Option<&str>, headers: &H) -> Result<Admitted<'_>, Wait> {
         let decision = self.routes.decide(path);
-        let verdict = match self.before_identity(Some(path), &decision) {
+        let verdict = match self.before_identity(Some(path), query, &decision) {
             Err(v) => v,
             Ok(auth) => self.verdict(Some(path), &decision, identify_now(auth, headers)?),
         };
         Ok(Admitted { decision, verdict })
     }
 
-    /// What is decided before anyone's identity matters: strict path mode, public routes, a
-    /// gateway without a provider. `Ok` when the identity decides.
-    fn before_identity<'g>(&'g self, path: Option<&str>, decision: &Decision<'g>) -> Result<&'g Auth, Verdict<'g>> {
+    /// What is decided before anyone's identity matters: strict path mode, an xApp launch,
+    /// public routes, a gateway without a provider. `Ok` when the identity decides.
+    fn before_identity<'g>(&'g self, path: Option<&str>, query: Option<&str>, decision: &Decision<'g>) -> Result<&'g Auth, Verdict<'g>> {
         if let Some(Err(e)) = path.map(|p| self.routes.strict_check(p, decision)) {
             return Err(Verdict::Refused(GatewayError::BadPath(e)));
+        }
+        if let (Some(_), Some(launch)) = (&self.xapp, query.and_then(crate::xapp::launch_in)) {
+            return Err(Verdict::Launch(launch));
         }
         if decision.public {
             return Err(Verdict::Pass { who: None, upstream: path.and_then(|p| self.upstreams.select(p)) });

@@ -98,6 +98,22 @@ impl Auth {
         }))
     }
 
+    /// Stores `session` under a fresh id (a session id planted before sign-in is never
+    /// promoted), ends the session the request's cookie named, and returns the Set-Cookie value
+    /// of the new one: the end of every sign-in (OAuth2 callback, xApp launch).
+    pub async fn open_session<H: Headers + ?Sized>(&self, mut session: Session, headers: &H) -> Result<String, crate::session::StoreError> {
+        let old = self.session_id(headers);
+        let id = crate::session::new_id();
+        session.id = Some(id.clone());
+        let expires_at = session.expires_at;
+        self.store.put(id.clone(), Arc::new(session)).await?;
+        if let Some(old) = old {
+            let _ = self.store.delete(&old).await;
+        }
+        let sealed = self.sealer.seal(&self.cookie_name, &id);
+        Ok(self.sealer.set_cookie(&self.cookie_name, sealed, "/", Some(expires_at.saturating_sub(crate::session::now()) as i64)))
+    }
+
     /// The session id in the request's session cookie, if one opens (the first that does).
     pub fn session_id<H: Headers + ?Sized>(&self, headers: &H) -> Option<Arc<str>> {
         let name = self.cookie_name.as_bytes();

@@ -51,6 +51,9 @@ pub enum GatewayError {
     BodyTimeout,
     #[error("too many request headers")]
     TooManyHeaders,
+    /// An xApp launch that opened no session.
+    #[error("{0}")]
+    Xapp(#[from] crate::xapp::XappError),
 }
 
 impl GatewayError {
@@ -67,6 +70,8 @@ impl GatewayError {
             GatewayError::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             GatewayError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             GatewayError::TooManyHeaders => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            GatewayError::Xapp(crate::xapp::XappError::Unavailable { .. }) => StatusCode::SERVICE_UNAVAILABLE,
+            GatewayError::Xapp(_) => StatusCode::BAD_REQUEST,
         }
     }
 
@@ -87,6 +92,8 @@ impl GatewayError {
             GatewayError::UpstreamTimeout => "gateway_timeout",
             GatewayError::BodyTimeout => "body_timeout",
             GatewayError::TooManyHeaders => "too_many_headers",
+            GatewayError::Xapp(crate::xapp::XappError::Unavailable { .. }) => "xumm_unavailable",
+            GatewayError::Xapp(_) => "xapp_link_unusable",
         }
     }
 
@@ -143,6 +150,13 @@ impl GatewayError {
             GatewayError::StoreUnavailable => {
                 let mut r = render(self.status(), self.code(), &self.to_string(), client.accepts);
                 r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+                r
+            }
+            // Opened inside the wallet: a page that says what to do there.
+            GatewayError::Xapp(e) if client.accepts != Accepts::Json => crate::pages::xapp_problem(e),
+            GatewayError::Xapp(crate::xapp::XappError::Unavailable { retry_after }) => {
+                let mut r = render(self.status(), self.code(), &self.to_string(), client.accepts);
+                r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
                 r
             }
             _ => render(self.status(), self.code(), &self.to_string(), client.accepts),

@@ -1,6 +1,7 @@
 //! Forward auth (`{prefix}/auth`) for nginx auth_request, Traefik ForwardAuth and ingress-nginx.
 //! It must never believe X-Original-* / X-Forwarded-* from a peer outside `server.trusted_proxies`,
-//! never answer 2xx for a malformed original URI, and never decide on a query or fragment.
+//! never answer 2xx for a malformed original URI, and never let a query or fragment widen what
+//! passes (the query only ever turns an xApp launch into a sign-in).
 
 use std::net::SocketAddr;
 
@@ -50,9 +51,10 @@ impl Gateway {
             },
             None => None,
         };
+        let query = original.and_then(|u| u.split('#').next()?.split_once('?').map(|(_, q)| q));
         // No (believable) original URI: decided as for a path no rule names.
         let admitted = match &path {
-            Some(p) => self.admission.admit(p, h).await,
+            Some(p) => self.admission.admit(p, query, h).await,
             None => self.admission.admit_unrouted(h).await,
         };
         match admitted.verdict {
@@ -65,7 +67,7 @@ impl Gateway {
                 self.admission.identity.inject(r.headers_mut(), &s);
                 r
             }
-            Verdict::Challenge { .. } => self.forward_auth_challenge(req, trusted, redirect_mode, path.as_deref()),
+            Verdict::Challenge { .. } | Verdict::Launch(_) => self.forward_auth_challenge(req, trusted, redirect_mode, path.as_deref()),
             // Always JSON: the proxy in front shows its own page (or passes this one through).
             Verdict::Forbidden(s) => GatewayError::Forbidden { account: s.account.to_string(), sign_out: String::new() }.render(API),
         }
@@ -94,6 +96,7 @@ impl Gateway {
         let rd = crate::redirect::safe_return(&back, &self.endpoints.allowed_redirect_hosts, self.server.public_url.host_str());
         let base = self.server.public_url.as_str().trim_end_matches('/');
         let location = format!("{base}{}", self.start_url(&rd));
+        // `start` sends an xApp launch (a token in the return URL) to `{prefix}/xapp`.
         let status = if method == Method::GET || method == Method::HEAD { StatusCode::FOUND } else { StatusCode::SEE_OTHER };
         crate::pages::redirect(status, &location)
     }

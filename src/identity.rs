@@ -15,6 +15,9 @@ pub struct IdentityHeaders {
     pub assertion: Option<HeaderName>,
     /// Where the broker's user-token handle goes (None: switched off).
     pub user_token: Option<HeaderName>,
+    /// xApp sessions: the wallet's account access and theme.
+    account_access: Option<HeaderName>,
+    xapp_style: Option<HeaderName>,
     /// Names removed from every request, lowercase with '-' (compared treating '_' as '-').
     strip: Vec<String>,
 }
@@ -36,18 +39,18 @@ impl IdentityHeaders {
     /// From checked `[headers]` (a name that skipped the check is an error here: dropping it
     /// from the strip list would let clients send that header through).
     pub fn new(cfg: &HeadersConfig) -> Result<IdentityHeaders, ConfigError> {
-        let [account, network, user_token, assertion] = cfg.singles().map(|(key, v)| v.checked(key).cloned());
-        let (account, network, user_token, assertion) = (account?, network?, user_token?, assertion?);
+        let [account, network, user_token, assertion, account_access, xapp_style] = cfg.singles().map(|(key, v)| v.checked(key).cloned());
+        let (account, network, user_token, assertion, account_access, xapp_style) = (account?, network?, user_token?, assertion?, account_access?, xapp_style?);
         let user = Parsed::all("headers.user", &cfg.user)?;
         let extra = Parsed::all("headers.strip", &cfg.strip)?;
         // Defaults are stripped even when renamed or switched off: an upstream may still read them.
         let defaults = HeadersConfig::default();
         let default_names = defaults.singles().into_iter().filter_map(|(_, v)| v.get()?.clone()).chain(defaults.user.iter().filter_map(|u| u.get().cloned()));
-        let configured = [&account, &network, &user_token, &assertion].into_iter().flatten().chain(&user).chain(&extra).cloned();
+        let configured = [&account, &network, &user_token, &assertion, &account_access, &xapp_style].into_iter().flatten().chain(&user).chain(&extra).cloned();
         let mut strip: Vec<String> = configured.chain(default_names).map(|n| canonical(n.as_str())).collect();
         strip.sort();
         strip.dedup();
-        Ok(IdentityHeaders { account, network, user, assertion, user_token, strip })
+        Ok(IdentityHeaders { account, network, user, assertion, user_token, account_access, xapp_style, strip })
     }
 
     /// True when `name` (any letter case, `_` or `-`) is an identity header clients may not send.
@@ -58,7 +61,10 @@ impl IdentityHeaders {
     /// Sets the identity headers for a signed-in user as (name, value) pairs, in `inject`'s order.
     pub fn values<'a>(&'a self, s: &'a Session) -> impl Iterator<Item = (&'a HeaderName, &'a http::HeaderValue)> {
         let account = self.account.iter().chain(self.user.iter()).map(|n| (n, &s.account_header));
-        account.chain(self.network.iter().zip(s.network_header.iter()))
+        let xapp = s.xapp.as_ref();
+        let access = self.account_access.iter().zip(xapp.map(|x| &x.access_header));
+        let style = self.xapp_style.iter().zip(xapp.and_then(|x| x.style_header.as_ref()));
+        account.chain(self.network.iter().zip(s.network_header.iter())).chain(access).chain(style)
     }
 
     /// Removes every identity header the client sent, however spelled and however often.
@@ -83,7 +89,7 @@ impl IdentityHeaders {
 
     /// Sets the identity headers on a forward-auth response.
     pub fn names(&self) -> impl Iterator<Item = &HeaderName> {
-        self.account.iter().chain(self.network.iter()).chain(self.user.iter())
+        self.account.iter().chain(self.network.iter()).chain(self.user.iter()).chain(self.account_access.iter()).chain(self.xapp_style.iter())
     }
 }
 

@@ -36,6 +36,7 @@ pub mod server;
 pub mod session;
 pub mod shared;
 pub mod worker;
+pub mod xapp;
 pub mod xumm;
 
 use std::net::SocketAddr;
@@ -124,6 +125,12 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let shared = Arc::new(shared::Shared::from_config(config.session.as_ref())?);
     let auth = auth::Auth::from_config(&config, &server, shared.clone())?;
     let proxy = Arc::new(proxy::Proxy::new(&server, &config.upstreams)?);
+    // One client for Xumm's platform API, the broker's and xApp sessions' alike.
+    let platform = config.xumm.as_ref().map(|x| Arc::new(xumm::client::PlatformClient::new(x)));
+    let xapp = match (&config.xapp, &platform) {
+        (Some(_), Some(p)) => Some(xapp::Xapp::new(p.clone(), shared.clone())),
+        _ => None,
+    };
     let gateway = Arc::new(Gateway {
         admission: admission::Admission {
             identity: identity::IdentityHeaders::new(&config.headers)?,
@@ -131,6 +138,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             routes: policy::RouteTable::new(&config.routes, config.server.strict_paths)?,
             auth,
             upstreams: proxy.clone(),
+            xapp,
             default_route: Arc::new(metrics::RouteMetrics::new("default")),
             invalid_route: Arc::new(metrics::RouteMetrics::new("invalid")),
         },
@@ -139,10 +147,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             forward_auth_redirect: config.forward_auth.mode.get() == config::ForwardAuthMode::Redirect,
             cors: cors::Cors::new(&config.cors.allowed_origins)?,
         },
-        broker: match &config.xumm {
-            Some(x) => Some(xumm::broker::Broker::new(x, &config.broker.app, shared)),
-            None => None,
-        },
+        broker: platform.as_ref().zip(config.xumm.as_ref()).map(|(p, x)| xumm::broker::Broker::new(x, p.clone(), &config.broker.app, shared)),
         proxy,
         life: server::Lifecycle {
             ready: AtomicBool::new(false),

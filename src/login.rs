@@ -2,7 +2,6 @@
 //! It must never open a session without a verified token, never reuse a session id across
 //! sign-ins, never follow an unchecked return URL, and never show a token or secret.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
@@ -14,7 +13,7 @@ use crate::body::Body;
 use crate::error::GatewayError;
 use crate::oidc::OidcError;
 use crate::pages;
-use crate::session::{Session, SessionStore, Source, new_id, now};
+use crate::session::{Session, SessionStore, Source, now};
 
 /// Most pending logins a browser keeps at once (tabs signing in together); the oldest goes.
 const MAX_PENDING: usize = 5;
@@ -79,6 +78,11 @@ impl Gateway {
             return problem(StatusCode::BAD_REQUEST, "The sign-in link was malformed.", "/");
         };
         let rd = self.return_url(param(&pairs, "rd"));
+        // An xApp launch that reached sign-in (through forward auth's 401 and the proxy's
+        // error page): the token is the sign-in.
+        if let (Some(_), Some((launch, back))) = (&self.admission.xapp, crate::xapp::split_launch(&rd)) {
+            return pages::redirect(StatusCode::FOUND, &self.xapp_url(&launch, &back));
+        }
         let Some(meta) = auth.provider.metadata() else {
             return GatewayError::ProviderStartingUp.render(PAGE);
         };
@@ -191,27 +195,43 @@ impl Gateway {
             }
         };
         let expires_at = verified.expires_at.min(now() + auth.ttl.as_secs());
-        let mut session = Session::new(verified.account, verified.network, verified.user_token, Source::Session, expires_at);
+        let session = Session::new(verified.account, verified.network, verified.user_token, Source::Session, expires_at);
         tracing::info!(account = %session.account, network = session.network.as_deref().unwrap_or("-"), "signed in");
-        // A fresh id at every sign-in: a session id planted before sign-in is never promoted.
-        let old = auth.session_id(headers);
-        let id = new_id();
-        session.id = Some(id.clone());
-        if let Err(e) = auth.store.put(id.clone(), Arc::new(session)).await {
-            // The sign-in can be retried from the start once the store is back.
-            tracing::error!(cause = %e, "session store unavailable");
-            let mut r = GatewayError::StoreUnavailable.render(PAGE);
-            append_cookie(r.headers_mut(), &clear_pending);
-            return r;
-        }
-        if let Some(old) = old {
-            let _ = auth.store.delete(&old).await;
-        }
-        let sealed = auth.sealer.seal(&auth.cookie_name, &id);
-        let mut r = pages::redirect(StatusCode::FOUND, &pending.r);
-        append_cookie(r.headers_mut(), &auth.sealer.set_cookie(&auth.cookie_name, sealed, "/", Some(expires_at.saturating_sub(now()) as i64)));
+        let mut r = match auth.open_session(session, headers).await {
+            Ok(cookie) => {
+                let mut r = pages::redirect(StatusCode::FOUND, &pending.r);
+                append_cookie(r.headers_mut(), &cookie);
+                r
+            }
+            Err(e) => {
+                // The sign-in can be retried from the start once the store is back.
+                tracing::error!(cause = %e, "session store unavailable");
+                GatewayError::StoreUnavailable.render(PAGE)
+            }
+        };
         append_cookie(r.headers_mut(), &clear_pending);
         r
+    }
+
+    /// An xApp launch (`?xAppToken=`, on any proxied URL or `{prefix}/xapp`): Xumm resolves the
+    /// one-time token, a session opens for the wallet's account, and the browser goes to `back`
+    /// (the same URL without the token), so the token stays out of the upstream's logs and the
+    /// webview's history. The cookie is the sign-in cookie: HttpOnly, Lax (an xApp is loaded
+    /// top-level in the wallet's webview, so Lax cookies flow and keep their CSRF protection),
+    /// Secure on https, lasting as long as the session.
+    pub async fn xapp_launch(&self, launch: &crate::xapp::Launch, back: &str, headers: &HeaderMap) -> Result<Response<Body>, GatewayError> {
+        let (Some(xapp), Some(auth)) = (&self.admission.xapp, &self.admission.auth) else { return Err(GatewayError::NotFound) };
+        let opened = xapp.resolve(launch).await.inspect_err(|e| tracing::warn!(cause = %e, "xApp launch refused"))?;
+        let expires_at = now() + auth.ttl.as_secs();
+        let session = Session::new(opened.account, opened.network, None, Source::Xapp, expires_at).with_xapp(opened.access, opened.style);
+        tracing::info!(account = %session.account, network = session.network.as_deref().unwrap_or("-"), access = session.xapp.as_ref().map_or("-", |x| x.access.as_str()), "signed in from an xApp");
+        let cookie = auth.open_session(session, headers).await.map_err(|e| {
+            tracing::error!(cause = %e, "session store unavailable");
+            GatewayError::StoreUnavailable
+        })?;
+        let mut r = pages::redirect(StatusCode::FOUND, back);
+        append_cookie(r.headers_mut(), &cookie);
+        Ok(r)
     }
 
     /// GET/POST {prefix}/sign_out: deletes the session server-side, clears the cookie.

@@ -224,6 +224,7 @@ fn demo([listen, admin, provider, wallet]: [std::net::SocketAddr; 4]) -> ExitCod
         println!("  development identity provider: {}  (sign in with any r-address, e.g. {})", demo.idp.issuer, xumm_gate::demo::idp::DEMO_ACCOUNT);
         let admin = demo.gateway.admin_addr.map_or_else(|| "-".to_string(), |a| a.to_string());
         println!("  development wallet (sign requests): {}", demo.platform.url);
+        println!("  open the app as an xApp, as Xumm would: {}/xapp", demo.platform.url);
         println!("  whoami upstream: http://{}  admin: http://{admin}/metrics", demo.whoami);
         println!("  (through SSH or a container, forward all of these ports, fixed with --provider-listen and --wallet-listen)");
         wait_for_signal().await;

@@ -43,6 +43,35 @@ pub fn login_problem(status: StatusCode, what: &str, retry: &str) -> Response<Bo
     page(status, "Sign-in did not complete", &format!("<p>{}</p><p><a href=\"{}\">Try again</a></p>", esc(what), esc(retry)))
 }
 
+/// An xApp launch that opened no session: what happened and what to do in the wallet. A Xumm
+/// outage is retryable (the link was not spent), so that page offers to try again.
+pub fn xapp_problem(e: &crate::xapp::XappError) -> Response<Body> {
+    use crate::xapp::XappError;
+    let status = if matches!(e, XappError::Unavailable { .. }) { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::BAD_REQUEST };
+    let mut r = match e {
+        XappError::Unavailable { retry_after } => page(
+            status,
+            "Xumm cannot be reached",
+            &format!("<p id=\"reason\">The app could not check who you are with Xumm just now.</p><p>Wait {retry_after} seconds, then <a id=\"retry\" href=\"\">try again</a> (this link was not used up), or close the xApp and open it again.</p>"),
+        ),
+        _ => page(
+            status,
+            "This xApp link cannot be used",
+            &format!("<p id=\"reason\">{}.</p><p>Close the xApp and open it again from Xumm: every opening brings a new link.</p>", esc(&sentence(&e.to_string()))),
+        ),
+    };
+    if let XappError::Unavailable { retry_after } = e {
+        r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
+    }
+    r
+}
+
+/// `text` with its first letter upper-case (error messages are lower-case for log lines).
+fn sentence(text: &str) -> String {
+    let mut c = text.chars();
+    c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
+}
+
 /// Signed in, but the route does not allow this account.
 pub fn forbidden(account: &str, sign_out: &str) -> Response<Body> {
     page(

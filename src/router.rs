@@ -75,7 +75,7 @@ impl Gateway {
             let upgrade = crate::proxy::websocket_requested(req.headers());
             crate::proxy::strip_hop_by_hop(req.headers_mut());
             let client = crate::error::Client::of(req.method(), req.headers());
-            match self.admission.admit_decided(decision, path, req.headers()).await.verdict {
+            match self.admission.admit_decided(decision, path, req.uri().query(), req.headers()).await.verdict {
                 Verdict::Pass { who, upstream: Some(up) } => {
                     upstream_label = Some(up.label.clone());
                     self.upstream_identity(&mut req, who.as_deref(), up);
@@ -85,6 +85,16 @@ impl Gateway {
                 Verdict::Challenge { clear_cookie } => Err((self.sign_in_required(req.uri(), clear_cookie), client)),
                 Verdict::Forbidden(s) => Err((GatewayError::Forbidden { account: s.account.to_string(), sign_out: format!("{}/sign_out", self.server.prefix) }, client)),
                 Verdict::Refused(e) => Err((e, client)),
+                Verdict::Launch(l) => match self.admission.auth.as_ref().map(|auth| self.sign_in_allowed(auth, peer, req.headers())) {
+                    Some(Err(e)) => Err((e, client)),
+                    _ => {
+                        let back = match &l.rest {
+                            Some(q) => format!("{}?{q}", req.uri().path()),
+                            None => req.uri().path().to_string(),
+                        };
+                        self.xapp_launch(&l, &back, req.headers()).await.map_err(|e| (e, client))
+                    }
+                },
             }
         };
         let mut resp = result.unwrap_or_else(|(e, client)| e.render(client));
@@ -147,17 +157,14 @@ impl Gateway {
             return GatewayError::NotFound.response(accept);
         };
         let (m, h, q) = (req.method(), req.headers(), req.uri().query());
-        if matches!((m, rest), (&Method::GET, "/start" | "/callback")) {
-            if let Some(limit) = &auth.sign_in_limit {
-                let client = crate::ratelimit::client_key(peer, h, |ip| self.proxy.is_trusted_ip(ip));
-                if let Err(retry) = limit.take(client) {
-                    tracing::info!(client = %client, retry_after = retry, "sign-in rate limit reached");
-                    return GatewayError::TooManySignIns { retry_after: retry }.response(accept);
-                }
+        if matches!((m, rest), (&Method::GET, "/start" | "/callback" | "/xapp")) {
+            if let Err(e) = self.sign_in_allowed(auth, peer, h) {
+                return e.response(accept);
             }
         }
         match (m, rest) {
             (&Method::GET, "/start") => self.login_start(auth, h, q),
+            (&Method::GET, "/xapp") => self.xapp_endpoint(h, q).await,
             (&Method::GET, "/callback") => self.login_callback(auth, h, q).await,
             (&Method::GET | &Method::POST, "/sign_out") => self.sign_out(auth, h, q).await,
             (&Method::GET, "/userinfo") => self.userinfo(auth, h).await,
@@ -168,6 +175,42 @@ impl Gateway {
             },
             _ => GatewayError::NotFound.response(accept),
         }
+    }
+}
+
+impl Gateway {
+    /// Sign-in starts, callbacks and xApp launches per client address: each can make the
+    /// gateway call the provider or Xumm with the app's credentials.
+    fn sign_in_allowed(&self, auth: &crate::auth::Auth, peer: SocketAddr, h: &http::HeaderMap) -> Result<(), GatewayError> {
+        let Some(limit) = &auth.sign_in_limit else { return Ok(()) };
+        let client = crate::ratelimit::client_key(peer, h, |ip| self.proxy.is_trusted_ip(ip));
+        limit.take(client).map_err(|retry| {
+            tracing::info!(client = %client, retry_after = retry, "sign-in rate limit reached");
+            GatewayError::TooManySignIns { retry_after: retry }
+        })
+    }
+
+    /// GET {prefix}/xapp?xAppToken=&xAppStyle=&rd=: an xApp launch that came through forward
+    /// auth (or was sent here to start it); the browser goes on to `rd` once the session is open.
+    async fn xapp_endpoint(&self, h: &http::HeaderMap, q: Option<&str>) -> Response<Body> {
+        let page = crate::error::Client { accepts: crate::error::Accepts::Html, navigation: true };
+        let Some(launch) = q.and_then(crate::xapp::launch_in) else {
+            return GatewayError::Xapp(crate::xapp::XappError::Malformed).render(page);
+        };
+        let rd = launch.rest.as_deref().and_then(|r| url::form_urlencoded::parse(r.as_bytes()).find(|(k, _)| k == "rd").map(|(_, v)| v.into_owned()));
+        let back = crate::redirect::safe_return(rd.as_deref().unwrap_or("/"), &self.endpoints.allowed_redirect_hosts, self.server.public_url.host_str());
+        self.xapp_launch(&launch, &back, h).await.unwrap_or_else(|e| e.render(page))
+    }
+
+    /// `{prefix}/xapp` for a launch whose URL was `back` (with the token taken out).
+    pub fn xapp_url(&self, launch: &crate::xapp::Launch, back: &str) -> String {
+        let mut q = url::form_urlencoded::Serializer::new(String::new());
+        q.append_pair(crate::xapp::TOKEN_PARAM, &launch.token);
+        if let Some(s) = &launch.style {
+            q.append_pair(crate::xapp::STYLE_PARAM, s);
+        }
+        q.append_pair("rd", back);
+        format!("{}{}/xapp?{}", self.server.public_url.as_str().trim_end_matches('/'), self.server.prefix, q.finish())
     }
 }
 

@@ -48,6 +48,30 @@ async fn chromium_signs_in_through_the_demo() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn chromium_opens_the_demo_as_an_xapp() {
+    let (dir, demo) = ready_demo().await;
+    let shots = concat!(env!("CARGO_MANIFEST_DIR"), "/target/screenshots");
+    std::fs::create_dir_all(shots).unwrap();
+    let wallet = demo.platform.url.clone();
+    let account = "r9DvujRNfGrZr4nBjudEJJWFBNfkDfcwNA";
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("timeout").args(["120", "node", "xapp.mjs"]).arg(&wallet).arg(account).env("SCREENSHOT_DIR", shots).current_dir(dir).output().expect("node runs")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "browser run failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let got: serde_json::Value = serde_json::from_str(stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(got["landed"], "/", "the token is gone from the address bar: {got}");
+    assert_eq!(got["shown_account"], true, "{got}");
+    assert_eq!((got["readonly"].as_bool(), got["dark"].as_bool()), (Some(true), Some(true)), "{got}");
+    assert_eq!(got["reused_status"], 400, "a used link opens nothing: {got}");
+    assert_eq!(got["reused_says"], true, "{got}");
+    assert_eq!((got["launcher_overflows"].as_bool(), got["reused_overflows"].as_bool()), (Some(false), Some(false)), "{got}");
+    demo.gateway.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn every_demo_page_fits_a_phone_screen() {
     let (dir, demo) = ready_demo().await;
     // Screenshots are kept as test artifacts.

@@ -62,6 +62,8 @@ fn each_error_names_the_key() {
         ("[[route]]\npath = \"admin\"\n", "route[0].path: must be a normalized absolute path"),
         ("[[route]]\npath = \"/a\"\nallow_accounts = [\"rNOTANADDRESS\"]\n", "route[0].allow_accounts[0]: \"rNOTANADDRESS\" is not a valid XRPL r-address"),
         ("[[route]]\npath = \"/a\"\npublik = true\n", "route[0].publik: unknown field `publik`"),
+        ("[xapp]\n", "xapp: [xumm] api_key and api_secret are required"),
+        ("[headers]\nxapp_style = \"no good\"\n", "headers.xapp_style: invalid header name"),
         ("[[route]]\npath = \"/a\"\nallow_networks = [\"MAINNET\", \"main net\"]\n", "route[0].allow_networks[1]: must be a network name like \"MAINNET\""),
         ("[headers]\nstrip = [\"ok\", \"not ok\"]\n", "headers.strip[1]: invalid header name \"not ok\""),
         ("[server\n", "config: invalid TOML"),

@@ -101,6 +101,10 @@ pub struct HeadersConfig {
     pub user: Vec<Parsed<HeaderName>>,
     pub user_token: Parsed<Option<HeaderName>>,
     pub assertion: Parsed<Option<HeaderName>>,
+    /// xApp sessions: the wallet's access to the account, `FULL` or `READONLY`.
+    pub account_access: Parsed<Option<HeaderName>>,
+    /// xApp sessions: the wallet's theme (`LIGHT`, `DARK`, `MOONLIGHT`, `ROYAL`), for the app to match.
+    pub xapp_style: Parsed<Option<HeaderName>>,
     /// Further header names to strip from every request.
     pub strip: Vec<Parsed<HeaderName>>,
 }
@@ -113,6 +117,8 @@ impl Default for HeadersConfig {
             user: vec!["X-Auth-Request-User".into(), "X-Forwarded-User".into()],
             user_token: "X-Xumm-User-Token".into(),
             assertion: "X-Xumm-Assertion".into(),
+            account_access: "X-Xumm-Account-Access".into(),
+            xapp_style: "X-Xumm-Xapp-Style".into(),
             strip: vec![],
         }
     }
@@ -120,7 +126,14 @@ impl Default for HeadersConfig {
 
 impl HeadersConfig {
     /// Each single header key with its path, for checks and for `IdentityHeaders`.
-    pub fn singles(&self) -> [(&'static str, &Parsed<Option<HeaderName>>); 4] {
-        [("headers.account", &self.account), ("headers.network", &self.network), ("headers.user_token", &self.user_token), ("headers.assertion", &self.assertion)]
+    pub fn singles(&self) -> [(&'static str, &Parsed<Option<HeaderName>>); 6] {
+        [
+            ("headers.account", &self.account),
+            ("headers.network", &self.network),
+            ("headers.user_token", &self.user_token),
+            ("headers.assertion", &self.assertion),
+            ("headers.account_access", &self.account_access),
+            ("headers.xapp_style", &self.xapp_style),
+        ]
     }
 }

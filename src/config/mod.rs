@@ -27,7 +27,7 @@ pub use server::{Server, ServerConfig};
 pub use session::{OneOrMany, SessionConfig};
 pub(crate) use values::err;
 pub use values::{Choice, ConfigError, ForwardAuthMode, FromText, LogFormat, Network, Origin, Parsed, RedisMode, Secret, Span, StoreKind, TokenAuth, UpstreamUrl};
-pub use xumm::{BrokerAppConfig, BrokerConfig, XummConfig};
+pub use xumm::{BrokerAppConfig, BrokerConfig, XappConfig, XummConfig};
 use session::check_redis_urls;
 use values::*;
 
@@ -56,6 +56,9 @@ pub struct Config {
     pub xumm: Option<XummConfig>,
     #[serde(default)]
     pub broker: BrokerConfig,
+    /// xApp sessions; None: `?xAppToken=` means nothing to the gateway.
+    #[serde(default)]
+    pub xapp: Option<XappConfig>,
     #[serde(default, rename = "upstream")]
     pub upstreams: Vec<UpstreamConfig>,
     #[serde(default, rename = "route")]
@@ -191,6 +194,12 @@ impl Config {
             if let Some(j) = self.broker.app[..i].iter().position(|b| b.name == a.name) {
                 p.add(format!("broker.app[{i}].name"), format!("{:?} is broker.app[{j}].name too", a.name));
             }
+        }
+        if self.xapp.is_some() && self.xumm.is_none() {
+            p.add("xapp", "[xumm] api_key and api_secret are required: the gateway resolves xApp one-time tokens with them");
+        }
+        if self.xapp.is_some() && self.provider.is_none() {
+            p.add("xapp", "[provider] is required (xApp sessions are kept like sign-in sessions; Xumm's OAuth2 client id and secret are the same API key and secret)");
         }
         if !self.broker.app.is_empty() && self.xumm.is_none() {
             p.add("xumm", "[xumm] api_key and api_secret are required when [[broker.app]] is set");

@@ -17,6 +17,16 @@ pub(super) fn default_xumm_url() -> Parsed<url::Url> {
     "https://xumm.app".into()
 }
 
+/// `[xapp]`: apps opened inside the Xumm wallet. Xumm opens a protected URL with
+/// `?xAppToken=<one-time token>`; the gateway resolves it with `[xumm]`'s key and secret and opens
+/// a session for the account the wallet has open.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct XappConfig {
+    /// Also accept xApp JWTs (HS256, signed by Xumm with the API secret) as Bearer tokens.
+    pub bearer: bool,
+}
+
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BrokerConfig {

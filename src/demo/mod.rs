@@ -121,6 +121,8 @@ api_url = "{platform_url}"
 api_key = "{xumm_key}"
 api_secret = "{xumm_secret}"
 
+[xapp]
+
 [[upstream]]
 path = "/"
 url = "http://{whoami}"
@@ -139,5 +141,6 @@ allow_accounts = ["{account}"]
     );
     let config = Config::from_toml(&text, &|_| None).map_err(crate::StartError::from)?;
     let gateway = crate::start(config).await?;
+    platform.set_xapp_url(&format!("http://{listen}/"));
     Ok(Demo { gateway, idp: provider, whoami, platform })
 }

@@ -27,8 +27,28 @@ pub struct Payload {
     pub nodetype: String,
 }
 
+/// A one-time token Xumm issued when it opened an xApp.
+#[derive(Clone, Debug)]
+struct Ott {
+    /// The app (API key) it was issued to.
+    app: String,
+    account: String,
+    nodetype: String,
+    access: String,
+    style: String,
+    issued: std::time::Instant,
+    spent: bool,
+}
+
+/// A one-time token lives this long (Xumm: "only valid for one minute").
+const OTT_LIFE: std::time::Duration = std::time::Duration::from_secs(60);
+
 #[derive(Default)]
 struct State {
+    /// One-time tokens of xApp launches.
+    otts: Mutex<HashMap<String, Ott>>,
+    /// Where the xApp launcher opens the app (the gateway's URL).
+    xapp_url: Mutex<String>,
     key: String,
     secret: String,
     payloads: Mutex<HashMap<String, Payload>>,
@@ -92,6 +112,29 @@ impl DevPlatform {
     /// The user revokes a user token (it answers `active: false` from now on).
     pub fn revoke_user_token(&self, token: &str) {
         self.state.revoked.lock().unwrap().push(token.to_string());
+    }
+
+    /// Xumm opens this app as an xApp for `account`: a one-time token for it (`access`: FULL or
+    /// READONLY).
+    pub fn issue_ott(&self, account: &str, nodetype: &str, access: &str) -> String {
+        issue_ott(&self.state, &self.state.key, account, nodetype, access, "LIGHT")
+    }
+
+    /// A one-time token Xumm issued to another app.
+    pub fn issue_foreign_ott(&self, account: &str) -> String {
+        issue_ott(&self.state, "another-app", account, "MAINNET", "FULL", "LIGHT")
+    }
+
+    /// Ages a one-time token past its minute.
+    pub fn expire_ott(&self, token: &str) {
+        if let Some(o) = self.state.otts.lock().unwrap().get_mut(token) {
+            o.issued -= OTT_LIFE + std::time::Duration::from_secs(1);
+        }
+    }
+
+    /// Where the xApp launcher page (`/xapp`) opens the app.
+    pub fn set_xapp_url(&self, url: &str) {
+        *self.state.xapp_url.lock().unwrap() = url.to_string();
     }
 
     /// "METHOD path" of every call received.
@@ -203,6 +246,72 @@ async fn wallet(st: &State, req: Request<Incoming>, rest: String) -> Response<Fu
     ))
 }
 
+fn issue_ott(st: &State, app: &str, account: &str, nodetype: &str, access: &str, style: &str) -> String {
+    let token = uuid_like();
+    let ott = Ott { app: app.into(), account: account.into(), nodetype: nodetype.into(), access: access.into(), style: style.into(), issued: std::time::Instant::now(), spent: false };
+    st.otts.lock().unwrap().insert(token.clone(), ott);
+    token
+}
+
+/// `GET xapp/ott/{token}`: what Xumm knows of the launch, once, within its minute.
+fn resolve_ott(st: &State, token: &str) -> Response<Full<Bytes>> {
+    let mut all = st.otts.lock().unwrap();
+    let Some(o) = all.get_mut(token).filter(|o| o.app == st.key) else { return error(StatusCode::NOT_FOUND, 404) };
+    if o.spent || o.issued.elapsed() > OTT_LIFE {
+        return error(StatusCode::BAD_REQUEST, 400);
+    }
+    o.spent = true;
+    reply(
+        StatusCode::OK,
+        json!({
+            "locale": "en", "version": "2.7.0", "account": o.account, "accountaccess": o.access, "accounttype": "REGULAR",
+            "style": o.style, "origin": {"type": "XAPP", "data": {}}, "user": uuid_like(),
+            "user_device": {"currency": "USD", "platform": "ios"},
+            "account_info": {"account": o.account, "name": null, "domain": null, "blocked": false, "source": "", "kycApproved": false, "proSubscription": false},
+            "nodetype": o.nodetype, "nodewss": "wss://testnet.xrpl-labs.com", "networkid": 1, "currency": "USD", "subscriptions": [],
+        }),
+    )
+}
+
+/// The xApp launcher: what tapping an xApp in the wallet does (a one-time token, then the app
+/// opened with it), as a page with the account and the wallet's settings to choose.
+async fn launcher(st: &State, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let esc = crate::pages::esc;
+    if req.method() == Method::POST {
+        let form = match Limited::new(req.into_body(), 16 * 1024).collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(_) => Bytes::new(),
+        };
+        let f: HashMap<String, String> = url::form_urlencoded::parse(&form).into_owned().collect();
+        let get = |k: &str, d: &str| f.get(k).cloned().unwrap_or_else(|| d.to_string());
+        let style = get("style", "LIGHT");
+        let token = issue_ott(st, &st.key, &get("account", crate::demo::idp::DEMO_ACCOUNT), &get("network", "MAINNET"), &get("access", "FULL"), &style);
+        let base = st.xapp_url.lock().unwrap().clone();
+        let sep = if base.contains('?') { '&' } else { '?' };
+        let mut r = Response::new(Full::new(Bytes::new()));
+        *r.status_mut() = StatusCode::FOUND;
+        r.headers_mut().insert(header::LOCATION, format!("{base}{sep}xAppToken={token}&xAppStyle={style}").parse().unwrap());
+        return r;
+    }
+    let select = |name: &str, options: &[&str]| {
+        let o: String = options.iter().map(|v| format!("<option>{v}</option>")).collect();
+        format!("<label>{name}<br><select id=\"{name}\" name=\"{name}\">{o}</select></label><br>")
+    };
+    let body = format!(
+        "<h1>Open an xApp</h1><p>xumm-gate's <strong>development</strong> wallet. In Xumm, tapping an xApp opens it \
+         with a one-time token; this does the same for the app behind the gateway.</p>\
+         <form method=\"post\" action=\"/xapp\"><label>Account<br><input id=\"account\" name=\"account\" value=\"{}\"></label><br>{}{}{}\
+         <button id=\"open\">Open the xApp</button></form>",
+        esc(crate::demo::idp::DEMO_ACCOUNT),
+        select("network", &["MAINNET", "TESTNET", "DEVNET", "XAHAU"]),
+        select("access", &["FULL", "READONLY"]),
+        select("style", &["LIGHT", "DARK", "MOONLIGHT", "ROYAL"]),
+    );
+    let mut r = Response::new(Full::new(Bytes::from(crate::pages::document("Xumm (development) wallet", &body))));
+    r.headers_mut().insert(header::CONTENT_TYPE, "text/html; charset=utf-8".parse().unwrap());
+    r
+}
+
 fn reply(status: StatusCode, v: Value) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::from(v.to_string())));
     *r.status_mut() = status;
@@ -235,6 +344,9 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Response<Full<
             return Ok(status_socket(st, req, rest.to_string()));
         }
         return Ok(wallet(&st, req, rest.to_string()).await);
+    }
+    if path == "/xapp" {
+        return Ok(launcher(&st, req).await);
     }
     let h = req.headers();
     let ok = h.get("x-api-key").is_some_and(|v| v.as_bytes() == st.key.as_bytes()) && h.get("x-api-secret").is_some_and(|v| v.as_bytes() == st.secret.as_bytes());
@@ -316,6 +428,7 @@ async fn api(st: &State, req: Request<Incoming>, rest: &str) -> Response<Full<By
                 "custom_meta": p.request.get("custom_meta"),
             }))
         }
+        (Method::GET, r) if r.starts_with("xapp/ott/") => resolve_ott(st, &r["xapp/ott/".len()..]),
         (Method::POST, "user-tokens") => {
             let body = Limited::new(req.into_body(), 64 * 1024).collect().await.map(|b| b.to_bytes()).unwrap_or_default();
             let Some(tokens) = serde_json::from_slice::<Value>(&body).ok().and_then(|v| v["tokens"].as_array().cloned()) else {

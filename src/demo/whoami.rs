@@ -75,7 +75,16 @@ fn esc(s: &str) -> String {
 }
 
 /// The headers the gateway sets for a signed-in user (their default names), shown first.
-const IDENTITY: [&str; 6] = ["x-xumm-account", "x-xumm-network", "x-auth-request-user", "x-forwarded-user", "x-xumm-user-token", "x-xumm-assertion"];
+const IDENTITY: [&str; 8] = [
+    "x-xumm-account",
+    "x-xumm-network",
+    "x-auth-request-user",
+    "x-forwarded-user",
+    "x-xumm-user-token",
+    "x-xumm-assertion",
+    "x-xumm-account-access",
+    "x-xumm-xapp-style",
+];
 
 fn html(req: &Request<Incoming>, account: Option<&str>, headers: &[(String, String)]) -> String {
     let public = req.uri().path() == "/public" || req.uri().path().starts_with("/public/");

@@ -143,7 +143,7 @@ fn take<'g>(gw: &'g Gateway, req: &httparse::Request<'_, '_>, target: &PathAndQu
     // The one admission decision; the fast path relays what passes and hands the rest over
     // (the general path renders the same decision), or fetches a session from the shared store
     // first.
-    let admitted = match gw.admission.admit_now(path, req.headers) {
+    let admitted = match gw.admission.admit_now(path, target.query(), req.headers) {
         Ok(a) => a,
         Err(Wait::Store(id)) => {
             *lookup = Some(id);

@@ -19,6 +19,36 @@ use crate::account::Account;
 pub enum Source {
     Session,
     Bearer,
+    /// Opened from an xApp one-time token (`xapp.rs`).
+    Xapp,
+}
+
+/// What an xApp session knows beyond the account: how the wallet holds it, and its theme.
+#[derive(Debug)]
+pub struct XappSession {
+    /// `FULL` or `READONLY` (Xumm's `accountaccess`).
+    pub access: XappAccess,
+    /// `LIGHT`, `DARK`, ... (upper-case letters only).
+    pub style: Option<String>,
+    pub access_header: HeaderValue,
+    pub style_header: Option<HeaderValue>,
+}
+
+/// Whether the wallet can sign for the account (`FULL`) or only watches it (`READONLY`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum XappAccess {
+    Full,
+    Readonly,
+}
+
+impl XappAccess {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            XappAccess::Full => "FULL",
+            XappAccess::Readonly => "READONLY",
+        }
+    }
 }
 
 /// A signed-in user. Header values are computed once at sign-in so the hot path only clones
@@ -40,6 +70,8 @@ pub struct Session {
     pub id: Option<String>,
     /// X-Xumm-User-Token handles per broker app.
     pub handles: std::sync::Mutex<Vec<(Arc<str>, HeaderValue)>>,
+    /// For sessions opened in an xApp.
+    pub xapp: Option<XappSession>,
 }
 
 impl Session {
@@ -59,7 +91,21 @@ impl Session {
             assertions: Default::default(),
             id: None,
             handles: Default::default(),
+            xapp: None,
         }
+    }
+
+    /// This session as opened in an xApp: the account access and the theme (a style that is not
+    /// a plain word of letters is left out, never put in a header).
+    pub fn with_xapp(mut self, access: XappAccess, style: Option<String>) -> Session {
+        let style = style.filter(|s| !s.is_empty() && s.len() <= 16 && s.bytes().all(|b| b.is_ascii_alphabetic())).map(|s| s.to_ascii_uppercase());
+        self.xapp = Some(XappSession {
+            access,
+            style_header: style.as_deref().and_then(|s| HeaderValue::from_str(s).ok()),
+            style,
+            access_header: HeaderValue::from_static(access.as_str()),
+        });
+        self
     }
 
     pub fn expired(&self) -> bool {

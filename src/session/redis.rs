@@ -25,6 +25,9 @@ struct Stored {
     t: Option<String>,
     s: Source,
     e: u64,
+    /// xApp sessions: account access and theme.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    x: Option<(crate::session::XappAccess, Option<String>)>,
 }
 
 /// L1 entries live `l1_ttl`, and never past the session's own expiry.
@@ -193,6 +196,9 @@ impl SessionStore for RedisStore {
         };
         let Ok(account) = Account::parse(&stored.a) else { return Ok(None) };
         let mut s = Session::new(account, stored.n, stored.t, stored.s, stored.e);
+        if let Some((access, style)) = stored.x {
+            s = s.with_xapp(access, style);
+        }
         if s.expired() {
             return Ok(None);
         }
@@ -212,7 +218,7 @@ impl SessionStore for RedisStore {
 
     async fn put(&self, id: String, session: Arc<Session>) -> Result<(), StoreError> {
         let key = self.key(&id);
-        let stored = Stored { a: session.account.to_string(), n: session.network.clone(), t: session.user_token.clone(), s: session.source, e: session.expires_at };
+        let stored = Stored { a: session.account.to_string(), n: session.network.clone(), t: session.user_token.clone(), s: session.source, e: session.expires_at, x: session.xapp.as_ref().map(|x| (x.access, x.style.clone())) };
         let sealed = self.sealer.seal(&key, &serde_json::to_string(&stored).expect("serializable"));
         let ttl = self.idle.as_secs().min(session.expires_at.saturating_sub(now())).max(1);
         let (mut c, k, set) = (self.conn.handle(), key.clone(), self.account_key(session.account.as_str()));

@@ -155,7 +155,7 @@ impl BrokerError {
 }
 
 pub struct Broker {
-    pub client: PlatformClient,
+    pub client: Arc<PlatformClient>,
     pub webhook: crate::xumm::webhook::WebhookVerifier,
     apps: Vec<Arc<App>>,
     /// Payload records (immutable once written), rate-limit counters, and the claims that an
@@ -174,7 +174,9 @@ fn sha256(s: &str) -> [u8; 32] {
 }
 
 impl Broker {
-    pub fn new(xumm: &XummConfig, apps: &[BrokerAppConfig], shared: std::sync::Arc<crate::shared::Shared>) -> Broker {
+    /// The broker for `apps`, calling Xumm through `client` (shared with xApp sessions: Xumm's
+    /// rate limit is per app, so one client paces every call).
+    pub fn new(xumm: &XummConfig, client: Arc<PlatformClient>, apps: &[BrokerAppConfig], shared: std::sync::Arc<crate::shared::Shared>) -> Broker {
         let apps = apps
             .iter()
             .map(|a| {
@@ -200,7 +202,7 @@ impl Broker {
             })
             .collect();
         Broker {
-            client: PlatformClient::new(xumm),
+            client,
             webhook: crate::xumm::webhook::WebhookVerifier::new(&xumm.api_secret),
             apps,
             shared,

@@ -133,6 +133,14 @@ impl PlatformClient {
         }
     }
 
+    /// One call, never retried: for a call that spends something (resolving a one-time token).
+    pub async fn call_once(&self, method: Method, path: &str, body: Option<&serde_json::Value>) -> Result<serde_json::Value, XummError> {
+        if let Some(retry_after) = self.paused() {
+            return Err(XummError::RateLimited { retry_after });
+        }
+        self.once(&method, path, body).await
+    }
+
     async fn once(&self, method: &Method, path: &str, body: Option<&serde_json::Value>) -> Result<serde_json::Value, XummError> {
         let bytes = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
         let req = Request::builder()

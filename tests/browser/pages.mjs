@@ -3,15 +3,11 @@
 // and the gateway's own error pages. Prints one JSON line per page: its name, whether it
 // overflows horizontally, and what it must show; screenshots go to $SCREENSHOT_DIR.
 // Usage: node pages.mjs <gateway base URL>
-import { chromium } from 'playwright-core';
+import { launch } from './chromium.mjs';
 
 const [base] = process.argv.slice(2);
 const shots = process.env.SCREENSHOT_DIR;
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-         '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
+const browser = await launch();
 const context = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 1 });
 const page = await context.newPage();
 let code = 0;

@@ -1,14 +1,10 @@
 // Signs in through xumm-gate in headless Chromium and prints what the whoami page shows.
 // Usage: node signin.mjs <gateway base URL> <account>
 // Exits non-zero (with a screenshot in $SCREENSHOT_DIR if set) when any step fails.
-import { chromium } from 'playwright-core';
+import { launch } from './chromium.mjs';
 
 const [base, account] = process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-         '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
+const browser = await launch();
 const page = await browser.newPage();
 let code = 0;
 try {
