@@ -156,7 +156,7 @@ fn identify_now<H: Headers + ?Sized>(auth: &Auth, headers: &H) -> Result<Found, 
             return Err(Wait::Store(id));
         }
     }
-    if auth.bearer.is_some() && bearer_token(headers).is_some() {
+    if (auth.bearer.is_some() || auth.xapp_jwt.is_some()) && bearer_token(headers).is_some() {
         return Err(Wait::Token);
     }
     Ok(Found::Nobody { had_cookie: auth.has_session_cookie(headers) })

@@ -40,6 +40,8 @@ pub struct Auth {
     pub sign_in_limit: Option<crate::ratelimit::PerClient>,
     /// None when `[bearer] enabled = false`.
     pub bearer: Option<crate::bearer::BearerVerifier>,
+    /// xApp JWTs as Bearer tokens, when `[xapp] bearer = true`.
+    pub xapp_jwt: Option<crate::xapp::XappJwt>,
     /// Tells this instance's entries apart in per-thread memos (tests run several gateways).
     instance: usize,
 }
@@ -90,6 +92,10 @@ impl Auth {
             shared,
             redirect_uri: format!("{base}{}/callback", server.prefix),
             sign_in_limit: (config.server.sign_in_per_minute > 0).then(|| crate::ratelimit::PerClient::new(config.server.sign_in_per_minute)),
+            xapp_jwt: match (&config.xapp, &config.xumm) {
+                (Some(x), Some(k)) if x.bearer => Some(crate::xapp::XappJwt::new(&k.api_key, &k.api_secret, x.jwt_issuer.clone(), config.bearer.max_skew.get().as_secs())),
+                _ => None,
+            },
             bearer: if config.bearer.enabled { Some(crate::bearer::BearerVerifier::new(&config.bearer, &p.client_id)?) } else { None },
             instance: {
                 static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -130,6 +136,14 @@ impl Auth {
                     tracing::warn!(cause = %e, "session store unavailable");
                     return Found::Failed(GatewayError::StoreUnavailable);
                 }
+            }
+        }
+        if let (Some(xapp), Some(token)) = (&self.xapp_jwt, bearer_token(headers)) {
+            if crate::xapp::XappJwt::claims_to_be(token) {
+                return match xapp.verify(token) {
+                    Ok(s) => Found::Session(Arc::new(s)),
+                    Err(e) => Found::Failed(GatewayError::InvalidToken(e.to_string())),
+                };
             }
         }
         if let (Some(verifier), Some(token)) = (&self.bearer, bearer_token(headers)) {

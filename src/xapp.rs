@@ -9,6 +9,7 @@ use std::time::Duration;
 use http::{Method, StatusCode};
 
 use crate::account::Account;
+use crate::oidc::TokenError;
 use crate::session::XappAccess;
 use crate::shared::Shared;
 use crate::xumm::client::{PlatformClient, XummError};
@@ -132,6 +133,76 @@ impl Xapp {
                 Err(XappError::Unavailable { retry_after: 2 })
             }
         }
+    }
+}
+
+/// xApp JWTs as Bearer tokens (`[xapp] bearer = true`): what an xApp's own frontend gets from
+/// Xumm (`jwt/authorize`), HS256-signed with the app's API secret, valid 24 h. Checked: the
+/// algorithm (HS256 only: never `none`, never a provider key), the signature, `exp` (required)
+/// and `iat`/`nbf` with the Bearer skew, the app (`client_id` or `app_uuidv4` must be this API
+/// key, as Xumm's docs check), `aud` when present, `iss` when `[xapp] jwt_issuer` is set, and
+/// the account (`sub`, or `usr`) as a valid r-address.
+pub struct XappJwt {
+    key: jsonwebtoken::DecodingKey,
+    app: String,
+    issuer: Option<String>,
+    skew: u64,
+}
+
+impl XappJwt {
+    pub fn new(api_key: &str, api_secret: &str, issuer: Option<String>, skew: u64) -> XappJwt {
+        XappJwt { key: jsonwebtoken::DecodingKey::from_secret(api_secret.as_bytes()), app: api_key.to_string(), issuer, skew }
+    }
+
+    /// Whether `token` claims to be one (an HS256 header): the provider's tokens never are.
+    pub fn claims_to_be(token: &str) -> bool {
+        jsonwebtoken::decode_header(token).is_ok_and(|h| h.alg == jsonwebtoken::Algorithm::HS256)
+    }
+
+    pub fn verify(&self, token: &str) -> Result<crate::session::Session, TokenError> {
+        use jsonwebtoken::errors::ErrorKind;
+        use serde_json::Value;
+        let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+        v.leeway = self.skew;
+        v.validate_aud = false;
+        v.validate_nbf = true;
+        v.set_required_spec_claims(&["exp"]);
+        if let Some(iss) = &self.issuer {
+            v.set_issuer(&[iss]);
+            v.set_required_spec_claims(&["exp", "iss"]);
+        }
+        let data = jsonwebtoken::decode::<serde_json::Map<String, Value>>(token, &self.key, &v).map_err(|e| match e.kind() {
+            ErrorKind::ExpiredSignature => TokenError::Expired,
+            ErrorKind::ImmatureSignature => TokenError::NotYetValid,
+            ErrorKind::InvalidSignature => TokenError::Signature,
+            ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => TokenError::Algorithm,
+            ErrorKind::InvalidIssuer => TokenError::Issuer,
+            ErrorKind::MissingRequiredClaim(c) if c == "iss" => TokenError::Claim("iss"),
+            ErrorKind::MissingRequiredClaim(_) => TokenError::Claim("exp"),
+            _ => TokenError::Malformed,
+        })?;
+        let c = data.claims;
+        let app = c.get("client_id").or_else(|| c.get("app_uuidv4")).and_then(Value::as_str);
+        if app != Some(self.app.as_str()) {
+            return Err(TokenError::Audience);
+        }
+        let aud_ok = match c.get("aud") {
+            None => true,
+            Some(Value::String(a)) => *a == self.app,
+            Some(Value::Array(a)) => a.iter().any(|x| x.as_str() == Some(&self.app)),
+            Some(_) => false,
+        };
+        if !aud_ok {
+            return Err(TokenError::Audience);
+        }
+        let now = crate::session::now();
+        if c.get("iat").and_then(Value::as_f64).is_some_and(|iat| iat > (now + self.skew) as f64) {
+            return Err(TokenError::NotYetValid);
+        }
+        let exp = c.get("exp").and_then(Value::as_f64).ok_or(TokenError::Claim("exp"))? as u64;
+        let account = c.get("sub").or_else(|| c.get("usr")).and_then(Value::as_str).and_then(|a| Account::parse(a).ok()).ok_or(TokenError::Account)?;
+        let network = c.get("net").and_then(Value::as_str).map(str::to_ascii_uppercase);
+        Ok(crate::session::Session::new(account, network, None, crate::session::Source::Xapp, exp))
     }
 }
 

@@ -12,10 +12,15 @@ const XUMM_SECRET: &str = "bbbbbbbb-5555-4666-8777-888888888888";
 const HTML: (&str, &str) = ("accept", "text/html,application/xhtml+xml");
 
 async fn setup(extra: &str) -> (xumm_gate::Running, DevPlatform) {
+    setup_with(extra, "").await
+}
+
+/// `xapp`: keys for the `[xapp]` table.
+async fn setup_with(extra: &str, xapp: &str) -> (xumm_gate::Running, DevPlatform) {
     let up = upstream().await;
     let idp = idp().await;
     let platform = DevPlatform::start("127.0.0.1:0".parse().unwrap(), XUMM_KEY, XUMM_SECRET).await.unwrap();
-    let more = format!("\n[xumm]\napi_url = \"{}\"\napi_key = \"{XUMM_KEY}\"\napi_secret = \"{XUMM_SECRET}\"\n\n[xapp]\n", platform.url);
+    let more = format!("\n[xumm]\napi_url = \"{}\"\napi_key = \"{XUMM_KEY}\"\napi_secret = \"{XUMM_SECRET}\"\n\n[xapp]\n{xapp}\n", platform.url);
     let gw = ready_gateway(&auth_config(up, &idp.issuer, extra, &more)).await;
     (gw, platform)
 }
@@ -169,4 +174,81 @@ async fn without_xapp_configured_the_token_means_nothing() {
     let got = get_with(gw.addr, "/public/x?xAppToken=abc", &[HTML]).await;
     assert_eq!(got.status, StatusCode::OK, "a public route passes as before");
     assert_eq!(got.json()["uri"], "/public/x?xAppToken=abc");
+}
+
+fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+/// An HS256 JWT with `claims`, signed with `secret`.
+fn signed(claims: serde_json::Value, secret: &str) -> String {
+    jsonwebtoken::encode(&jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256), &claims, &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes())).unwrap()
+}
+
+#[tokio::test]
+async fn xapp_jwts_are_bearer_tokens_only_when_enabled_and_only_genuine_ones() {
+    let (gw, platform) = setup_with("", "bearer = true").await;
+    let json = ("accept", "application/json");
+    // From the wallet's launch, as an xApp frontend gets it (jwt/authorize spends the OTT).
+    let ott = platform.issue_ott(ACCOUNT, "TESTNET", "FULL");
+    let authorized = send(Request::get(format!("{}/api/v1/jwt/authorize", platform.url)).header("x-api-key", XUMM_KEY).header("x-api-ott", &ott).body(full("")).unwrap()).await;
+    let jwt = authorized.json()["jwt"].as_str().unwrap().to_string();
+    for fast_path_request in ["/app", "/app?x=1"] {
+        let ok = get_with(gw.addr, fast_path_request, &[json, ("authorization", &bearer(&jwt))]).await;
+        assert_eq!(ok.status, StatusCode::OK, "{}", ok.text());
+        assert_eq!(ok.upstream_header("x-xumm-account"), [ACCOUNT]);
+        assert_eq!(ok.upstream_header("x-xumm-network"), ["TESTNET"]);
+        assert!(ok.upstream_header("authorization").is_empty(), "the token is not passed on");
+    }
+    let who = get_with(gw.addr, "/.xumm/userinfo", &[("authorization", &bearer(&jwt))]).await;
+    assert_eq!(who.json()["source"], "xapp");
+
+    let now = xumm_gate::session::now();
+    let base = serde_json::json!({"client_id": XUMM_KEY, "sub": ACCOUNT, "iat": now, "exp": now + 3600});
+    let with = |k: &str, v: serde_json::Value| {
+        let mut c = base.clone();
+        c[k] = v;
+        c
+    };
+    let none = {
+        use base64::Engine;
+        let e = |v: &serde_json::Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+        format!("{}.{}.", e(&serde_json::json!({"alg": "none", "typ": "JWT"})), e(&base))
+    };
+    let cases = [
+        ("wrong secret", signed(base.clone(), "not-the-api-secret"), "bad signature"),
+        ("alg none", none, ""),
+        ("expired", signed(with("exp", (now - 3600).into()), XUMM_SECRET), "token expired"),
+        ("no exp", signed(serde_json::json!({"client_id": XUMM_KEY, "sub": ACCOUNT}), XUMM_SECRET), "claim exp"),
+        ("another app", signed(with("client_id", "another-app".into()), XUMM_SECRET), "wrong audience"),
+        ("no app", signed(serde_json::json!({"sub": ACCOUNT, "exp": now + 3600}), XUMM_SECRET), "wrong audience"),
+        ("wrong aud", signed(with("aud", "someone-else".into()), XUMM_SECRET), "wrong audience"),
+        ("issued in the future", signed(with("iat", (now + 3600).into()), XUMM_SECRET), "not yet valid"),
+        ("no account", signed(with("sub", "rNOTANACCOUNT".into()), XUMM_SECRET), "r-address"),
+    ];
+    for (what, token, reason) in cases {
+        let got = get_with(gw.addr, "/app", &[json, ("authorization", &bearer(&token))]).await;
+        assert_eq!(got.status, StatusCode::UNAUTHORIZED, "{what}: {}", got.text());
+        let www = got.headers["www-authenticate"].to_str().unwrap();
+        assert!(www.contains("invalid_token") && www.contains(reason), "{what}: {www}");
+    }
+    // The xApp's own JWT from the platform helper works too (the claims Xumm's docs name).
+    assert_eq!(get_with(gw.addr, "/app", &[json, ("authorization", &bearer(&platform.xapp_jwt(ACCOUNT, "MAINNET", serde_json::json!({}))))]).await.status, StatusCode::OK);
+
+    // Without `bearer = true` an xApp JWT is nobody's token.
+    let (off, platform) = setup("").await;
+    let jwt = platform.xapp_jwt(ACCOUNT, "MAINNET", serde_json::json!({}));
+    assert_eq!(get_with(off.addr, "/app", &[json, ("authorization", &bearer(&jwt))]).await.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn an_xapp_jwt_issuer_is_checked_when_configured() {
+    let (gw, platform) = setup_with("", "bearer = true\njwt_issuer = \"https://xumm.app\"").await;
+    let json = ("accept", "application/json");
+    let good = platform.xapp_jwt(ACCOUNT, "MAINNET", serde_json::json!({}));
+    assert_eq!(get_with(gw.addr, "/app", &[json, ("authorization", &bearer(&good))]).await.status, StatusCode::OK);
+    let other = platform.xapp_jwt(ACCOUNT, "MAINNET", serde_json::json!({"iss": "https://evil.example"}));
+    let got = get_with(gw.addr, "/app", &[json, ("authorization", &bearer(&other))]).await;
+    assert_eq!(got.status, StatusCode::UNAUTHORIZED);
+    assert!(got.headers["www-authenticate"].to_str().unwrap().contains("wrong issuer"));
 }

@@ -25,6 +25,8 @@ pub(super) fn default_xumm_url() -> Parsed<url::Url> {
 pub struct XappConfig {
     /// Also accept xApp JWTs (HS256, signed by Xumm with the API secret) as Bearer tokens.
     pub bearer: bool,
+    /// When set, an xApp JWT's `iss` must be this (Xumm does not document its value).
+    pub jwt_issuer: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]

@@ -132,6 +132,12 @@ impl DevPlatform {
         }
     }
 
+    /// An xApp JWT for `account`, as `jwt/authorize` gives an xApp's frontend: HS256 with the
+    /// API secret, `claims` merged over the usual ones (to forge or expire one in tests).
+    pub fn xapp_jwt(&self, account: &str, network: &str, claims: Value) -> String {
+        xapp_jwt(&self.state, account, network, claims)
+    }
+
     /// Where the xApp launcher page (`/xapp`) opens the app.
     pub fn set_xapp_url(&self, url: &str) {
         *self.state.xapp_url.lock().unwrap() = url.to_string();
@@ -246,6 +252,35 @@ async fn wallet(st: &State, req: Request<Incoming>, rest: String) -> Response<Fu
     ))
 }
 
+fn xapp_jwt(st: &State, account: &str, network: &str, claims: Value) -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let mut c = json!({
+        "client_id": st.key, "app_uuidv4": st.key, "app_name": "development app", "sub": account, "usr": account, "net": network,
+        "iss": "https://xumm.app", "iat": now, "exp": now + 24 * 3600,
+    });
+    if let (Some(c), Some(extra)) = (c.as_object_mut(), claims.as_object()) {
+        for (k, v) in extra {
+            c.insert(k.clone(), v.clone());
+        }
+    }
+    jsonwebtoken::encode(&jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256), &c, &jsonwebtoken::EncodingKey::from_secret(st.secret.as_bytes())).unwrap_or_default()
+}
+
+/// `GET /api/v1/jwt/authorize` (x-api-key, x-api-ott): an xApp frontend trades its one-time
+/// token for the launch data and a JWT; the token is spent.
+fn authorize(st: &State, h: &http::HeaderMap) -> Response<Full<Bytes>> {
+    let key_ok = h.get("x-api-key").is_some_and(|v| v.as_bytes() == st.key.as_bytes());
+    let Some(ott) = h.get("x-api-ott").and_then(|v| v.to_str().ok()).filter(|_| key_ok) else { return error(StatusCode::FORBIDDEN, 813) };
+    let resolved = resolve_ott(st, ott);
+    if resolved.status() != StatusCode::OK {
+        return resolved;
+    }
+    let data = st.otts.lock().unwrap().get(ott).cloned();
+    let Some(o) = data else { return error(StatusCode::NOT_FOUND, 404) };
+    let jwt = xapp_jwt(st, &o.account, &o.nodetype, json!({}));
+    reply(StatusCode::OK, json!({"ott": {"account": o.account, "nodetype": o.nodetype, "accountaccess": o.access, "style": o.style}, "app": {"name": "development app"}, "jwt": jwt}))
+}
+
 fn issue_ott(st: &State, app: &str, account: &str, nodetype: &str, access: &str, style: &str) -> String {
     let token = uuid_like();
     let ott = Ott { app: app.into(), account: account.into(), nodetype: nodetype.into(), access: access.into(), style: style.into(), issued: std::time::Instant::now(), spent: false };
@@ -347,6 +382,9 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Response<Full<
     }
     if path == "/xapp" {
         return Ok(launcher(&st, req).await);
+    }
+    if path == "/api/v1/jwt/authorize" {
+        return Ok(authorize(&st, req.headers()));
     }
     let h = req.headers();
     let ok = h.get("x-api-key").is_some_and(|v| v.as_bytes() == st.key.as_bytes()) && h.get("x-api-secret").is_some_and(|v| v.as_bytes() == st.secret.as_bytes());
