@@ -12,7 +12,7 @@ fn path(c: &mut Criterion) {
 }
 
 fn routes(c: &mut Criterion) {
-    let r = |p: &str, public| RouteConfig { path: p.into(), public, allow_accounts: vec![], allow_networks: vec![], strict_path: true };
+    let r = |p: &str, public| RouteConfig { path: p.into(), public, allow_accounts: vec![], allow_networks: vec![], allow_account_access: vec![], strict_path: true };
     let table = xumm_gate::policy::RouteTable::new(&[r("/public", true), r("/admin", false), r("/api/v1", false), r("/static", true)], true).unwrap();
     c.bench_function("route decision (4 rules)", |b| b.iter(|| table.decide(black_box("/api/v1/users/42")).public));
 }

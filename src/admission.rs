@@ -14,7 +14,7 @@ use crate::identity::IdentityHeaders;
 use crate::metrics::RouteMetrics;
 use crate::policy::{Decision, RouteTable};
 use crate::proxy::{Proxy, Upstream};
-use crate::session::Session;
+use crate::session::{Session, XappAccess};
 use crate::xapp::{Launch, Xapp};
 
 /// Who may pass, as whom, and where to: everything the decision reads, and nothing else.
@@ -163,9 +163,12 @@ fn identify_now<H: Headers + ?Sized>(auth: &Auth, headers: &H) -> Result<Found, 
 }
 
 /// Route policy for a signed-in user. A rule that lists networks admits only sessions whose
-/// network is known and listed (fail closed).
+/// network is known and listed (fail closed). A session that is not an xApp's holds the account
+/// fully: its user signed with the account's key.
 fn allowed(decision: &Decision<'_>, s: &Session) -> bool {
     let Some(r) = decision.route else { return true };
+    let access = s.xapp.as_ref().map_or(XappAccess::Full, |x| x.access);
     (r.allow_accounts.is_empty() || r.allow_accounts.contains(&s.account))
         && (r.allow_networks.is_empty() || s.network.as_ref().is_some_and(|n| r.allow_networks.iter().any(|x| x.matches(n))))
+        && (r.allow_account_access.is_empty() || r.allow_account_access.contains(&access))
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::account::Account;
 use crate::config::{ConfigError, Network, Parsed, RouteConfig};
+use crate::session::XappAccess;
 use crate::path::{has_prefix, has_prefix_ignore_case};
 
 #[derive(Debug)]
@@ -15,6 +16,7 @@ pub struct Route {
     pub public: bool,
     pub allow_accounts: Vec<Account>,
     pub allow_networks: Vec<Network>,
+    pub allow_account_access: Vec<XappAccess>,
     /// Strict path mode applies (see `path::strict_check`).
     pub strict: bool,
 }
@@ -52,6 +54,7 @@ impl RouteTable {
                 public: r.public,
                 allow_accounts: Parsed::all(&format!("route[{i}].allow_accounts"), &r.allow_accounts)?,
                 allow_networks: Parsed::all(&format!("route[{i}].allow_networks"), &r.allow_networks)?,
+                allow_account_access: Parsed::all(&format!("route[{i}].allow_account_access"), &r.allow_account_access)?,
                 strict: r.strict_path,
             });
         }
@@ -87,6 +90,7 @@ mod tests {
             public,
             allow_accounts: vec![],
             allow_networks: vec![],
+            allow_account_access: vec![],
             strict_path: true,
         };
         RouteTable::new(&[r("/public", true), r("/public/secret", false), r("/admin", false)], true).unwrap()

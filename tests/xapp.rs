@@ -252,3 +252,25 @@ async fn an_xapp_jwt_issuer_is_checked_when_configured() {
     assert_eq!(got.status, StatusCode::UNAUTHORIZED);
     assert!(got.headers["www-authenticate"].to_str().unwrap().contains("wrong issuer"));
 }
+
+#[tokio::test]
+async fn a_route_can_require_full_account_access() {
+    let (gw, platform) = setup_with("", "\n[[route]]\npath = \"/vault\"\nallow_account_access = [\"FULL\"]").await;
+    let open = |access: &'static str| {
+        let platform = platform.clone();
+        async move {
+            let token = platform.issue_ott(ACCOUNT, "MAINNET", access);
+            let launch = get_with(gw.addr, &format!("/vault?xAppToken={token}"), &[HTML]).await;
+            session_cookie(&launch).unwrap()
+        }
+    };
+    let readonly = open("READONLY").await;
+    let refused = get_with(gw.addr, "/vault", &[HTML, ("cookie", &readonly)]).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "a watched account may not open it");
+    assert_eq!(get_with(gw.addr, "/elsewhere", &[HTML, ("cookie", &readonly)]).await.status, StatusCode::OK);
+    let full = open("FULL").await;
+    assert_eq!(get_with(gw.addr, "/vault", &[HTML, ("cookie", &full)]).await.status, StatusCode::OK);
+    // Signed in with Xumm: the user signed with the account's key.
+    let (name, value) = login(gw.addr, ACCOUNT, "MAINNET").await;
+    assert_eq!(get_with(gw.addr, "/vault", &[HTML, ("cookie", &format!("{name}={value}"))]).await.status, StatusCode::OK);
+}

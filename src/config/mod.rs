@@ -136,6 +136,7 @@ impl Config {
             p.take(check_route_path(&format!("route[{i}].path"), &r.path));
             p.each(&format!("route[{i}].allow_accounts"), &r.allow_accounts);
             p.each(&format!("route[{i}].allow_networks"), &r.allow_networks);
+            p.each(&format!("route[{i}].allow_account_access"), &r.allow_account_access);
             // Rules match regardless of case: two rules whose paths differ only in case are the same rule.
             if let Some(j) = self.routes[..i].iter().position(|o| same_path(&o.path.to_ascii_lowercase(), &r.path.to_ascii_lowercase())) {
                 p.add(format!("route[{i}].path"), format!("{:?} is also route[{j}].path: the first would silently win; merge them", r.path));

@@ -40,6 +40,11 @@ pub struct RouteConfig {
     pub allow_accounts: Vec<Parsed<crate::account::Account>>,
     #[serde(default)]
     pub allow_networks: Vec<Parsed<Network>>,
+    /// How the user must hold the account: `["FULL"]` refuses xApp sessions of an account the
+    /// wallet only watches (READONLY). Sign-in and Bearer sessions count as FULL: the user
+    /// signed with the account's key.
+    #[serde(default)]
+    pub allow_account_access: Vec<Parsed<crate::session::XappAccess>>,
     /// Strict path mode for this route (default true). `false` lets `;` matrix parameters
     /// through (never on a dot segment) and skips the trailing dot/space and encoded-'%' checks.
     #[serde(default = "yes")]

@@ -453,6 +453,16 @@ impl FromText for Origin {
     }
 }
 
+impl FromText for crate::session::XappAccess {
+    fn from_text(text: &str) -> Result<crate::session::XappAccess, String> {
+        match text {
+            "FULL" => Ok(crate::session::XappAccess::Full),
+            "READONLY" => Ok(crate::session::XappAccess::Readonly),
+            _ => Err(format!("must be \"FULL\" or \"READONLY\", got {text:?}")),
+        }
+    }
+}
+
 /// An XRPL network as Xumm names it (`MAINNET`, `TESTNET`, `XAHAU`, ...): letters only, kept in
 /// upper case, compared with a session's network ignoring case.
 #[derive(Debug, Clone, PartialEq, Eq)]
