@@ -96,7 +96,8 @@ impl Auth {
                 (Some(x), Some(k)) if x.bearer => Some(crate::xapp::XappJwt::new(&k.api_key, &k.api_secret, x.jwt_issuer.clone(), config.bearer.max_skew.get().as_secs())),
                 _ => None,
             },
-            bearer: if config.bearer.enabled { Some(crate::bearer::BearerVerifier::new(&config.bearer, &p.client_id)?) } else { None },
+            // OAuth2 JWTs exist only with an OAuth2 provider.
+            bearer: if config.bearer.enabled && p.kind.get() == crate::config::ProviderKind::Oauth2 { Some(crate::bearer::BearerVerifier::new(&config.bearer, &p.client_id)?) } else { None },
             instance: {
                 static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
                 NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)

@@ -26,6 +26,7 @@ pub mod metrics;
 pub mod oidc;
 pub mod pages;
 pub mod path;
+pub mod payload_login;
 pub mod policy;
 pub mod proxy;
 pub mod ratelimit;
@@ -72,6 +73,8 @@ pub struct Endpoints {
     /// `[forward_auth] mode = "redirect"`.
     pub forward_auth_redirect: bool,
     pub cors: cors::Cors,
+    /// Sign-in with SignIn payloads, when `provider.kind = "payload"`.
+    pub payload_login: Option<Arc<payload_login::PayloadLogin>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -146,6 +149,12 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             allowed_redirect_hosts: config.server.allowed_redirect_hosts.clone(),
             forward_auth_redirect: config.forward_auth.mode.get() == config::ForwardAuthMode::Redirect,
             cors: cors::Cors::new(&config.cors.allowed_origins)?,
+            payload_login: match (&config.provider, &platform) {
+                (Some(p), Some(client)) if p.kind.get() == config::ProviderKind::Payload => {
+                    Some(Arc::new(payload_login::PayloadLogin::new(client.clone(), shared.clone(), p.payloads_per_minute)))
+                }
+                _ => None,
+            },
         },
         broker: platform.as_ref().zip(config.xumm.as_ref()).map(|(p, x)| xumm::broker::Broker::new(x, p.clone(), &config.broker.app, shared)),
         proxy,
@@ -194,12 +203,13 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     }
     let public_task = tokio::spawn(server::serve_public(gateway.clone(), listener, rx));
     match &gateway.admission.auth {
-        // Ready once the provider's metadata and keys are loaded (retried with backoff).
-        Some(auth) => {
+        // Ready once the provider's metadata and keys are loaded (retried with backoff); a
+        // gateway signing in with payloads asks no OAuth2 provider anything.
+        Some(auth) if gateway.endpoints.payload_login.is_none() => {
             let gw = gateway.clone();
             auth.provider.clone().spawn_discovery(move || gw.life.ready.store(true, Ordering::Release));
         }
-        None => gateway.life.ready.store(true, Ordering::Release),
+        _ => gateway.life.ready.store(true, Ordering::Release),
     }
     tracing::info!(listen = %addr, admin = ?admin_addr, "xumm-gate serving");
     Ok(Running { addr, admin_addr, gateway, shutdown: tx, admin_shutdown: admin_tx, public_task, workers: worker_threads, admin_task })

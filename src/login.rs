@@ -73,7 +73,7 @@ impl Gateway {
     }
 
     /// GET {prefix}/start?rd=: new state, nonce and PKCE; pending-login cookie; 302 to the provider.
-    pub fn login_start(&self, auth: &Auth, headers: &HeaderMap, query: Option<&str>) -> Response<Body> {
+    pub async fn login_start(&self, auth: &Auth, headers: &HeaderMap, query: Option<&str>) -> Response<Body> {
         let Some(pairs) = query_pairs(query, &["rd"]) else {
             return problem(StatusCode::BAD_REQUEST, "The sign-in link was malformed.", "/");
         };
@@ -82,6 +82,9 @@ impl Gateway {
         // error page): the token is the sign-in.
         if let (Some(_), Some((launch, back))) = (&self.admission.xapp, crate::xapp::split_launch(&rd)) {
             return pages::redirect(StatusCode::FOUND, &self.xapp_url(&launch, &back));
+        }
+        if let Some(pl) = &self.endpoints.payload_login {
+            return self.payload_start(auth, pl, headers, rd).await;
         }
         let Some(meta) = auth.provider.metadata() else {
             return GatewayError::ProviderStartingUp.render(PAGE);
@@ -197,18 +200,8 @@ impl Gateway {
         let expires_at = verified.expires_at.min(now() + auth.ttl.as_secs());
         let session = Session::new(verified.account, verified.network, verified.user_token, Source::Session, expires_at);
         tracing::info!(account = %session.account, network = session.network.as_deref().unwrap_or("-"), "signed in");
-        let mut r = match auth.open_session(session, headers).await {
-            Ok(cookie) => {
-                let mut r = pages::redirect(StatusCode::FOUND, &pending.r);
-                append_cookie(r.headers_mut(), &cookie);
-                r
-            }
-            Err(e) => {
-                // The sign-in can be retried from the start once the store is back.
-                tracing::error!(cause = %e, "session store unavailable");
-                GatewayError::StoreUnavailable.render(PAGE)
-            }
-        };
+        // Should the store fail, the sign-in can be retried from the start once it is back.
+        let mut r = signed_in(auth, session, headers, &pending.r).await.unwrap_or_else(|e| e.render(PAGE));
         append_cookie(r.headers_mut(), &clear_pending);
         r
     }
@@ -225,13 +218,7 @@ impl Gateway {
         let expires_at = now() + auth.ttl.as_secs();
         let session = Session::new(opened.account, opened.network, None, Source::Xapp, expires_at).with_xapp(opened.access, opened.style);
         tracing::info!(account = %session.account, network = session.network.as_deref().unwrap_or("-"), access = session.xapp.as_ref().map_or("-", |x| x.access.as_str()), "signed in from an xApp");
-        let cookie = auth.open_session(session, headers).await.map_err(|e| {
-            tracing::error!(cause = %e, "session store unavailable");
-            GatewayError::StoreUnavailable
-        })?;
-        let mut r = pages::redirect(StatusCode::FOUND, back);
-        append_cookie(r.headers_mut(), &cookie);
-        Ok(r)
+        signed_in(auth, session, headers, back).await
     }
 
     /// GET/POST {prefix}/sign_out: deletes the session server-side, clears the cookie.
@@ -262,6 +249,18 @@ impl Gateway {
             Found::Failed(e) => e.response(headers.get(header::ACCEPT)),
         }
     }
+}
+
+/// The end of every sign-in: the session opened (`Auth::open_session`) and the browser sent to
+/// `to` with its cookie; a store outage is a retryable 503, never a loop back to sign-in.
+pub(crate) async fn signed_in(auth: &Auth, session: Session, headers: &HeaderMap, to: &str) -> Result<Response<Body>, GatewayError> {
+    let cookie = auth.open_session(session, headers).await.map_err(|e| {
+        tracing::error!(cause = %e, "session store unavailable");
+        GatewayError::StoreUnavailable
+    })?;
+    let mut r = pages::redirect(StatusCode::FOUND, to);
+    append_cookie(r.headers_mut(), &cookie);
+    Ok(r)
 }
 
 /// The sign-in endpoints answer browser navigations.

@@ -139,7 +139,7 @@ impl Gateway {
     }
 
     /// The gateway's own endpoints under the prefix; `rest` starts with '/' or is empty.
-    async fn endpoint(self: &Arc<Self>, req: Request<Incoming>, rest: &str, peer: SocketAddr) -> Response<Body> {
+    async fn endpoint(self: &Arc<Self>, mut req: Request<Incoming>, rest: &str, peer: SocketAddr) -> Response<Body> {
         if rest == "/webhook" && req.method() == Method::POST {
             return self.webhook(req).await;
         }
@@ -149,6 +149,11 @@ impl Gateway {
             }
             if let Some(call) = rest.strip_prefix("/api/v1/platform/").or_else(|| rest.strip_prefix("/api/v1/jwt/")) {
                 return self.broker_call(broker, req, call).await;
+            }
+        }
+        if let (Some(rest), Some(pl), Some(auth)) = (rest.strip_prefix("/qr/"), &self.endpoints.payload_login, &self.admission.auth) {
+            if req.method() == Method::GET {
+                return self.payload_endpoint(auth, pl, &mut req, rest).await;
             }
         }
         let req = &req;
@@ -163,7 +168,7 @@ impl Gateway {
             }
         }
         match (m, rest) {
-            (&Method::GET, "/start") => self.login_start(auth, h, q),
+            (&Method::GET, "/start") => self.login_start(auth, h, q).await,
             (&Method::GET, "/xapp") => self.xapp_endpoint(h, q).await,
             (&Method::GET, "/callback") => self.login_callback(auth, h, q).await,
             (&Method::GET | &Method::POST, "/sign_out") => self.sign_out(auth, h, q).await,

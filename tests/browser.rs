@@ -72,6 +72,39 @@ async fn chromium_opens_the_demo_as_an_xapp() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn chromium_signs_in_with_a_qr_code_that_updates_live() {
+    let (dir, _demo) = ready_demo().await;
+    // A gateway signing in with SignIn payloads, in front of whoami, against the development platform.
+    let whoami = xumm_gate::demo::whoami::start("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let platform = xumm_gate::demo::platform::DevPlatform::start("127.0.0.1:0".parse().unwrap(), "qr-key", "qr-secret").await.unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:{port}\"\nadmin_listen = \"\"\npublic_url = \"http://127.0.0.1:{port}\"\n\
+         [provider]\nkind = \"payload\"\n[session]\ncookie_secrets = [\"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\"]\n\
+         [xumm]\napi_url = \"{}\"\napi_key = \"qr-key\"\napi_secret = \"qr-secret\"\n[[upstream]]\npath = \"/\"\nurl = \"http://{whoami}\"\n",
+        platform.url
+    );
+    let gw = xumm_gate::start(xumm_gate::config::Config::from_toml(&text, &|_| None).unwrap()).await.unwrap();
+    let shots = concat!(env!("CARGO_MANIFEST_DIR"), "/target/screenshots");
+    std::fs::create_dir_all(shots).unwrap();
+    let base = format!("http://{}", gw.addr);
+    let account = "r9DvujRNfGrZr4nBjudEJJWFBNfkDfcwNA";
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("timeout").args(["120", "node", "qr.mjs"]).arg(&base).arg(account).env("SCREENSHOT_DIR", shots).current_dir(dir).output().expect("node runs")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "browser run failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let got: serde_json::Value = serde_json::from_str(stdout.lines().next().unwrap()).unwrap();
+    assert!(got["qr_path"].as_str().unwrap().starts_with("/.xumm/qr/"), "{got}");
+    assert_eq!(got["qr_overflows"], false, "{got}");
+    assert_eq!(got["landed"], "/dashboard?tab=2", "{got}");
+    assert_eq!(got["account"], account, "{got}");
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn every_demo_page_fits_a_phone_screen() {
     let (dir, demo) = ready_demo().await;
     // Screenshots are kept as test artifacts.

@@ -7,6 +7,13 @@ use http::HeaderName;
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderConfig {
+    /// "oauth2" (default) or "payload" (a SignIn payload shown as a QR code or pushed).
+    #[serde(default)]
+    pub kind: Choice<ProviderKind>,
+    /// SignIn payloads created per minute at most, all clients together (each spends one from
+    /// the app's Xumm quota); per client, `server.sign_in_per_minute` applies as well.
+    #[serde(default = "default_payloads_per_minute")]
+    pub payloads_per_minute: u32,
     #[serde(default = "default_issuer")]
     pub issuer: Parsed<url::Url>,
     #[serde(default)]
@@ -23,6 +30,10 @@ pub struct ProviderConfig {
     /// Least time between two JWKS fetches triggered by tokens no cached key verifies.
     #[serde(default = "default_jwks_min_refresh")]
     pub jwks_min_refresh: Span,
+}
+
+pub(super) fn default_payloads_per_minute() -> u32 {
+    60
 }
 
 pub(super) fn default_jwks_min_refresh() -> Span {

@@ -26,7 +26,7 @@ pub use routing::{CorsConfig, RouteConfig, UpstreamConfig};
 pub use server::{Server, ServerConfig};
 pub use session::{OneOrMany, SessionConfig};
 pub(crate) use values::err;
-pub use values::{Choice, ConfigError, ForwardAuthMode, FromText, LogFormat, Network, Origin, Parsed, RedisMode, Secret, Span, StoreKind, TokenAuth, UpstreamUrl};
+pub use values::{Choice, ConfigError, ForwardAuthMode, ProviderKind, FromText, LogFormat, Network, Origin, Parsed, RedisMode, Secret, Span, StoreKind, TokenAuth, UpstreamUrl};
 pub use xumm::{BrokerAppConfig, BrokerConfig, XappConfig, XummConfig};
 use session::check_redis_urls;
 use values::*;
@@ -243,10 +243,15 @@ impl Config {
         }
         if let Some(pr) = &self.provider {
             p.parsed("provider.issuer", &pr.issuer);
-            if pr.client_id.is_empty() {
+            let payload = p.take(pr.kind.checked("provider.kind")) == Some(ProviderKind::Payload);
+            if payload && self.xumm.is_none() {
+                p.add("provider.kind", "\"payload\" needs [xumm] api_key and api_secret (the gateway creates the SignIn payloads with them)");
+            }
+            p.within("provider.payloads_per_minute", pr.payloads_per_minute as usize, 1, 100_000);
+            if pr.client_id.is_empty() && !payload {
                 p.add("provider.client_id", "is required (your app's API key from the Xumm Developer Console)");
             }
-            if pr.client_secret.is_empty() {
+            if pr.client_secret.is_empty() && !payload {
                 p.add("provider.client_secret", "is required (your app's API secret: Xumm's token endpoint needs it)");
             }
             p.take(bounded("provider.jwks_min_refresh", &pr.jwks_min_refresh, Duration::from_secs(1), Duration::from_secs(3600)));

@@ -274,6 +274,11 @@ words!(
     ForwardAuthMode { Status = "status", Redirect = "redirect" }
 );
 words!(
+    /// `provider.kind`: sign in with Xumm's OAuth2 (code + PKCE), or with a SignIn payload the
+    /// gateway creates with `[xumm]`'s key and secret (QR code or push; no OAuth2 client needed).
+    ProviderKind { Oauth2 = "oauth2", Payload = "payload" }
+);
+words!(
     /// `provider.token_auth`: how the client authenticates at the token endpoint.
     TokenAuth { ClientSecretPost = "client_secret_post", ClientSecretBasic = "client_secret_basic" }
 );

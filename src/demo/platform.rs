@@ -281,6 +281,21 @@ fn authorize(st: &State, h: &http::HeaderMap) -> Response<Full<Bytes>> {
     reply(StatusCode::OK, json!({"ott": {"account": o.account, "nodetype": o.nodetype, "accountaccess": o.access, "style": o.style}, "app": {"name": "development app"}, "jwt": jwt}))
 }
 
+/// The user token a signed payload issues: the one it was pushed with, else one per account
+/// (uuid-shaped, so `user-tokens` counts it active).
+fn issued_user_token(p: &Payload) -> Value {
+    if !p.signed {
+        return p.request.get("user_token").cloned().unwrap_or(Value::Null);
+    }
+    if let Some(t) = p.request.get("user_token") {
+        return t.clone();
+    }
+    let Some(a) = &p.account else { return Value::Null };
+    use sha2::Digest;
+    let h: String = sha2::Sha256::digest(a.as_bytes()).iter().take(16).map(|b| format!("{b:02x}")).collect();
+    json!(format!("{}-{}-4{}-a{}-{}", &h[0..8], &h[8..12], &h[13..16], &h[17..20], &h[20..32]))
+}
+
 fn issue_ott(st: &State, app: &str, account: &str, nodetype: &str, access: &str, style: &str) -> String {
     let token = uuid_like();
     let ott = Ott { app: app.into(), account: account.into(), nodetype: nodetype.into(), access: access.into(), style: style.into(), issued: std::time::Instant::now(), spent: false };
@@ -459,7 +474,7 @@ async fn api(st: &State, req: Request<Incoming>, rest: &str) -> Response<Full<By
             reply(StatusCode::OK, json!({
                 "meta": {"exists": true, "uuid": uuid, "resolved": p.resolved, "signed": p.signed, "cancelled": p.cancelled,
                          "expired": p.cancelled || p.expired, "pushed": p.request.get("user_token").is_some(), "submit": true, "multisign": false},
-                "application": {"name": "development app", "uuidv4": st.key, "issued_user_token": p.request.get("user_token")},
+                "application": {"name": "development app", "uuidv4": st.key, "issued_user_token": issued_user_token(p)},
                 "payload": {"tx_type": tx_type, "request_json": p.request["txjson"]},
                 "response": {"account": p.account, "txid": if p.signed { json!("AB".repeat(32)) } else { Value::Null },
                              "dispatched_nodetype": p.nodetype, "environment_nodetype": p.nodetype},

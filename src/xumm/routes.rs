@@ -59,41 +59,15 @@ impl Gateway {
             Ok(false) => return BrokerError::NotFound.render(),
             Err(e) => return e.render(),
         }
-        let Some(key) = req.headers().get("sec-websocket-key").cloned() else {
-            return BrokerError::WebsocketRequired.render();
-        };
-        let version = req.headers().get("sec-websocket-version").cloned();
-        let client_side = hyper::upgrade::on(&mut req);
-        let mut upstream = match broker.client.status_socket(uuid, &key, version.as_ref()).await {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::warn!(cause = %e, "status socket to Xumm failed");
-                return BrokerError::StatusSocket.render();
-            }
-        };
-        let accept = upstream.headers().get("sec-websocket-accept").cloned();
-        let xumm_side = hyper::upgrade::on(&mut upstream);
-        let (gw, uuid) = (self.clone(), uuid.to_string());
-        tokio::spawn(async move {
-            if let Ok((c, x)) = tokio::try_join!(client_side, xumm_side) {
-                relay_status(c, x, move || {
-                    tokio::spawn(async move {
-                        if let Some(b) = &gw.broker {
-                            b.resolved(&uuid, "websocket").await;
-                        }
-                    });
-                })
-                .await;
-            }
-        });
-        let mut r = Response::new(Body::empty());
-        *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-        r.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-        r.headers_mut().insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-        if let Some(a) = accept {
-            r.headers_mut().insert("sec-websocket-accept", a);
-        }
-        r
+        let (gw, id) = (self.clone(), uuid.to_string());
+        relay_socket(&broker.client, &mut req, uuid, move || {
+            tokio::spawn(async move {
+                if let Some(b) = &gw.broker {
+                    b.resolved(&id, "websocket").await;
+                }
+            });
+        })
+        .await
     }
 
     pub async fn broker_call(&self, broker: &Broker, req: Request<Incoming>, rest: &str) -> Response<Body> {
@@ -214,6 +188,40 @@ fn uuid(rest: &str) -> Result<&str, BrokerError> {
 }
 
 type Socket = tokio_tungstenite::WebSocketStream<hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>>;
+
+/// `{prefix}/sign/{uuid}` and the sign-in page's socket: relays Xumm's status WebSocket for
+/// `uuid` message by message (the handshake is Xumm's own: the client's key goes to Xumm, Xumm's
+/// accept comes back); `on_outcome` runs once when Xumm reports the payload resolved.
+pub(crate) async fn relay_socket(client: &crate::xumm::client::PlatformClient, req: &mut Request<Incoming>, uuid: &str, on_outcome: impl FnOnce() + Send + 'static) -> Response<Body> {
+    let Some(key) = req.headers().get("sec-websocket-key").cloned() else {
+        return BrokerError::WebsocketRequired.render();
+    };
+    let version = req.headers().get("sec-websocket-version").cloned();
+    let client_side = hyper::upgrade::on(&mut *req);
+    let mut upstream = match client.status_socket(uuid, &key, version.as_ref()).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(cause = %e, "status socket to Xumm failed");
+            return BrokerError::StatusSocket.render();
+        }
+    };
+    let accept = upstream.headers().get("sec-websocket-accept").cloned();
+    let xumm_side = hyper::upgrade::on(&mut upstream);
+    tokio::spawn(async move {
+        if let Ok((c, x)) = tokio::try_join!(client_side, xumm_side) {
+            relay_status(c, x, on_outcome).await;
+        }
+    });
+    let mut r = Response::new(Body::empty());
+    *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    r.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    r.headers_mut().insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    if let Some(a) = accept {
+        r.headers_mut().insert("sec-websocket-accept", a);
+    }
+    r
+}
+
 
 /// Copies messages between the client and Xumm until either side closes. Pings are answered by
 /// each side's own WebSocket stack, not forwarded. `on_outcome` runs once, as soon as Xumm's
