@@ -150,7 +150,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             forward_auth_redirect: config.forward_auth.mode.get() == config::ForwardAuthMode::Redirect,
             cors: cors::Cors::new(&config.cors.allowed_origins)?,
             payload_login: match (&config.provider, &platform) {
-                (Some(p), Some(client)) if p.kind.get() == config::ProviderKind::Payload => {
+                (Some(p), Some(client)) if p.kind.get() == config::ProviderKind::Payload || p.qr_sign_in => {
                     Some(Arc::new(payload_login::PayloadLogin::new(client.clone(), shared.clone(), p.payloads_per_minute)))
                 }
                 _ => None,
@@ -205,7 +205,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     match &gateway.admission.auth {
         // Ready once the provider's metadata and keys are loaded (retried with backoff); a
         // gateway signing in with payloads asks no OAuth2 provider anything.
-        Some(auth) if gateway.endpoints.payload_login.is_none() => {
+        Some(auth) if auth.provider.cfg.kind.get() == config::ProviderKind::Oauth2 => {
             let gw = gateway.clone();
             auth.provider.clone().spawn_discovery(move || gw.life.ready.store(true, Ordering::Release));
         }

@@ -84,7 +84,13 @@ impl Gateway {
             return pages::redirect(StatusCode::FOUND, &self.xapp_url(&launch, &back));
         }
         if let Some(pl) = &self.endpoints.payload_login {
-            return self.payload_start(auth, pl, headers, rd).await;
+            let oauth2 = auth.provider.cfg.kind.get() == crate::config::ProviderKind::Oauth2;
+            match param(&pairs, "via") {
+                Some("payload") => return self.payload_start(auth, pl, headers, rd).await,
+                Some("oauth2") if oauth2 => {}
+                _ if oauth2 => return sign_in_choice(&self.start_path(), &rd),
+                _ => return self.payload_start(auth, pl, headers, rd).await,
+            }
         }
         let Some(meta) = auth.provider.metadata() else {
             return GatewayError::ProviderStartingUp.render(PAGE);
@@ -261,6 +267,24 @@ pub(crate) async fn signed_in(auth: &Auth, session: Session, headers: &HeaderMap
     let mut r = pages::redirect(StatusCode::FOUND, to);
     append_cookie(r.headers_mut(), &cookie);
     Ok(r)
+}
+
+/// The sign-in page when both ways are on: Xumm's OAuth2 sign-in, or a QR code / push.
+fn sign_in_choice(start: &str, rd: &str) -> Response<Body> {
+    let rd: String = url::form_urlencoded::byte_serialize(rd.as_bytes()).collect();
+    let esc = pages::esc;
+    pages::page(
+        StatusCode::OK,
+        "Sign in",
+        &format!(
+            "<p>Sign in with your Xumm wallet.</p>\
+             <p><a id=\"oauth2\" class=\"button\" href=\"{}\">Sign in with Xumm</a></p>\
+             <p><a id=\"payload\" class=\"button secondary\" href=\"{}\">Scan a QR code instead</a><br>\
+             <small>(or, if you signed in here before, get the request pushed to your phone)</small></p>",
+            esc(&format!("{start}?rd={rd}&via=oauth2")),
+            esc(&format!("{start}?rd={rd}&via=payload")),
+        ),
+    )
 }
 
 /// The sign-in endpoints answer browser navigations.

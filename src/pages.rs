@@ -15,17 +15,25 @@ pub fn esc(s: &str) -> String {
 /// already be escaped; `title` is escaped here.
 pub fn document(title: &str, body_html: &str) -> String {
     format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{t}</title><style>{STYLE}</style></head><body>{body_html}</body></html>",
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <meta name=\"color-scheme\" content=\"light dark\"><title>{t}</title><style>{STYLE}</style></head><body><main>{body_html}</main></body></html>",
         t = esc(title)
     )
 }
 
-const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:36rem;margin:2rem auto;padding:0 1rem;line-height:1.4;overflow-wrap:anywhere}\
+/// Light and dark (`prefers-color-scheme`), contrast at least WCAG AA for text and links, a
+/// visible keyboard focus, and a QR code always dark on white (scanners need the contrast).
+const STYLE: &str = ":root{--bg:#fff;--fg:#1a1a1a;--muted:#f4f4f4;--line:#ddd;--link:#0b4fd6;--accent:#0b4fd6;--on-accent:#fff;--note:#fff8e1}\
+    @media (prefers-color-scheme:dark){:root{--bg:#121417;--fg:#e8e8e8;--muted:#1e2227;--line:#3a3f46;--link:#8db4ff;--accent:#8db4ff;--on-accent:#0b1020;--note:#3a3210}}\
+    body{background:var(--bg);color:var(--fg);font-family:system-ui,sans-serif;max-width:36rem;margin:2rem auto;padding:0 1rem;line-height:1.4;overflow-wrap:anywhere}\
+    a{color:var(--link)}a:focus-visible,button:focus-visible,input:focus-visible,select:focus-visible{outline:3px solid var(--accent);outline-offset:2px}\
     a,button,input,select{font-size:1rem}input,select{width:100%;box-sizing:border-box;margin:.2rem 0 .6rem}button{margin:.3rem .3rem .3rem 0}\
-    pre,code{white-space:pre-wrap;overflow-wrap:anywhere}pre{background:#f4f4f4;padding:.5rem}\
-    table{border-collapse:collapse;width:100%;table-layout:fixed}td{border-top:1px solid #ddd;padding:.25rem;overflow-wrap:anywhere;vertical-align:top}\
-    td:first-child{width:40%}.note{background:#fff8e1;padding:.5rem}";
+    .button{display:inline-block;padding:.65rem 1.1rem;border-radius:.5rem;background:var(--accent);color:var(--on-accent);text-decoration:none;font-weight:600}\
+    .button.secondary{background:transparent;color:var(--link);border:2px solid var(--accent)}\
+    #qr{background:#fff;padding:8px;border-radius:8px;display:inline-block;max-width:260px}#qr svg{display:block;width:100%;height:auto}\
+    pre,code{white-space:pre-wrap;overflow-wrap:anywhere}pre{background:var(--muted);padding:.5rem}\
+    table{border-collapse:collapse;width:100%;table-layout:fixed}td{border-top:1px solid var(--line);padding:.25rem;overflow-wrap:anywhere;vertical-align:top}\
+    td:first-child{width:40%}.note{background:var(--note);padding:.5rem}";
 
 /// A page; `body_html` must already be escaped.
 pub fn page(status: StatusCode, title: &str, body_html: &str) -> Response<Body> {

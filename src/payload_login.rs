@@ -320,7 +320,7 @@ fn qr_page(p: &Pending, prefix: &str, retry: &str) -> Response<Body> {
     let body = format!(
         "<p>Scan the code with Xumm, or on this phone <a id=\"open\" href=\"{link}\">open the request in Xumm</a>, \
          then sign it to sign in.</p>\
-         <div id=\"qr\" role=\"img\" aria-label=\"QR code of the sign-in request\" style=\"max-width:260px\">{svg}</div>\
+         <div id=\"qr\" role=\"img\" aria-label=\"QR code of the sign-in request\">{svg}</div>\
          <p id=\"status\" role=\"status\" aria-live=\"polite\">Waiting for you to sign in Xumm.</p>\
          <p><a id=\"continue\" href=\"{prefix}/qr/{id}/done\">I have signed it</a> · <a href=\"{retry}\">Start again</a></p>\
          <script>(function(){{var done='{prefix}/qr/{id}/done';var st=document.getElementById('status');\

@@ -231,9 +231,11 @@ fn the_fast_path_the_general_path_and_forward_auth_agree() {
             Ok(())
         })
         .unwrap();
-    // Both proxy paths must actually have been compared.
+    // Both proxy paths must actually have been compared. The cases are random (about 50 of the
+    // 400 pass on the fast path); the bound only has to rule out "hardly ever", not be tight
+    // (40 failed once in a few hundred runs).
     let served = served.map(|s| s.get());
-    assert!(served[0] > 40, "requests the fast path passed: {served:?}");
+    assert!(served[0] >= 20, "requests the fast path passed: {served:?}");
     rt.block_on(async {
         gateways.0.shutdown().await;
         gateways.1.shutdown().await;

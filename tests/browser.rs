@@ -120,15 +120,15 @@ async fn every_demo_page_fits_a_phone_screen() {
     assert!(out.status.success(), "browser run failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     let pages: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     let names: Vec<&str> = pages.iter().map(|p| p["page"].as_str().unwrap()).collect();
-    assert_eq!(names, ["provider-sign-in", "whoami", "wallet", "whoami-public", "error-404", "error-400"]);
+    assert_eq!(names, ["sign-in-choice", "provider-sign-in", "whoami", "wallet", "whoami-public", "error-404", "error-400"]);
     for p in &pages {
         assert_eq!(p["overflow"], false, "{p} overflows 390 px (screenshot in {shots})");
         assert_eq!(p["viewport"], true, "{p} has no viewport");
     }
-    assert_eq!(pages[1]["identity_first"], true, "whoami shows the identity headers first");
-    assert_eq!(pages[2]["instruction"], "Demo sign request from whoami", "the wallet shows the instruction");
-    assert_eq!(pages[3]["explains"], true, "whoami explains a public route");
-    assert_eq!((pages[4]["status"].as_u64(), pages[4]["html"].as_bool()), (Some(404), Some(true)));
-    assert_eq!((pages[5]["status"].as_u64(), pages[5]["html"].as_bool()), (Some(400), Some(true)));
+    assert_eq!(pages[2]["identity_first"], true, "whoami shows the identity headers first");
+    assert_eq!(pages[3]["instruction"], "Demo sign request from whoami", "the wallet shows the instruction");
+    assert_eq!(pages[4]["explains"], true, "whoami explains a public route");
+    assert_eq!((pages[5]["status"].as_u64(), pages[5]["html"].as_bool()), (Some(404), Some(true)));
+    assert_eq!((pages[6]["status"].as_u64(), pages[6]["html"].as_bool()), (Some(400), Some(true)));
     demo.gateway.shutdown().await;
 }

@@ -175,3 +175,25 @@ async fn the_kind_needs_xumm_credentials_but_no_oauth2_client() {
         + &format!("\n[xumm]\napi_key = \"{XUMM_KEY}\"\napi_secret = \"{XUMM_SECRET}\"\n");
     xumm_gate::config::Config::from_toml(&text, &no_env).expect("no client id or secret needed");
 }
+
+#[tokio::test]
+async fn with_both_ways_the_sign_in_page_offers_a_choice() {
+    let up = upstream().await;
+    let idp = idp().await;
+    let platform = DevPlatform::start("127.0.0.1:0".parse().unwrap(), XUMM_KEY, XUMM_SECRET).await.unwrap();
+    let more = format!("\n[xumm]\napi_url = \"{}\"\napi_key = \"{XUMM_KEY}\"\napi_secret = \"{XUMM_SECRET}\"\n", platform.url);
+    let gw = ready_gateway(&auth_config_with(up, &idp.issuer, "", "qr_sign_in = true", &more)).await;
+    let choice = get_with(gw.addr, "/.xumm/start?rd=%2Fapp", &[HTML]).await;
+    assert_eq!(choice.status, StatusCode::OK);
+    let text = choice.text();
+    assert!(text.contains("id=\"oauth2\" class=\"button\" href=\"/.xumm/start?rd=%2Fapp&amp;via=oauth2\""), "{text}");
+    assert!(text.contains("href=\"/.xumm/start?rd=%2Fapp&amp;via=payload\""), "{text}");
+    assert!(platform.calls().is_empty(), "showing the choice spends no payload");
+    let oauth2 = get_with(gw.addr, "/.xumm/start?rd=%2Fapp&via=oauth2", &[HTML]).await;
+    assert!(oauth2.headers["location"].to_str().unwrap().starts_with(&idp.issuer), "to the provider");
+    let payload = get_with(gw.addr, "/.xumm/start?rd=%2Fapp&via=payload", &[HTML]).await;
+    assert!(payload.headers["location"].to_str().unwrap().starts_with("/.xumm/qr/"), "to the QR page");
+    // Missing [xumm]: the option cannot work, and the config says so.
+    let e = xumm_gate::config::Config::from_toml(&auth_config_with(up, &idp.issuer, "", "qr_sign_in = true", ""), &no_env).unwrap_err().to_string();
+    assert!(e.contains("provider.qr_sign_in: needs [xumm]"), "{e}");
+}

@@ -14,6 +14,10 @@ pub struct ProviderConfig {
     /// the app's Xumm quota); per client, `server.sign_in_per_minute` applies as well.
     #[serde(default = "default_payloads_per_minute")]
     pub payloads_per_minute: u32,
+    /// With `kind = "oauth2"`: the sign-in page also offers a QR code / push sign-in (a SignIn
+    /// payload, needs `[xumm]`) beside "Sign in with Xumm".
+    #[serde(default)]
+    pub qr_sign_in: bool,
     #[serde(default = "default_issuer")]
     pub issuer: Parsed<url::Url>,
     #[serde(default)]

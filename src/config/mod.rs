@@ -244,6 +244,9 @@ impl Config {
         if let Some(pr) = &self.provider {
             p.parsed("provider.issuer", &pr.issuer);
             let payload = p.take(pr.kind.checked("provider.kind")) == Some(ProviderKind::Payload);
+            if pr.qr_sign_in && !payload && self.xumm.is_none() {
+                p.add("provider.qr_sign_in", "needs [xumm] api_key and api_secret (the gateway creates the SignIn payloads with them)");
+            }
             if payload && self.xumm.is_none() {
                 p.add("provider.kind", "\"payload\" needs [xumm] api_key and api_secret (the gateway creates the SignIn payloads with them)");
             }

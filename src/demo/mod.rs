@@ -112,6 +112,7 @@ public_url = "http://{listen}"
 issuer = "{issuer}"
 client_id = "{DEMO_CLIENT_ID}"
 client_secret = "{secret}"
+qr_sign_in = true
 
 [session]
 cookie_secrets = ["{cookie_secret}"]

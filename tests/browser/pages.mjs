@@ -21,6 +21,9 @@ async function check(p, name, extra = {}) {
 
 try {
   await page.goto(`${base}/dashboard`);
+  await page.waitForSelector('#payload', { timeout: 10000 });
+  await check(page, 'sign-in-choice');
+  await page.click('#oauth2');
   await page.waitForSelector('#approve', { timeout: 10000 });
   await check(page, 'provider-sign-in');
   await page.click('#approve');

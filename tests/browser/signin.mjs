@@ -8,8 +8,10 @@ const browser = await launch();
 const page = await browser.newPage();
 let code = 0;
 try {
-  // 1. A protected page sends the browser to sign in, on to the (development) provider.
+  // 1. A protected page sends the browser to sign in; the user picks "Sign in with Xumm" and
+  // goes on to the (development) provider.
   await page.goto(`${base}/dashboard?tab=1`);
+  await page.click('#oauth2');
   await page.waitForSelector('#account', { timeout: 10000 });
   if (!page.url().includes('/auth')) throw new Error(`expected the provider's page, got ${page.url()}`);
   // 2. The user picks an account and approves, as they would in Xumm.
@@ -36,6 +38,7 @@ try {
   // 5. Sign-out ends it: the next visit goes back to the provider.
   await page.goto(`${base}/.xumm/sign_out`);
   await page.goto(`${base}/dashboard`);
+  await page.click('#oauth2');
   await page.waitForSelector('#approve', { timeout: 10000 });
   console.log(JSON.stringify({ after_sign_out: new URL(page.url()).pathname }));
 } catch (e) {
