@@ -8,7 +8,7 @@ const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser");
 
 /// The browser tools installed (`npm ci` when missing) and a demo whose provider is loaded.
 async fn ready_demo() -> (&'static str, xumm_gate::demo::Demo) {
-    if !std::path::Path::new(DIR).join("node_modules/playwright-core").exists() {
+    if ["playwright-core", "xumm-sdk", "axe-core"].iter().any(|m| !std::path::Path::new(DIR).join("node_modules").join(m).exists()) {
         let ok = Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(DIR).status().expect("npm runs");
         assert!(ok.success(), "npm ci failed in tests/browser");
     }
@@ -102,6 +102,30 @@ async fn chromium_signs_in_with_a_qr_code_that_updates_live() {
     assert_eq!(got["landed"], "/dashboard?tab=2", "{got}");
     assert_eq!(got["account"], account, "{got}");
     gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_gateway_page_is_accessible_light_and_dark_phone_and_desktop() {
+    let (dir, demo) = ready_demo().await;
+    let shots = concat!(env!("CARGO_MANIFEST_DIR"), "/target/screenshots");
+    std::fs::create_dir_all(shots).unwrap();
+    let (base, wallet) = (format!("http://{}", demo.gateway.addr), demo.platform.url.clone());
+    let (admin, other) = (xumm_gate::demo::idp::DEMO_ACCOUNT, "r9DvujRNfGrZr4nBjudEJJWFBNfkDfcwNA");
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("timeout").args(["300", "node", "a11y.mjs"]).arg(&base).arg(&wallet).arg(admin).arg(other).env("SCREENSHOT_DIR", shots).current_dir(dir).output().expect("node runs")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "browser run failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let rows: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rows.len(), 7 * 4, "every page in four modes: {stdout}");
+    for r in &rows {
+        assert_eq!(r["serious"], serde_json::json!([]), "serious accessibility violations: {r} (screenshot in {shots})");
+        assert_eq!(r["overflow"], false, "{r} overflows (screenshot in {shots})");
+        assert_eq!(r["lang"], "en", "{r}");
+    }
+    demo.gateway.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
