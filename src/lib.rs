@@ -128,6 +128,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let shared = Arc::new(shared::Shared::from_config(config.session.as_ref())?);
     let auth = auth::Auth::from_config(&config, &server, shared.clone())?;
     let proxy = Arc::new(proxy::Proxy::new(&server, &config.upstreams)?);
+    pages::Branding::from_config(&config.pages, &server.prefix)?.install();
     // One client for Xumm's platform API, the broker's and xApp sessions' alike.
     let platform = config.xumm.as_ref().map(|x| Arc::new(xumm::client::PlatformClient::new(x)));
     let xapp = match (&config.xapp, &platform) {

@@ -10,13 +10,93 @@ pub fn esc(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
 }
 
+/// The app's branding on the gateway's pages (`[pages]`). One per process: a process runs one
+/// gateway (`start` sets it); the demo's own pages and a process without `[pages]` show none.
+#[derive(Debug, Clone, Default)]
+pub struct Branding {
+    title: String,
+    /// Where the logo is (`{prefix}/logo` for a file), and the file's type and bytes.
+    logo_src: Option<String>,
+    pub logo_file: Option<(&'static str, Bytes)>,
+    accent: Option<String>,
+}
+
+static BRANDING: std::sync::RwLock<Option<std::sync::Arc<Branding>>> = std::sync::RwLock::new(None);
+
+impl Branding {
+    /// From `[pages]`, with the logo file read (`prefix`: where the gateway serves it).
+    pub fn from_config(cfg: &crate::config::PagesConfig, prefix: &str) -> Result<Branding, crate::config::ConfigError> {
+        use crate::config::err;
+        let accent = match cfg.accent.as_str() {
+            "" => None,
+            a if a.starts_with('#') && matches!(a.len(), 4 | 7) && a[1..].bytes().all(|b| b.is_ascii_hexdigit()) => Some(a.to_string()),
+            a => return Err(err("pages.accent", format!("must be a colour like \"#0b4fd6\", got {a:?}"))),
+        };
+        if cfg.title.len() > 80 {
+            return Err(err("pages.title", "must be at most 80 characters"));
+        }
+        let (logo_src, logo_file) = match cfg.logo.as_str() {
+            "" => (None, None),
+            l if l.starts_with("https://") || l.starts_with("http://") => match url::Url::parse(l) {
+                Ok(_) => (Some(l.to_string()), None),
+                Err(_) => return Err(err("pages.logo", format!("invalid URL {l:?}"))),
+            },
+            path => {
+                let ctype = match path.rsplit('.').next().map(str::to_ascii_lowercase).as_deref() {
+                    Some("svg") => "image/svg+xml",
+                    Some("png") => "image/png",
+                    Some("jpg" | "jpeg") => "image/jpeg",
+                    Some("webp") => "image/webp",
+                    _ => return Err(err("pages.logo", "must be an http(s) URL or a .svg, .png, .jpg or .webp file")),
+                };
+                let bytes = std::fs::read(path).map_err(|e| err("pages.logo", format!("cannot read {path}: {e}")))?;
+                if bytes.len() > 256 * 1024 {
+                    return Err(err("pages.logo", format!("{path} is larger than 256 KiB")));
+                }
+                (Some(format!("{prefix}/logo")), Some((ctype, Bytes::from(bytes))))
+            }
+        };
+        Ok(Branding { title: cfg.title.clone(), logo_src, logo_file, accent })
+    }
+
+    /// Makes this the branding of every page from now on.
+    pub fn install(self) {
+        *BRANDING.write().unwrap_or_else(|e| e.into_inner()) = Some(std::sync::Arc::new(self));
+    }
+
+    pub fn current() -> Option<std::sync::Arc<Branding>> {
+        BRANDING.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn header(&self) -> String {
+        let logo = self.logo_src.as_deref().map(|s| format!("<img src=\"{}\" alt=\"\" height=\"32\">", esc(s))).unwrap_or_default();
+        if logo.is_empty() && self.title.is_empty() {
+            return String::new();
+        }
+        format!("<header class=\"brand\">{logo}<span>{}</span></header>", esc(&self.title))
+    }
+
+    fn style(&self) -> String {
+        self.accent.as_deref().map(|a| format!(":root{{--accent:{a};--link:{a}}}")).unwrap_or_default()
+    }
+}
+
 /// The one look of every page people see, the gateway's and the demo's: readable on a 390 px
 /// phone screen (viewport, wrapping of long values, full-width inputs). `body_html` must
 /// already be escaped; `title` is escaped here.
 pub fn document(title: &str, body_html: &str) -> String {
+    document_with(title, body_html, None)
+}
+
+/// `document` with the app's branding (the gateway's own pages).
+fn document_with(title: &str, body_html: &str, brand: Option<&Branding>) -> String {
+    let (header, style, name) = match brand {
+        Some(b) => (b.header(), b.style(), if b.title.is_empty() { String::new() } else { format!(" · {}", esc(&b.title)) }),
+        None => (String::new(), String::new(), String::new()),
+    };
     format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <meta name=\"color-scheme\" content=\"light dark\"><title>{t}</title><style>{STYLE}</style></head><body><main>{body_html}</main></body></html>",
+         <meta name=\"color-scheme\" content=\"light dark\"><title>{t}{name}</title><style>{STYLE}{style}</style></head><body>{header}<main>{body_html}</main></body></html>",
         t = esc(title)
     )
 }
@@ -33,11 +113,12 @@ const STYLE: &str = ":root{--bg:#fff;--fg:#1a1a1a;--muted:#f4f4f4;--line:#ddd;--
     #qr{background:#fff;padding:8px;border-radius:8px;display:inline-block;max-width:260px}#qr svg{display:block;width:100%;height:auto}\
     pre,code{white-space:pre-wrap;overflow-wrap:anywhere}pre{background:var(--muted);padding:.5rem}\
     table{border-collapse:collapse;width:100%;table-layout:fixed}td{border-top:1px solid var(--line);padding:.25rem;overflow-wrap:anywhere;vertical-align:top}\
-    td:first-child{width:40%}.note{background:var(--note);padding:.5rem}";
+    td:first-child{width:40%}.note{background:var(--note);padding:.5rem}\
+    .brand{display:flex;align-items:center;gap:.6rem;font-weight:600;padding-bottom:.6rem;border-bottom:1px solid var(--line)}";
 
 /// A page; `body_html` must already be escaped.
 pub fn page(status: StatusCode, title: &str, body_html: &str) -> Response<Body> {
-    let html = document(title, &format!("<h1>{}</h1>{body_html}", esc(title)));
+    let html = document_with(title, &format!("<h1>{}</h1>{body_html}", esc(title)), Branding::current().as_deref());
     let mut r = Response::new(Body::full(Bytes::from(html)));
     *r.status_mut() = status;
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));

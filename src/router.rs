@@ -156,6 +156,9 @@ impl Gateway {
                 return self.payload_endpoint(auth, pl, &mut req, rest).await;
             }
         }
+        if (req.method(), rest) == (&Method::GET, "/logo") {
+            return logo(req.headers());
+        }
         let req = &req;
         let accept = req.headers().get(header::ACCEPT);
         let Some(auth) = &self.admission.auth else {
@@ -217,6 +220,21 @@ impl Gateway {
         q.append_pair("rd", back);
         format!("{}{}/xapp?{}", self.server.public_url.as_str().trim_end_matches('/'), self.server.prefix, q.finish())
     }
+}
+
+/// `{prefix}/logo`: the `[pages] logo` file. Scripts in an SVG never run from it (CSP), and
+/// its type is never sniffed.
+fn logo(h: &http::HeaderMap) -> Response<Body> {
+    let Some((ctype, bytes)) = pages::Branding::current().and_then(|b| b.logo_file.clone()) else {
+        return GatewayError::NotFound.response(h.get(header::ACCEPT));
+    };
+    let mut r = Response::new(Body::full(bytes));
+    let headers = r.headers_mut();
+    headers.insert(header::CONTENT_TYPE, http::HeaderValue::from_static(ctype));
+    headers.insert(header::CACHE_CONTROL, http::HeaderValue::from_static("public, max-age=3600"));
+    headers.insert(header::CONTENT_SECURITY_POLICY, http::HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; sandbox"));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, http::HeaderValue::from_static("nosniff"));
+    r
 }
 
 fn too_many_headers(req: &Request<Incoming>, max: usize) -> Result<(), GatewayError> {

@@ -22,7 +22,7 @@ mod values;
 mod xumm;
 
 pub use identity::{AssertionConfig, BearerConfig, ForwardAuthConfig, HeadersConfig, ProviderConfig};
-pub use routing::{CorsConfig, RouteConfig, UpstreamConfig};
+pub use routing::{CorsConfig, PagesConfig, RouteConfig, UpstreamConfig};
 pub use server::{Server, ServerConfig};
 pub use session::{OneOrMany, SessionConfig};
 pub(crate) use values::err;
@@ -52,6 +52,8 @@ pub struct Config {
     pub headers: HeadersConfig,
     #[serde(default)]
     pub cors: CorsConfig,
+    #[serde(default)]
+    pub pages: PagesConfig,
     #[serde(default)]
     pub xumm: Option<XummConfig>,
     #[serde(default)]
@@ -161,6 +163,9 @@ impl Config {
             p.add("assertion.key", "is not a PKCS#8 PEM P-256 private key");
         }
         p.each("cors.allowed_origins", &self.cors.allowed_origins);
+        if let Err(e) = crate::pages::Branding::from_config(&self.pages, "") {
+            p.0.push(e);
+        }
         p.take(self.forward_auth.mode.checked("forward_auth.mode"));
         if let Some(x) = &self.xumm {
             p.parsed("xumm.api_url", &x.api_url);

@@ -3,6 +3,19 @@
 
 use super::*;
 
+/// `[pages]`: the look of the pages the gateway shows people (sign-in, QR code, errors).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PagesConfig {
+    /// The app's name, shown at the top of every page and in its title.
+    pub title: String,
+    /// An http(s) URL of a logo, or a file (SVG, PNG, JPEG or WebP, at most 256 KiB) that the
+    /// gateway serves itself at `{prefix}/logo` (no external asset).
+    pub logo: String,
+    /// Buttons, links and focus outlines, as `#rgb` or `#rrggbb`.
+    pub accent: String,
+}
+
 /// Cross-origin callers (SPAs on another origin calling with Bearer tokens or cookies).
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
