@@ -152,7 +152,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             cors: cors::Cors::new(&config.cors.allowed_origins)?,
             payload_login: match (&config.provider, &platform) {
                 (Some(p), Some(client)) if p.kind.get() == config::ProviderKind::Payload || p.qr_sign_in => {
-                    Some(Arc::new(payload_login::PayloadLogin::new(client.clone(), shared.clone(), p.payloads_per_minute)))
+                    Some(Arc::new(payload_login::PayloadLogin::new(client.clone(), shared.clone(), p.payloads_per_minute, p.payload_expiry.get())))
                 }
                 _ => None,
             },

@@ -22,8 +22,6 @@ use crate::session::{Session, Source, now};
 use crate::shared::Shared;
 use crate::xumm::client::{PlatformClient, XummError};
 
-/// How long a payload (and its pending login) lives: Xumm's `options.expire`, in minutes.
-const EXPIRE_MINUTES: u64 = 5;
 /// A returning user's user token (for push) is kept this long.
 const USER_TOKEN_DAYS: i64 = 30;
 
@@ -32,6 +30,8 @@ pub struct PayloadLogin {
     client: Arc<PlatformClient>,
     shared: Arc<Shared>,
     per_minute: u64,
+    /// How long a payload (and its pending login) lives: Xumm's `options.expire`, in minutes.
+    expire_minutes: u64,
 }
 
 /// A payload sign-in in progress, sealed in a cookie of its own (so any replica can finish it).
@@ -94,8 +94,13 @@ fn unavailable(e: XummError) -> PayloadError {
 }
 
 impl PayloadLogin {
-    pub fn new(client: Arc<PlatformClient>, shared: Arc<Shared>, per_minute: u32) -> PayloadLogin {
-        PayloadLogin { client, shared, per_minute: per_minute.into() }
+    pub fn new(client: Arc<PlatformClient>, shared: Arc<Shared>, per_minute: u32, expiry: Duration) -> PayloadLogin {
+        PayloadLogin { client, shared, per_minute: per_minute.into(), expire_minutes: (expiry.as_secs() / 60).max(1) }
+    }
+
+    /// The pending login's life: the payload's, and a minute for the way back.
+    fn pending_secs(&self) -> u64 {
+        self.expire_minutes * 60 + 60
     }
 
     /// Counts one payload against the overall per-minute bound; Err(seconds to wait) past it.
@@ -115,7 +120,7 @@ impl PayloadLogin {
     async fn create(&self, id: &str, return_url: &str, user_token: Option<&str>, host: &str) -> Result<(String, String), PayloadError> {
         let mut body = serde_json::json!({
             "txjson": {"TransactionType": "SignIn"},
-            "options": {"submit": false, "expire": EXPIRE_MINUTES, "return_url": {"app": return_url, "web": return_url}},
+            "options": {"submit": false, "expire": self.expire_minutes, "return_url": {"app": return_url, "web": return_url}},
             "custom_meta": {"identifier": id, "instruction": format!("Sign in to {host}")},
         });
         if let Some(t) = user_token {
@@ -167,7 +172,7 @@ impl PayloadLogin {
     fn cancel_when_expired(self: &Arc<Self>, uuid: String) {
         let me = self.clone();
         tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_secs(EXPIRE_MINUTES * 60)).await;
+            tokio::time::sleep(Duration::from_secs(me.expire_minutes * 60)).await;
             match me.client.call(Method::GET, &format!("payload/{uuid}"), None).await {
                 Ok(v) if !v["meta"]["resolved"].as_bool().unwrap_or(true) && !v["meta"]["cancelled"].as_bool().unwrap_or(true) => {
                     if let Err(e) = me.client.call(Method::DELETE, &format!("payload/{uuid}"), None).await {
@@ -193,11 +198,11 @@ impl Gateway {
     }
 
     /// The pending login `id` from its cookie; None when absent, tampered, or older than the payload.
-    fn pending(auth: &Auth, headers: &HeaderMap, id: &str) -> Option<Pending> {
+    fn pending(auth: &Auth, pl: &PayloadLogin, headers: &HeaderMap, id: &str) -> Option<Pending> {
         let name = Gateway::pending_name(auth, id);
         let (_, v) = crate::session::cookie::text_cookies(headers).find(|(n, _)| *n == name)?;
         let p: Pending = serde_json::from_str(&auth.sealer.open(&name, v)?).ok()?;
-        (p.i == id && now().saturating_sub(p.t) <= EXPIRE_MINUTES * 60 + 60).then_some(p)
+        (p.i == id && now().saturating_sub(p.t) <= pl.pending_secs()).then_some(p)
     }
 
     /// `{prefix}/start` with `provider.kind = "payload"`: a new SignIn payload (pushed to the
@@ -225,14 +230,14 @@ impl Gateway {
         let name = Gateway::pending_name(auth, &id);
         let sealed = auth.sealer.seal(&name, &serde_json::to_string(&pending).expect("serializable"));
         let mut r = pages::redirect(StatusCode::FOUND, &format!("{prefix}/qr/{id}"));
-        append_cookie(r.headers_mut(), &auth.sealer.set_cookie(&name, sealed, prefix, Some((EXPIRE_MINUTES * 60 + 60) as i64)));
+        append_cookie(r.headers_mut(), &auth.sealer.set_cookie(&name, sealed, prefix, Some(pl.pending_secs() as i64)));
         r
     }
 
     /// `{prefix}/qr/{id}`, `{prefix}/qr/{id}/socket`, `{prefix}/qr/{id}/done`.
     pub async fn payload_endpoint(&self, auth: &Auth, pl: &Arc<PayloadLogin>, req: &mut Request<Incoming>, rest: &str) -> Response<Body> {
         let (id, action) = rest.split_once('/').unwrap_or((rest, ""));
-        let Some(p) = Gateway::pending(auth, req.headers(), id) else {
+        let Some(p) = Gateway::pending(auth, pl, req.headers(), id) else {
             return payload_problem(&PayloadError::Unknown, &self.start_url("/"));
         };
         match action {
@@ -264,7 +269,7 @@ impl Gateway {
                 return r;
             }
         };
-        match pl.shared.claim(&format!("payload-login:{}", p.u), Duration::from_secs(EXPIRE_MINUTES * 60 + 120)).await {
+        match pl.shared.claim(&format!("payload-login:{}", p.u), Duration::from_secs(pl.pending_secs() + 60)).await {
             Ok(true) => {}
             Ok(false) => return payload_problem(&PayloadError::Used, &retry),
             Err(e) => {

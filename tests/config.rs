@@ -63,6 +63,8 @@ fn each_error_names_the_key() {
         ("[[route]]\npath = \"/a\"\nallow_accounts = [\"rNOTANADDRESS\"]\n", "route[0].allow_accounts[0]: \"rNOTANADDRESS\" is not a valid XRPL r-address"),
         ("[[route]]\npath = \"/a\"\npublik = true\n", "route[0].publik: unknown field `publik`"),
         ("[xapp]\n", "xapp: [xumm] api_key and api_secret are required"),
+        ("[provider]\npayload_expiry = \"90s\"\n", "provider.payload_expiry: must be whole minutes"),
+        ("[provider]\nkind = \"qr\"\n", "provider.kind: must be \"oauth2\" or \"payload\", got \"qr\""),
         ("[[route]]\npath = \"/a\"\nallow_account_access = [\"full\"]\n", "route[0].allow_account_access[0]: must be \"FULL\" or \"READONLY\""),
         ("[headers]\nxapp_style = \"no good\"\n", "headers.xapp_style: invalid header name"),
         ("[[route]]\npath = \"/a\"\nallow_networks = [\"MAINNET\", \"main net\"]\n", "route[0].allow_networks[1]: must be a network name like \"MAINNET\""),

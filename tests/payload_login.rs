@@ -197,3 +197,29 @@ async fn with_both_ways_the_sign_in_page_offers_a_choice() {
     let e = xumm_gate::config::Config::from_toml(&auth_config_with(up, &idp.issuer, "", "qr_sign_in = true", ""), &no_env).unwrap_err().to_string();
     assert!(e.contains("provider.qr_sign_in: needs [xumm]"), "{e}");
 }
+
+#[tokio::test]
+async fn a_signed_payload_that_is_not_a_signin_opens_nothing() {
+    let (gw, platform, _) = setup("").await;
+    let s = start(gw.addr, &platform, &[]).await;
+    platform.resolve(&s.uuid, true, ACCOUNT, "MAINNET");
+    platform.set_tx_type(&s.uuid, "Payment");
+    let got = done(gw.addr, &s).await;
+    assert_eq!(got.status, StatusCode::BAD_REQUEST);
+    assert!(got.text().contains("not this sign-in"), "{}", got.text());
+    assert!(session(&got).is_none());
+}
+
+#[tokio::test]
+async fn a_payload_nobody_scans_is_cancelled_at_xumm_when_it_expires() {
+    let (gw, platform, _) = setup("payload_expiry = \"1m\"").await;
+    let unscanned = start(gw.addr, &platform, &[]).await;
+    let signed = start(gw.addr, &platform, &[]).await;
+    assert_eq!(platform.payload(&unscanned.uuid).unwrap().request["options"]["expire"], 1);
+    platform.resolve(&signed.uuid, true, ACCOUNT, "MAINNET");
+    tokio::time::sleep(std::time::Duration::from_secs(63)).await;
+    assert!(platform.payload(&unscanned.uuid).unwrap().cancelled, "{:?}", platform.calls());
+    assert!(!platform.payload(&signed.uuid).unwrap().cancelled, "a signed one is left alone");
+    let deletes: Vec<String> = platform.calls().into_iter().filter(|c| c.starts_with("DELETE")).collect();
+    assert_eq!(deletes, [format!("DELETE /api/v1/platform/payload/{}", unscanned.uuid)]);
+}

@@ -14,6 +14,10 @@ pub struct ProviderConfig {
     /// the app's Xumm quota); per client, `server.sign_in_per_minute` applies as well.
     #[serde(default = "default_payloads_per_minute")]
     pub payloads_per_minute: u32,
+    /// How long a SignIn payload waits to be signed (whole minutes, Xumm's `options.expire`);
+    /// one nobody scanned is then cancelled at Xumm.
+    #[serde(default = "default_payload_expiry")]
+    pub payload_expiry: Span,
     /// With `kind = "oauth2"`: the sign-in page also offers a QR code / push sign-in (a SignIn
     /// payload, needs `[xumm]`) beside "Sign in with Xumm".
     #[serde(default)]
@@ -34,6 +38,10 @@ pub struct ProviderConfig {
     /// Least time between two JWKS fetches triggered by tokens no cached key verifies.
     #[serde(default = "default_jwks_min_refresh")]
     pub jwks_min_refresh: Span,
+}
+
+pub(super) fn default_payload_expiry() -> Span {
+    "5m".into()
 }
 
 pub(super) fn default_payloads_per_minute() -> u32 {

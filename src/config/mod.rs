@@ -256,6 +256,11 @@ impl Config {
                 p.add("provider.kind", "\"payload\" needs [xumm] api_key and api_secret (the gateway creates the SignIn payloads with them)");
             }
             p.within("provider.payloads_per_minute", pr.payloads_per_minute as usize, 1, 100_000);
+            if let Some(d) = p.take(bounded("provider.payload_expiry", &pr.payload_expiry, Duration::from_secs(60), Duration::from_secs(3600))) {
+                if d.as_secs() % 60 != 0 || d.subsec_nanos() != 0 {
+                    p.add("provider.payload_expiry", "must be whole minutes (Xumm's expire is in minutes)");
+                }
+            }
             if pr.client_id.is_empty() && !payload {
                 p.add("provider.client_id", "is required (your app's API key from the Xumm Developer Console)");
             }

@@ -85,13 +85,7 @@ pub async fn start_with(listen: SocketAddr, admin: SocketAddr, provider_at: Sock
             return Err(DemoError::NotLoopback(a));
         }
     }
-    // public_url must name the real port, so an ephemeral port is picked here, not by the listener.
-    let listen = if listen.port() == 0 {
-        let probe = std::net::TcpListener::bind(listen).map_err(DemoError::Whoami)?;
-        probe.local_addr().map_err(DemoError::Whoami)?
-    } else {
-        listen
-    };
+    let ephemeral = listen.port() == 0;
     use base64::Engine;
     let secret = crate::session::new_id();
     let cookie_secret = base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>());
@@ -101,8 +95,19 @@ pub async fn start_with(listen: SocketAddr, admin: SocketAddr, provider_at: Sock
     let whoami = whoami::start(loopback).await.map_err(DemoError::Whoami)?;
     let (xumm_key, xumm_secret) = (crate::session::new_id(), crate::session::new_id());
     let platform = platform::DevPlatform::start(platform_at, &xumm_key, &xumm_secret).await.map_err(DemoError::Platform)?;
-    let text = format!(
-        r#"
+    // public_url must name the real port, so an ephemeral port is picked here (probed), not by
+    // the listener; another process may take it in between, hence the retries.
+    let mut attempt = 0;
+    let gateway = loop {
+        attempt += 1;
+        let listen = if ephemeral {
+            let probe = std::net::TcpListener::bind(listen).map_err(DemoError::Whoami)?;
+            probe.local_addr().map_err(DemoError::Whoami)?
+        } else {
+            listen
+        };
+        let text = format!(
+            r#"
 [server]
 listen = "{listen}"
 admin_listen = "{admin}"
@@ -136,12 +141,20 @@ public = true
 path = "/admin"
 allow_accounts = ["{account}"]
 "#,
-        issuer = provider.issuer,
-        account = idp::DEMO_ACCOUNT,
-        platform_url = platform.url,
-    );
-    let config = Config::from_toml(&text, &|_| None).map_err(crate::StartError::from)?;
-    let gateway = crate::start(config).await?;
-    platform.set_xapp_url(&format!("http://{listen}/"));
+            issuer = provider.issuer,
+            account = idp::DEMO_ACCOUNT,
+            platform_url = platform.url,
+        );
+        let config = Config::from_toml(&text, &|_| None).map_err(crate::StartError::from)?;
+        match crate::start(config).await {
+            Ok(gateway) => {
+                platform.set_xapp_url(&format!("http://{listen}/"));
+                break gateway;
+            }
+            // Someone took the probed port before the gateway bound it: probe again.
+            Err(crate::StartError::Bind { .. }) if ephemeral && attempt < 5 => continue,
+            Err(e) => return Err(e.into()),
+        }
+    };
     Ok(Demo { gateway, idp: provider, whoami, platform })
 }

@@ -125,6 +125,13 @@ impl DevPlatform {
         issue_ott(&self.state, "another-app", account, "MAINNET", "FULL", "LIGHT")
     }
 
+    /// Makes Xumm report another transaction type for a payload (for tests of the checks).
+    pub fn set_tx_type(&self, uuid: &str, tx_type: &str) {
+        if let Some(p) = self.state.payloads.lock().unwrap().get_mut(uuid) {
+            p.request["txjson"]["TransactionType"] = tx_type.into();
+        }
+    }
+
     /// Ages a one-time token past its minute.
     pub fn expire_ott(&self, token: &str) {
         if let Some(o) = self.state.otts.lock().unwrap().get_mut(token) {

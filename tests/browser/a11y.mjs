@@ -1,4 +1,4 @@
-// Every page the gateway shows people, in headless Chromium at a phone's and a desktop's width,
+// Every page the gateway shows people, in headless Chromium at the narrowest phone (320 px), a common one (390) and a desktop (1280),
 // light and dark: a screenshot of each, whether it overflows, and an accessibility check with
 // axe-core (run in the page). Prints one JSON line per page and mode.
 // Usage: node a11y.mjs <gateway base URL> <wallet base URL> <account allowed on /admin> <another account>
@@ -38,7 +38,7 @@ const pages = [
 
 for (const [name, reach] of pages) {
   for (const scheme of ['light', 'dark']) {
-    for (const width of [390, 1280]) {
+    for (const width of [320, 390, 1280]) {
       const ctx = await browser.newContext({ viewport: { width, height: 844 }, colorScheme: scheme, deviceScaleFactor: 1 });
       const p = await ctx.newPage();
       try {
