@@ -51,6 +51,9 @@ pub enum GatewayError {
     BodyTimeout,
     #[error("too many request headers")]
     TooManyHeaders,
+    /// A payload sign-in that did not complete, with the link to start again.
+    #[error("{error}")]
+    Payload { error: crate::payload_login::PayloadError, retry: String },
     /// An xApp launch that opened no session.
     #[error("{0}")]
     Xapp(#[from] crate::xapp::XappError),
@@ -70,6 +73,8 @@ impl GatewayError {
             GatewayError::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             GatewayError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             GatewayError::TooManyHeaders => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            GatewayError::Payload { error: crate::payload_login::PayloadError::Unavailable { .. }, .. } => StatusCode::SERVICE_UNAVAILABLE,
+            GatewayError::Payload { .. } => StatusCode::BAD_REQUEST,
             GatewayError::Xapp(crate::xapp::XappError::Unavailable { .. }) => StatusCode::SERVICE_UNAVAILABLE,
             GatewayError::Xapp(_) => StatusCode::BAD_REQUEST,
         }
@@ -92,7 +97,8 @@ impl GatewayError {
             GatewayError::UpstreamTimeout => "gateway_timeout",
             GatewayError::BodyTimeout => "body_timeout",
             GatewayError::TooManyHeaders => "too_many_headers",
-            GatewayError::Xapp(crate::xapp::XappError::Unavailable { .. }) => "xumm_unavailable",
+            GatewayError::Xapp(crate::xapp::XappError::Unavailable { .. }) | GatewayError::Payload { error: crate::payload_login::PayloadError::Unavailable { .. }, .. } => "xumm_unavailable",
+            GatewayError::Payload { .. } => "sign_in_failed",
             GatewayError::Xapp(_) => "xapp_link_unusable",
         }
     }
@@ -152,6 +158,8 @@ impl GatewayError {
                 r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
                 r
             }
+            // The sign-in pages: browsers navigate there.
+            GatewayError::Payload { error, retry } => crate::pages::payload_problem(error, retry),
             // Opened inside the wallet: a page that says what to do there.
             GatewayError::Xapp(e) if client.accepts != Accepts::Json => crate::pages::xapp_problem(e),
             GatewayError::Xapp(crate::xapp::XappError::Unavailable { retry_after }) => {

@@ -155,6 +155,23 @@ pub fn xapp_problem(e: &crate::xapp::XappError) -> Response<Body> {
     r
 }
 
+/// The page of a payload sign-in that did not complete: what happened and a way to try again.
+pub fn payload_problem(e: &crate::payload_login::PayloadError, retry: &str) -> Response<Body> {
+    use crate::payload_login::PayloadError;
+    let (status, title) = match e {
+        PayloadError::Rejected => (StatusCode::BAD_REQUEST, "Sign-in rejected"),
+        PayloadError::Expired | PayloadError::Cancelled => (StatusCode::BAD_REQUEST, "Sign-in expired"),
+        PayloadError::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "Xumm cannot be reached"),
+        _ => (StatusCode::BAD_REQUEST, "Sign-in did not complete"),
+    };
+    let what = sentence(&e.to_string());
+    let mut r = page(status, title, &format!("<p id=\"reason\">{}.</p><p><a id=\"retry\" href=\"{}\">Try again</a></p>", esc(&what), esc(retry)));
+    if let PayloadError::Unavailable { retry_after } = e {
+        r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
+    }
+    r
+}
+
 /// `text` with its first letter upper-case (error messages are lower-case for log lines).
 fn sentence(text: &str) -> String {
     let mut c = text.chars();

@@ -223,7 +223,7 @@ impl Gateway {
         let done = format!("{base}{prefix}/qr/{id}/done");
         let (uuid, next) = match pl.create(&id, &done, returning.as_ref().map(|(_, t)| t.as_str()), &host).await {
             Ok(created) => created,
-            Err(e) => return payload_problem(&e, &self.start_url(&rd)),
+            Err(e) => return problem(e, self.start_url(&rd)),
         };
         pl.cancel_when_expired(uuid.clone());
         let pending = Pending { i: id.clone(), u: uuid, a: next, r: rd, t: now(), p: returning.map(|(a, _)| a) };
@@ -238,7 +238,7 @@ impl Gateway {
     pub async fn payload_endpoint(&self, auth: &Auth, pl: &Arc<PayloadLogin>, req: &mut Request<Incoming>, rest: &str) -> Response<Body> {
         let (id, action) = rest.split_once('/').unwrap_or((rest, ""));
         let Some(p) = Gateway::pending(auth, pl, req.headers(), id) else {
-            return payload_problem(&PayloadError::Unknown, &self.start_url("/"));
+            return problem(PayloadError::Unknown, self.start_url("/"));
         };
         match action {
             "" => qr_page(&p, &self.server.prefix, self.start_url(&p.r).as_str()),
@@ -258,11 +258,12 @@ impl Gateway {
             Err(PayloadError::NotYet) => return pages::redirect(StatusCode::FOUND, &format!("{}/qr/{}", self.server.prefix, p.i)),
             Err(e) => {
                 tracing::info!(cause = %e, "payload sign-in did not complete");
-                let mut r = payload_problem(&e, &retry);
-                if !matches!(e, PayloadError::Unavailable { .. }) {
+                let (retryable, other_account) = (matches!(e, PayloadError::Unavailable { .. }), matches!(e, PayloadError::OtherAccount));
+                let mut r = problem(e, retry);
+                if !retryable {
                     append_cookie(r.headers_mut(), &clear_pending);
                 }
-                if matches!(e, PayloadError::OtherAccount) {
+                if other_account {
                     // Next time, a QR code for whichever account the user picks.
                     append_cookie(r.headers_mut(), &auth.sealer.clear_cookie(&Gateway::user_token_name(auth), &self.server.prefix));
                 }
@@ -271,7 +272,7 @@ impl Gateway {
         };
         match pl.shared.claim(&format!("payload-login:{}", p.u), Duration::from_secs(pl.pending_secs() + 60)).await {
             Ok(true) => {}
-            Ok(false) => return payload_problem(&PayloadError::Used, &retry),
+            Ok(false) => return problem(PayloadError::Used, retry),
             Err(e) => {
                 tracing::error!(cause = %e, "shared store unavailable");
                 return GatewayError::StoreUnavailable.render(PAGE);
@@ -294,24 +295,9 @@ impl Gateway {
     }
 }
 
-/// The page of a payload sign-in that did not complete: what happened and a way to try again.
-fn payload_problem(e: &PayloadError, retry: &str) -> Response<Body> {
-    let (status, title) = match e {
-        PayloadError::Rejected => (StatusCode::BAD_REQUEST, "Sign-in rejected"),
-        PayloadError::Expired | PayloadError::Cancelled => (StatusCode::BAD_REQUEST, "Sign-in expired"),
-        PayloadError::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "Xumm cannot be reached"),
-        _ => (StatusCode::BAD_REQUEST, "Sign-in did not complete"),
-    };
-    let what = {
-        let t = e.to_string();
-        let mut c = t.chars();
-        c.next().map(|f| f.to_uppercase().chain(c).collect::<String>()).unwrap_or_default()
-    };
-    let mut r = pages::page(status, title, &format!("<p id=\"reason\">{}.</p><p><a id=\"retry\" href=\"{}\">Try again</a></p>", esc(&what), esc(retry)));
-    if let PayloadError::Unavailable { retry_after } = e {
-        r.headers_mut().insert(http::header::RETRY_AFTER, (*retry_after).into());
-    }
-    r
+/// A payload sign-in that did not complete, rendered like every refusal.
+fn problem(error: PayloadError, retry: String) -> Response<Body> {
+    GatewayError::Payload { error, retry }.render(PAGE)
 }
 
 /// The QR page: the code (server-rendered SVG), the deep link for a phone, and a script that

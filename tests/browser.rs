@@ -118,6 +118,8 @@ async fn every_gateway_page_is_accessible_light_and_dark_from_320_px_to_desktop(
     let shots = concat!(env!("CARGO_MANIFEST_DIR"), "/target/screenshots");
     std::fs::create_dir_all(shots).unwrap();
     let (base, wallet) = (format!("http://{}", demo.gateway.addr), demo.platform.url.clone());
+    // The "temporarily unavailable" page, six times: Xumm fails the first six calls.
+    demo.platform.fail_next(&[http::StatusCode::SERVICE_UNAVAILABLE; 6]);
     let (admin, other) = (xumm_gate::demo::idp::DEMO_ACCOUNT, "r9DvujRNfGrZr4nBjudEJJWFBNfkDfcwNA");
     let out = tokio::task::spawn_blocking(move || {
         Command::new("timeout").args(["300", "node", "a11y.mjs"]).arg(&base).arg(&wallet).arg(admin).arg(other).env("SCREENSHOT_DIR", shots).current_dir(dir).output().expect("node runs")
@@ -127,7 +129,8 @@ async fn every_gateway_page_is_accessible_light_and_dark_from_320_px_to_desktop(
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "browser run failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     let rows: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    assert_eq!(rows.len(), 7 * 6, "every page at three widths, light and dark: {stdout}");
+    assert_eq!(rows.len(), 8 * 6, "every page at three widths, light and dark: {stdout}");
+    assert!(rows.iter().filter(|r| r["page"] == "temporarily-unavailable").all(|r| r["status"] == 503), "{stdout}");
     for r in &rows {
         assert_eq!(r["serious"], serde_json::json!([]), "serious accessibility violations: {r} (screenshot in {shots})");
         assert_eq!(r["overflow"], false, "{r} overflows (screenshot in {shots})");
