@@ -37,6 +37,9 @@ pub enum GatewayError {
     /// Too many sign-ins from one client address.
     #[error("too many sign-in attempts")]
     TooManySignIns { retry_after: u64 },
+    /// Too many payload sign-ins from everyone together (`provider.payloads_per_minute`).
+    #[error("sign-in is busy")]
+    SignInsBusy { retry_after: u64 },
     #[error("bad request path: {0}")]
     BadPath(#[from] crate::path::PathError),
     #[error("not found")]
@@ -65,7 +68,7 @@ impl GatewayError {
             GatewayError::SignInRequired { .. } | GatewayError::Unauthenticated(_) | GatewayError::InvalidToken(_) => StatusCode::UNAUTHORIZED,
             GatewayError::ProviderNotReady | GatewayError::StoreUnavailable | GatewayError::ProviderStartingUp => StatusCode::SERVICE_UNAVAILABLE,
             GatewayError::SignInFailed { status, .. } => *status,
-            GatewayError::TooManySignIns { .. } => StatusCode::TOO_MANY_REQUESTS,
+            GatewayError::TooManySignIns { .. } | GatewayError::SignInsBusy { .. } => StatusCode::TOO_MANY_REQUESTS,
             GatewayError::Forbidden { .. } => StatusCode::FORBIDDEN,
             GatewayError::BadPath(_) => StatusCode::BAD_REQUEST,
             GatewayError::NotFound | GatewayError::NoUpstream => StatusCode::NOT_FOUND,
@@ -90,6 +93,7 @@ impl GatewayError {
             GatewayError::SignInFailed { .. } => "sign_in_failed",
             GatewayError::ProviderStartingUp => "provider_unavailable",
             GatewayError::TooManySignIns { .. } => "too_many_sign_ins",
+            GatewayError::SignInsBusy { .. } => "sign_in_busy",
             GatewayError::BadPath(_) => "bad_path",
             GatewayError::NotFound => "not_found",
             GatewayError::NoUpstream => "no_upstream",
@@ -148,6 +152,7 @@ impl GatewayError {
             // The sign-in endpoints' pages: browsers navigate there.
             GatewayError::SignInFailed { status, what, retry } => crate::pages::login_problem(*status, what, retry),
             GatewayError::TooManySignIns { retry_after } => crate::pages::too_many_sign_ins(*retry_after),
+            GatewayError::SignInsBusy { retry_after } => crate::pages::sign_in_busy(*retry_after),
             GatewayError::ProviderStartingUp => {
                 let mut r = crate::pages::page(self.status(), "Sign-in is starting up", "<p>The identity provider is not reachable yet. Please retry in a moment.</p>");
                 r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));

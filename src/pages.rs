@@ -212,6 +212,17 @@ pub fn json(status: StatusCode, v: &serde_json::Value) -> Response<Body> {
 }
 
 /// 429 for a client that started or finished too many sign-ins: a page that says when to retry.
+/// Everyone together started more payload sign-ins than the app's Xumm quota allows for now.
+pub fn sign_in_busy(retry_after: u64) -> Response<Body> {
+    let mut r = page(
+        StatusCode::TOO_MANY_REQUESTS,
+        "Sign-in is busy",
+        &format!("<p id=\"reason\">Many people are signing in right now. Please try again in {retry_after} seconds.</p>"),
+    );
+    r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+    r
+}
+
 pub fn too_many_sign_ins(retry_after: u64) -> Response<Body> {
     let mut r = page(
         StatusCode::TOO_MANY_REQUESTS,

@@ -210,7 +210,7 @@ impl Gateway {
     pub async fn payload_start(&self, auth: &Auth, pl: &Arc<PayloadLogin>, headers: &HeaderMap, rd: String) -> Response<Body> {
         if let Err(retry_after) = pl.take_budget().await {
             tracing::warn!(retry_after, "payload sign-in budget reached (provider.payloads_per_minute)");
-            return GatewayError::TooManySignIns { retry_after }.render(PAGE);
+            return GatewayError::SignInsBusy { retry_after }.render(PAGE);
         }
         let id = crate::session::new_id();
         let base = self.server.public_url.as_str().trim_end_matches('/');

@@ -141,6 +141,7 @@ async fn payload_creation_is_bounded_and_a_xumm_outage_is_a_retryable_page() {
     start(gw.addr, &platform, &[]).await;
     let third = get_with(gw.addr, "/.xumm/start?rd=/", &[HTML]).await;
     assert_eq!(third.status, StatusCode::TOO_MANY_REQUESTS, "{}", third.text());
+    assert!(third.text().contains("Many people are signing in right now"), "the overall bound says so: {}", third.text());
     assert!(third.headers.contains_key("retry-after"));
     assert_eq!(platform.calls().iter().filter(|c| *c == "POST /api/v1/platform/payload").count(), 2, "no payload beyond the bound");
 
