@@ -137,7 +137,7 @@ pub fn login_problem(status: StatusCode, what: &str, retry: &str) -> Response<Bo
 pub fn xapp_problem(e: &crate::xapp::XappError) -> Response<Body> {
     use crate::xapp::XappError;
     let status = if matches!(e, XappError::Unavailable { .. }) { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::BAD_REQUEST };
-    let mut r = match e {
+    let r = match e {
         XappError::Unavailable { retry_after } => page(
             status,
             "Xumm cannot be reached",
@@ -149,10 +149,10 @@ pub fn xapp_problem(e: &crate::xapp::XappError) -> Response<Body> {
             &format!("<p id=\"reason\">{}.</p><p>Close the xApp and open it again from Xumm: every opening brings a new link.</p>", esc(&sentence(&e.to_string()))),
         ),
     };
-    if let XappError::Unavailable { retry_after } = e {
-        r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
+    match e {
+        XappError::Unavailable { retry_after: seconds } => retry_after(r, *seconds),
+        _ => r,
     }
-    r
 }
 
 /// The page of a payload sign-in that did not complete: what happened and a way to try again.
@@ -165,11 +165,11 @@ pub fn payload_problem(e: &crate::payload_login::PayloadError, retry: &str) -> R
         _ => (StatusCode::BAD_REQUEST, "Sign-in did not complete"),
     };
     let what = sentence(&e.to_string());
-    let mut r = page(status, title, &format!("<p id=\"reason\">{}.</p><p><a id=\"retry\" href=\"{}\">Try again</a></p>", esc(&what), esc(retry)));
-    if let PayloadError::Unavailable { retry_after } = e {
-        r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
+    let r = page(status, title, &format!("<p id=\"reason\">{}.</p><p><a id=\"retry\" href=\"{}\">Try again</a></p>", esc(&what), esc(retry)));
+    match e {
+        PayloadError::Unavailable { retry_after: seconds } => retry_after(r, *seconds),
+        _ => r,
     }
-    r
 }
 
 /// `text` with its first letter upper-case (error messages are lower-case for log lines).
@@ -211,24 +211,20 @@ pub fn json(status: StatusCode, v: &serde_json::Value) -> Response<Body> {
     r
 }
 
-/// 429 for a client that started or finished too many sign-ins: a page that says when to retry.
-/// Everyone together started more payload sign-ins than the app's Xumm quota allows for now.
-pub fn sign_in_busy(retry_after: u64) -> Response<Body> {
-    let mut r = page(
-        StatusCode::TOO_MANY_REQUESTS,
-        "Sign-in is busy",
-        &format!("<p id=\"reason\">Many people are signing in right now. Please try again in {retry_after} seconds.</p>"),
-    );
-    r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+/// `r` with `Retry-After: seconds`: every page that asks people to come back later says when.
+fn retry_after(mut r: Response<Body>, seconds: u64) -> Response<Body> {
+    r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
     r
 }
 
-pub fn too_many_sign_ins(retry_after: u64) -> Response<Body> {
-    let mut r = page(
-        StatusCode::TOO_MANY_REQUESTS,
-        "Too many sign-in attempts",
-        &format!("<p>Too many sign-ins were started from your network. Please try again in {retry_after} seconds.</p>"),
-    );
-    r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
-    r
+/// 429 when everyone together started more payload sign-ins than the app's Xumm quota allows.
+pub fn sign_in_busy(seconds: u64) -> Response<Body> {
+    let text = format!("<p id=\"reason\">Many people are signing in right now. Please try again in {seconds} seconds.</p>");
+    retry_after(page(StatusCode::TOO_MANY_REQUESTS, "Sign-in is busy", &text), seconds)
+}
+
+/// 429 for a client that started or finished too many sign-ins: a page that says when to retry.
+pub fn too_many_sign_ins(seconds: u64) -> Response<Body> {
+    let text = format!("<p>Too many sign-ins were started from your network. Please try again in {seconds} seconds.</p>");
+    retry_after(page(StatusCode::TOO_MANY_REQUESTS, "Too many sign-in attempts", &text), seconds)
 }
