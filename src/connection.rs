@@ -67,7 +67,11 @@ where
     let svc = service_fn(move |req| {
         let (gw, in_use) = (gw.clone(), act.begin());
         async move {
+            let hsts = gw.life.tls.as_ref().and_then(|t| t.hsts.clone());
             let mut resp = gw.handle(req, peer).await?;
+            if let Some(v) = hsts {
+                resp.headers_mut().insert(http::header::STRICT_TRANSPORT_SECURITY, v);
+            }
             resp.body_mut().hold(in_use); // the request stays open until its body is sent
             Ok::<_, Infallible>(resp)
         }

@@ -36,6 +36,7 @@ pub mod router;
 pub mod server;
 pub mod session;
 pub mod shared;
+pub mod tls;
 pub mod worker;
 pub mod xapp;
 pub mod xumm;
@@ -89,6 +90,8 @@ pub enum StartError {
 pub struct Running {
     pub addr: SocketAddr,
     pub admin_addr: Option<SocketAddr>,
+    /// The plain-HTTP listener that redirects to HTTPS (`server.tls.redirect_listen`).
+    pub redirect_addr: Option<SocketAddr>,
     pub gateway: Arc<Gateway>,
     shutdown: watch::Sender<bool>,
     admin_shutdown: watch::Sender<bool>,
@@ -128,6 +131,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let shared = Arc::new(shared::Shared::from_config(config.session.as_ref())?);
     let auth = auth::Auth::from_config(&config, &server, shared.clone())?;
     let proxy = Arc::new(proxy::Proxy::new(&server, &config.upstreams)?);
+    let tls = tls::Tls::load(&server)?;
     pages::Branding::from_config(&config.pages, &server.prefix)?.install();
     // One client for Xumm's platform API, the broker's and xApp sessions' alike.
     let platform = config.xumm.as_ref().map(|x| Arc::new(xumm::client::PlatformClient::new(x)));
@@ -164,6 +168,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             draining: AtomicBool::new(false),
             metrics: prometheus,
             conns: Arc::new(conns::Conns::new(conns::fit_to_fd_limit(server.max_connections), server.max_connections_per_ip)),
+            tls,
         },
         server,
     });
@@ -197,10 +202,19 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let (admin_tx, admin_rx) = watch::channel(false);
     let mut admin_addr = None;
     let mut admin_task = None;
+    let mut redirect_addr = None;
     if let Some(a) = gateway.server.admin_listen {
         let l = server::bind(a, false).map_err(|source| StartError::Bind { addr: a, source })?;
         admin_addr = Some(l.local_addr().map_err(|source| StartError::Bind { addr: a, source })?);
         admin_task = Some(tokio::spawn(server::serve_admin(gateway.clone(), l, admin_rx)));
+    }
+    if let Some(tls) = &gateway.life.tls {
+        tokio::spawn(tls.clone().watch(rx.clone()));
+        if let Some(a) = tls.redirect_listen {
+            let l = server::bind(a, false).map_err(|source| StartError::Bind { addr: a, source })?;
+            redirect_addr = Some(l.local_addr().map_err(|source| StartError::Bind { addr: a, source })?);
+            tokio::spawn(server::serve_redirect(gateway.clone(), l, rx.clone()));
+        }
     }
     let public_task = tokio::spawn(server::serve_public(gateway.clone(), listener, rx));
     match &gateway.admission.auth {
@@ -213,5 +227,5 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         _ => gateway.life.ready.store(true, Ordering::Release),
     }
     tracing::info!(listen = %addr, admin = ?admin_addr, "xumm-gate serving");
-    Ok(Running { addr, admin_addr, gateway, shutdown: tx, admin_shutdown: admin_tx, public_task, workers: worker_threads, admin_task })
+    Ok(Running { addr, admin_addr, redirect_addr, gateway, shutdown: tx, admin_shutdown: admin_tx, public_task, workers: worker_threads, admin_task })
 }

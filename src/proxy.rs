@@ -42,6 +42,81 @@ pub struct Upstream {
     pub host: HeaderValue,
     /// Names this upstream's connections in per-thread pools (unique per process).
     pub key: usize,
+    /// TLS to an https:// upstream.
+    tls: Option<UpstreamTls>,
+}
+
+/// How the gateway speaks TLS to one https:// upstream.
+#[derive(Debug)]
+struct UpstreamTls {
+    config: rustls::ClientConfig,
+    /// SNI and the name verified, when not the URL's host.
+    server_name: Option<rustls_pki_types::ServerName<'static>>,
+    http2: bool,
+}
+
+impl UpstreamTls {
+    /// Reads `ca_file` and the client certificate of `[[upstream]]` number `i`.
+    fn load(i: usize, cfg: &UpstreamConfig) -> Result<UpstreamTls, ConfigError> {
+        use rustls_pki_types::pem::PemObject;
+        use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+        let key = |k: &str| format!("upstream[{i}].{k}");
+        let read = |k: &str, path: &str| std::fs::read(path).map_err(|e| crate::config::err(key(k), format!("cannot read {path}: {e}")));
+        let certs = |k: &str, path: &str| -> Result<Vec<CertificateDer<'static>>, ConfigError> {
+            let pem = read(k, path)?;
+            let list = CertificateDer::pem_slice_iter(&pem).collect::<Result<Vec<_>, _>>().map_err(|e| crate::config::err(key(k), format!("{path}: {e}")))?;
+            if list.is_empty() {
+                return Err(crate::config::err(key(k), format!("{path}: no PEM certificate in it")));
+            }
+            Ok(list)
+        };
+        let mut roots = rustls::RootCertStore::empty();
+        if cfg.ca_file.is_empty() {
+            roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        } else {
+            for c in certs("ca_file", &cfg.ca_file)? {
+                roots.add(c).map_err(|e| crate::config::err(key("ca_file"), format!("{}: {e}", cfg.ca_file)))?;
+            }
+        }
+        let builder = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| crate::config::err(key("url"), e.to_string()))?
+            .with_root_certificates(roots);
+        let config = if cfg.client_cert.is_empty() {
+            builder.with_no_client_auth()
+        } else {
+            let chain = certs("client_cert", &cfg.client_cert)?;
+            let pem = read("client_key", &cfg.client_key)?;
+            let der = PrivateKeyDer::from_pem_slice(&pem).map_err(|_| crate::config::err(key("client_key"), format!("{}: no PEM private key in it", cfg.client_key)))?;
+            builder.with_client_auth_cert(chain, der).map_err(|e| crate::config::err(key("client_key"), format!("{}: {e}", cfg.client_key)))?
+        };
+        let server_name = match cfg.tls_server_name.as_str() {
+            "" => None,
+            n => Some(rustls_pki_types::ServerName::try_from(n.to_string()).map_err(|_| crate::config::err(key("tls_server_name"), "is not a host name or IP address"))?),
+        };
+        Ok(UpstreamTls { config, server_name, http2: cfg.http2 })
+    }
+
+    /// A pooled client for one thread; `h1_only` for requests that may switch protocols
+    /// (WebSocket needs HTTP/1.1's Upgrade).
+    fn client(&self, connect_timeout: Duration, idle: Duration, h1_only: bool) -> crate::worker::TlsUpstreamClient {
+        let mut http = HttpConnector::new();
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(connect_timeout));
+        http.enforce_http(false);
+        let b = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(self.config.clone()).https_only();
+        let b = match &self.server_name {
+            Some(n) => b.with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(n.clone())),
+            None => b,
+        };
+        let connector = if self.http2 && !h1_only { b.enable_all_versions().wrap_connector(http) } else { b.enable_http1().wrap_connector(http) };
+        Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .pool_idle_timeout(idle)
+            .pool_max_idle_per_host(1024)
+            .build(connector)
+    }
 }
 
 impl Upstream {
@@ -49,9 +124,11 @@ impl Upstream {
     /// skipped the check: never a panic).
     fn new(i: usize, cfg: &UpstreamConfig) -> Result<Upstream, ConfigError> {
         let uri = &cfg.url.checked(&format!("upstream[{i}].url"))?.0;
-        let (Some(authority), Ok(host)) = (uri.authority().cloned(), HeaderValue::from_str(uri.authority().map_or("", |a| a.as_str()))) else {
+        let host_text = if cfg.host_header.is_empty() { uri.authority().map_or("", |a| a.as_str()) } else { &cfg.host_header };
+        let (Some(authority), Ok(host)) = (uri.authority().cloned(), HeaderValue::from_str(host_text)) else {
             return Err(crate::config::err(format!("upstream[{i}].url"), "must name a host"));
         };
+        let tls = (uri.scheme() == Some(&Scheme::HTTPS)).then(|| UpstreamTls::load(i, cfg)).transpose()?;
         Ok(Upstream {
             prefix: cfg.path.trim_end_matches('/').to_string(),
             label: Arc::from(cfg.url.text()),
@@ -64,6 +141,7 @@ impl Upstream {
             broker_app: cfg.broker_app.as_deref().map(Arc::from),
             host,
             key: NEXT_UPSTREAM_KEY.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            tls,
         })
     }
 
@@ -76,7 +154,7 @@ impl Upstream {
     pub fn connect_to(&self) -> (&str, u16) {
         let host = self.authority.host();
         let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
-        (host, self.authority.port_u16().unwrap_or(80))
+        (host, self.authority.port_u16().unwrap_or(if self.tls.is_some() { 443 } else { 80 }))
     }
 
     /// The upstream path for a normalized request path, as three pieces to concatenate: the
@@ -148,9 +226,22 @@ impl Proxy {
 
     /// Sends `req` on this thread's pooled client (built on first use). The client is borrowed,
     /// not cloned: `request` already takes the handles its future needs.
-    fn request(&self, req: Request<IdleBody>) -> hyper_util::client::legacy::ResponseFuture {
+    fn request(&self, req: Request<IdleBody>, up: &Upstream, upgrade: bool) -> hyper_util::client::legacy::ResponseFuture {
         // One pool per thread and proxy: with one current-thread runtime per core, each runtime
         // keeps its own upstream connections and never wakes another core for them.
+        if let Some(tls) = &up.tls {
+            return crate::worker::with(|w| {
+                let mut pools = w.tls_clients.borrow_mut();
+                let key = (up.key, upgrade && tls.http2);
+                if let Some((_, c)) = pools.iter().find(|(k, _)| *k == key) {
+                    return c.request(req);
+                }
+                let client = tls.client(self.connect_timeout, self.idle_timeout, key.1);
+                let fut = client.request(req);
+                pools.push((key, client));
+                fut
+            });
+        }
         crate::worker::with(|w| {
             let mut pools = w.clients.borrow_mut();
             if let Some((_, c)) = pools.iter().find(|(id, _)| *id == self.id) {
@@ -218,7 +309,7 @@ impl Proxy {
 
         let started = Instant::now();
         let req = req.map(|b| IdleBody::new(b, self.body_timeout));
-        let result = tokio::time::timeout(self.timeout, self.request(req)).await;
+        let result = tokio::time::timeout(self.timeout, self.request(req, up, upgrade.is_some())).await;
         crate::metrics::record(&up.latency, started.elapsed());
         let mut resp = match result {
             Err(_) => return Err(upstream_timed_out(&up.label)),

@@ -27,6 +27,15 @@ pub struct Lifecycle {
     /// Open client connections, against the global and per-client caps.
     pub conns: Arc<crate::conns::Conns>,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    /// The public listener's TLS, when `[server.tls]` is set.
+    pub tls: Option<Arc<crate::tls::Tls>>,
+}
+
+impl Lifecycle {
+    /// The Strict-Transport-Security value every public response carries, if any.
+    pub fn hsts(&self) -> Option<&[u8]> {
+        self.tls.as_ref()?.hsts.as_ref().map(|v| v.as_bytes())
+    }
 }
 
 /// Accepts connections until `shutdown` flips, then drains in-flight requests (bounded).
@@ -51,16 +60,15 @@ pub async fn serve_public(gw: Arc<Gateway>, listener: TcpListener, mut shutdown:
                 let guard = match gw.life.conns.admit(peer.ip(), gw.proxy.is_trusted(&peer)) {
                     Ok(g) => g,
                     Err(why) => {
-                        refuse(&stream, why);
+                        refuse(&stream, why, gw.life.tls.is_none());
                         continue;
                     }
                 };
                 let _ = stream.set_nodelay(true);
                 let (gw, builder, conn) = (gw.clone(), builder.clone(), crate::connection::Conn::new(guard, shutdown.clone()));
-                if gw.server.fast_path {
-                    tokio::spawn(crate::fast::serve(gw, stream, peer, builder, conn));
-                } else {
-                    tokio::spawn(async move { crate::connection::serve_hyper(gw, stream, peer, &builder, conn).await });
+                match gw.life.tls.clone() {
+                    Some(tls) => drop(tokio::spawn(serve_tls(gw, tls, stream, peer, builder, conn))),
+                    None => drop(tokio::spawn(serve(gw, stream, peer, builder, conn))),
                 }
             }
             _ = shutdown.changed() => break,
@@ -81,13 +89,88 @@ pub async fn serve_public(gw: Arc<Gateway>, listener: TcpListener, mut shutdown:
     }
 }
 
+/// Serves one connection (plain, or TLS after its handshake): the fast path first when it is
+/// on, hyper for the rest.
+async fn serve<S: crate::fast::ClientIo>(gw: Arc<Gateway>, stream: S, peer: SocketAddr, builder: Arc<auto::Builder<TokioExecutor>>, conn: crate::connection::Conn) {
+    if gw.server.fast_path {
+        crate::fast::serve(gw, stream, peer, builder, conn).await
+    } else {
+        crate::connection::serve_hyper(gw, stream, peer, &builder, conn).await
+    }
+}
+
+/// The TLS handshake (within `server.header_read_timeout`), then the connection as any other;
+/// HTTP/2 (ALPN h2) goes straight to hyper, the fast path being HTTP/1.1's.
+async fn serve_tls(gw: Arc<Gateway>, tls: Arc<crate::tls::Tls>, stream: tokio::net::TcpStream, peer: SocketAddr, builder: Arc<auto::Builder<TokioExecutor>>, conn: crate::connection::Conn) {
+    let stream = match tokio::time::timeout(gw.server.header_read_timeout, tls.acceptor().accept(stream)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return tracing::debug!(peer = %peer, cause = %e, "TLS handshake failed"),
+        Err(_) => return tracing::debug!(peer = %peer, "TLS handshake timed out"),
+    };
+    if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+        crate::connection::serve_hyper(gw, stream, peer, &builder, conn).await
+    } else {
+        serve(gw, stream, peer, builder, conn).await
+    }
+}
+
 /// Answers a connection over a cap with a short 503 if the socket takes it at once (never
-/// waiting on the client), then closes it.
-fn refuse(stream: &tokio::net::TcpStream, why: crate::conns::Refused) {
+/// waiting on the client), then closes it. A TLS listener just closes: a plain answer would
+/// only be a handshake error to its client, and a handshake costs what the cap saves.
+fn refuse(stream: &tokio::net::TcpStream, why: crate::conns::Refused, plain: bool) {
     const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\ncontent-length: 21\r\nretry-after: 1\r\nconnection: close\r\n\r\ntoo many connections\n";
-    let _ = stream.try_write(BUSY);
+    if plain {
+        let _ = stream.try_write(BUSY);
+    }
     crate::metrics::connection_refused(why.label());
     tracing::debug!(reason = why.label(), "connection refused");
+}
+
+/// `server.tls.redirect_listen`: plain HTTP that only sends people to the same path over HTTPS
+/// (308, so a form post is repeated as one). The host is the one asked for when a certificate
+/// covers it, else `server.public_url`'s: never a host nobody configured.
+pub async fn serve_redirect(gw: Arc<Gateway>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
+    let builder = Arc::new(auto::Builder::new(TokioExecutor::new()));
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                let gw = gw.clone();
+                let svc = service_fn(move |req| std::future::ready(Ok::<_, Infallible>(to_https(&gw, &req))));
+                let builder = builder.clone();
+                tokio::spawn(async move {
+                    let _ = tokio::time::timeout(std::time::Duration::from_secs(60), builder.serve_connection(TokioIo::new(stream), svc)).await;
+                });
+            }
+            _ = shutdown.changed() => break,
+        }
+    }
+}
+
+/// A Host header's host, without its port (an IPv6 literal keeps its brackets).
+fn host_of(h: &str) -> &str {
+    match h.rfind(':') {
+        Some(i) if !h[i..].contains(']') => &h[..i],
+        _ => h,
+    }
+}
+
+fn to_https(gw: &Gateway, req: &Request<Incoming>) -> Response<Body> {
+    let public = &gw.server.public_url;
+    let asked = req.uri().host().or_else(|| req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).map(host_of));
+    let host = match (asked, &gw.life.tls) {
+        (Some(h), Some(tls)) if tls.serves(h) || public.host_str() == Some(h) => h,
+        _ => public.host_str().unwrap_or_default(),
+    };
+    let port = public.port().map(|p| format!(":{p}")).unwrap_or_default();
+    let target = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
+    let mut r = Response::new(Body::empty());
+    *r.status_mut() = StatusCode::PERMANENT_REDIRECT;
+    match http::HeaderValue::from_str(&format!("https://{host}{port}{target}")) {
+        Ok(v) => drop(r.headers_mut().insert(header::LOCATION, v)),
+        Err(_) => *r.status_mut() = StatusCode::BAD_REQUEST,
+    }
+    r
 }
 
 /// The admin listener: /healthz, /readyz, /metrics.

@@ -22,6 +22,9 @@ use crate::body::IdleBody;
 /// The general path's pooled client to the upstreams of one `Proxy`.
 pub type UpstreamClient = Client<HttpConnector, IdleBody>;
 
+/// The general path's pooled client to one https:// upstream.
+pub type TlsUpstreamClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, IdleBody>;
+
 /// Idle fast-path sockets to one upstream with the time each went idle, most recently used last.
 pub type IdleSockets = Vec<(Instant, TcpStream)>;
 
@@ -37,6 +40,9 @@ pub struct Worker {
     pub idle: RefCell<Vec<(usize, IdleSockets)>>,
     /// The general path's upstream clients by `Proxy` id.
     pub clients: RefCell<Vec<(usize, UpstreamClient)>>,
+    /// Clients to https:// upstreams by (upstream key, HTTP/1.1 only for upgrades): each
+    /// upstream has its own trust roots and client certificate.
+    pub tls_clients: RefCell<Vec<((usize, bool), TlsUpstreamClient)>>,
     /// The `Date` header of the current second.
     pub date: RefCell<HttpDate>,
     /// Session cookies already opened (`auth::open_session_cookie`).
@@ -50,6 +56,7 @@ thread_local! {
         Worker {
             idle: RefCell::new(Vec::new()),
             clients: RefCell::new(Vec::new()),
+            tls_clients: RefCell::new(Vec::new()),
             date: RefCell::new(HttpDate { second: 0, text: String::new() }),
             opened: RefCell::new(HashMap::with_hasher(foldhash::fast::FixedState::with_seed(0x5eed_c0ff_ee00_0001))),
             last_peer: RefCell::new(None),

@@ -96,7 +96,7 @@ fn each_error_names_the_key() {
     assert!(error_of("").starts_with("upstream: at least one [[upstream]] is required"));
     let bad_auth = PROVIDER.replace("client_secret = \"secret\"\n", "client_secret = \"secret\"\ntoken_auth = \"jwt\"\n");
     assert!(error_of(&format!("{bad_auth}{UP}")).starts_with("provider.token_auth: must be"));
-    assert!(error_of("[[upstream]]\npath = \"/\"\nurl = \"https://x\"\n").starts_with("upstream[0].url: must be an http:// URL"));
+    assert!(error_of("[[upstream]]\npath = \"/\"\nurl = \"ftp://x\"\n").starts_with("upstream[0].url: must be an http:// or https:// URL"));
     assert!(error_of("[[upstream]]\npath = \"/\"\nurl = \"http://x/?a=1\"\n").starts_with("upstream[0].url: must not carry a query string"));
     assert!(error_of("[[upstream]]\npath = \"/x/../y\"\nurl = \"http://x\"\n").starts_with("upstream[0].path: must be a normalized"));
 }

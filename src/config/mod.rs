@@ -23,10 +23,10 @@ mod xumm;
 
 pub use identity::{AssertionConfig, BearerConfig, ForwardAuthConfig, HeadersConfig, ProviderConfig};
 pub use routing::{CorsConfig, PagesConfig, RouteConfig, UpstreamConfig};
-pub use server::{Server, ServerConfig};
+pub use server::{Server, ServerConfig, SniConfig, TlsConfig};
 pub use session::{OneOrMany, SessionConfig};
 pub(crate) use values::err;
-pub use values::{Choice, ConfigError, ForwardAuthMode, ProviderKind, FromText, LogFormat, Network, Origin, Parsed, RedisMode, Secret, Span, StoreKind, TokenAuth, UpstreamUrl};
+pub use values::{Choice, ClientAuth, ConfigError, TlsVersion, ForwardAuthMode, ProviderKind, FromText, LogFormat, Network, Origin, Parsed, RedisMode, Secret, Span, StoreKind, TokenAuth, UpstreamUrl};
 pub use xumm::{BrokerAppConfig, BrokerConfig, XappConfig, XummConfig};
 use session::check_redis_urls;
 use values::*;
@@ -125,6 +125,7 @@ impl Config {
         for (i, u) in self.upstreams.iter().enumerate() {
             p.take(check_route_path(&format!("upstream[{i}].path"), &u.path));
             p.parsed(&format!("upstream[{i}].url"), &u.url);
+            check_upstream_tls(&mut p, i, u);
             if let Some(app) = &u.broker_app {
                 if !self.broker.app.iter().any(|a| &a.name == app) {
                     p.add(format!("upstream[{i}].broker_app"), format!("no [[broker.app]] is named {app:?}"));
@@ -351,4 +352,25 @@ fn resolve_value(v: &mut toml::Value, path: &str, env: EnvLookup) -> Result<(), 
         _ => {}
     }
     Ok(())
+}
+
+/// An upstream's TLS settings: only on https://, a client certificate with its key, names that
+/// are names. (The files are read, and named if they fail, when the gateway starts.)
+fn check_upstream_tls(p: &mut Problems, i: usize, u: &UpstreamConfig) {
+    let https = u.url.get().is_some_and(|x| x.0.scheme_str() == Some("https"));
+    let tls_keys = [("ca_file", &u.ca_file), ("client_cert", &u.client_cert), ("client_key", &u.client_key), ("tls_server_name", &u.tls_server_name)];
+    for (key, v) in tls_keys {
+        if !https && !v.is_empty() {
+            p.add(format!("upstream[{i}].{key}"), "applies only to an https:// url");
+        }
+    }
+    if u.client_cert.is_empty() != u.client_key.is_empty() {
+        p.add(format!("upstream[{i}].client_key"), "client_cert and client_key go together");
+    }
+    if !u.tls_server_name.is_empty() && rustls_pki_types::ServerName::try_from(u.tls_server_name.as_str()).is_err() {
+        p.add(format!("upstream[{i}].tls_server_name"), format!("{:?} is not a host name or IP address", u.tls_server_name));
+    }
+    if http::HeaderValue::from_str(&u.host_header).is_err() || u.host_header.contains(char::is_whitespace) {
+        p.add(format!("upstream[{i}].host_header"), format!("{:?} is not a host", u.host_header));
+    }
 }

@@ -29,7 +29,7 @@ pub struct CorsConfig {
 pub struct UpstreamConfig {
     /// Path prefix this upstream serves; the longest matching prefix wins.
     pub path: String,
-    /// Base URL, http:// only for now.
+    /// Base URL, http:// or https://.
     pub url: Parsed<UpstreamUrl>,
     /// Remove `path` from the request path before forwarding.
     #[serde(default)]
@@ -41,6 +41,24 @@ pub struct UpstreamConfig {
     /// that only that app can use as `user_token`.
     #[serde(default)]
     pub broker_app: Option<String>,
+    /// https:// upstreams: PEM file of the CAs its certificate must chain to; "" trusts the
+    /// bundled web PKI roots (Mozilla's, so a distroless image needs no system store).
+    #[serde(default)]
+    pub ca_file: String,
+    /// https:// upstreams: PEM files of the gateway's client certificate and key (mTLS).
+    #[serde(default)]
+    pub client_cert: String,
+    #[serde(default)]
+    pub client_key: String,
+    /// The name sent as SNI and verified in the upstream's certificate; "" is the URL's host.
+    #[serde(default)]
+    pub tls_server_name: String,
+    /// The Host header upstream requests carry; "" is the URL's host and port.
+    #[serde(default)]
+    pub host_header: String,
+    /// https:// upstreams: offer HTTP/2 by ALPN (used when the upstream picks it).
+    #[serde(default = "yes")]
+    pub http2: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -56,6 +56,60 @@ pub struct ServerConfig {
     /// (`;` parameters, trailing dots or spaces, encoded '%', encoded control characters)
     /// before any rule is matched. A route can opt out with `strict_path = false`.
     pub strict_paths: bool,
+    /// `[server.tls]`: the public listener speaks TLS (HTTPS and HTTP/2 by ALPN).
+    pub tls: Option<TlsConfig>,
+}
+
+/// `[server.tls]`: certificates for the public listener, chosen by the name the client asks
+/// for (SNI), optional client certificates, and the plain-HTTP listener that only redirects.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM file: the certificate chain, leaf first. Served when no `sni` entry names the host.
+    pub cert: String,
+    /// PEM file: the private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: String,
+    /// More certificates, each chosen for the host names it covers.
+    #[serde(default)]
+    pub sni: Vec<SniConfig>,
+    /// PEM file of the CAs client certificates must chain to; "" asks clients for none.
+    #[serde(default)]
+    pub client_ca: String,
+    /// With `client_ca`: "required" (no certificate, no connection) or "optional".
+    #[serde(default)]
+    pub client_auth: Choice<ClientAuth>,
+    /// Oldest TLS version spoken: "1.2" or "1.3".
+    #[serde(default)]
+    pub min_version: Choice<TlsVersion>,
+    /// Strict-Transport-Security value on every response; "" sends none.
+    #[serde(default)]
+    pub hsts: String,
+    /// A plain-HTTP listener that only redirects to HTTPS; "" (default) opens none.
+    #[serde(default = "no_address")]
+    pub redirect_listen: Parsed<Option<SocketAddr>>,
+    /// How often the certificate, key and CA files are checked for changes.
+    #[serde(default = "tls_reload_interval")]
+    pub reload_interval: Span,
+}
+
+/// One `[[server.tls.sni]]` certificate.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SniConfig {
+    pub cert: String,
+    pub key: String,
+    /// The names it is served for (exact, or `*.example.org`); default: the DNS names the
+    /// certificate itself lists.
+    #[serde(default)]
+    pub hosts: Vec<String>,
+}
+
+fn no_address() -> Parsed<Option<SocketAddr>> {
+    "".into()
+}
+
+fn tls_reload_interval() -> Span {
+    "10s".into()
 }
 
 impl Default for ServerConfig {
@@ -83,6 +137,7 @@ impl Default for ServerConfig {
             idle_timeout: "60s".into(),
             body_timeout: "30s".into(),
             http2_max_streams: 100,
+            tls: None,
         }
     }
 }
@@ -109,6 +164,10 @@ pub struct Server {
     pub idle_timeout: Duration,
     pub body_timeout: Duration,
     pub http2_max_streams: u32,
+    /// `[server.tls]` as written (its files are read by `tls::Tls::load`).
+    pub tls: Option<TlsConfig>,
+    pub tls_reload_interval: Duration,
+    pub redirect_listen: Option<SocketAddr>,
 }
 
 impl Config {
@@ -149,6 +208,12 @@ impl Config {
         let drain_timeout = p.take(bounded("server.drain_timeout", &s.drain_timeout, Duration::ZERO, hour));
         let idle_timeout = p.take(bounded("server.idle_timeout", &s.idle_timeout, ms(100), 24 * hour));
         let body_timeout = p.take(bounded("server.body_timeout", &s.body_timeout, ms(100), hour));
+        let (mut tls_reload_interval, mut redirect_listen) = (Some(Duration::from_secs(10)), None);
+        if let Some(t) = &s.tls {
+            tls_reload_interval = p.take(bounded("server.tls.reload_interval", &t.reload_interval, ms(100), hour));
+            redirect_listen = p.take(t.redirect_listen.checked("server.tls.redirect_listen")).copied().flatten();
+            check_tls(p, t, public_url.as_ref());
+        }
         if p.0.len() > before {
             return None;
         }
@@ -172,6 +237,40 @@ impl Config {
             idle_timeout: idle_timeout?,
             body_timeout: body_timeout?,
             http2_max_streams: s.http2_max_streams,
+            tls: s.tls.clone(),
+            tls_reload_interval: tls_reload_interval?,
+            redirect_listen,
         })
+    }
+}
+
+/// What can be checked of `[server.tls]` without reading its files (`tls::Tls::load` reads
+/// them, and names the key of any that fails).
+fn check_tls(p: &mut Problems, t: &TlsConfig, public_url: Option<&url::Url>) {
+    for (key, v) in [("server.tls.cert", &t.cert), ("server.tls.key", &t.key)] {
+        if v.is_empty() {
+            p.add(key, "is required (a PEM file path)");
+        }
+    }
+    for (i, e) in t.sni.iter().enumerate() {
+        for (key, v) in [("cert", &e.cert), ("key", &e.key)] {
+            if v.is_empty() {
+                p.add(format!("server.tls.sni[{i}].{key}"), "is required (a PEM file path)");
+            }
+        }
+        for (j, h) in e.hosts.iter().enumerate() {
+            let name = h.strip_prefix("*.").unwrap_or(h);
+            if name.is_empty() || name.contains('*') || rustls_pki_types::ServerName::try_from(name).is_err() {
+                p.add(format!("server.tls.sni[{i}].hosts[{j}]"), format!("{h:?} is not a host name (exact, or \"*.example.org\")"));
+            }
+        }
+    }
+    p.take(t.client_auth.checked("server.tls.client_auth"));
+    p.take(t.min_version.checked("server.tls.min_version"));
+    if http::HeaderValue::from_str(&t.hsts).is_err() {
+        p.add("server.tls.hsts", "must be a header value like \"max-age=31536000\"");
+    }
+    if public_url.is_some_and(|u| u.scheme() != "https") {
+        p.add("server.public_url", "must be https:// when [server.tls] is set (users reach the gateway over TLS)");
     }
 }

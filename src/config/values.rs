@@ -279,6 +279,14 @@ words!(
     ProviderKind { Oauth2 = "oauth2", Payload = "payload" }
 );
 words!(
+    /// `server.tls.client_auth`: whether a client without a certificate may connect.
+    ClientAuth { Required = "required", Optional = "optional" }
+);
+words!(
+    /// `server.tls.min_version`.
+    TlsVersion { V12 = "1.2", V13 = "1.3" }
+);
+words!(
     /// `provider.token_auth`: how the client authenticates at the token endpoint.
     TokenAuth { ClientSecretPost = "client_secret_post", ClientSecretBasic = "client_secret_basic" }
 );
@@ -413,8 +421,8 @@ pub struct UpstreamUrl(pub http::Uri);
 impl FromText for UpstreamUrl {
     fn from_text(text: &str) -> Result<UpstreamUrl, String> {
         let uri: http::Uri = text.parse().map_err(|_| format!("invalid URL {text:?}"))?;
-        if uri.scheme_str() != Some("http") || uri.authority().is_none() {
-            return Err(format!("must be an http:// URL with a host, got {text:?}"));
+        if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.authority().is_none() {
+            return Err(format!("must be an http:// or https:// URL with a host, got {text:?}"));
         }
         if uri.query().is_some() {
             return Err("must not carry a query string".into());

@@ -37,8 +37,12 @@ enum Step {
     Handover,
 }
 
-struct Conn {
-    stream: TcpStream,
+/// A client connection the fast path can serve: a socket, or a TLS stream over one.
+pub trait ClientIo: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static {}
+impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static> ClientIo for S {}
+
+struct Conn<S> {
+    stream: S,
     peer: Peer,
     /// Bytes read from the client and not yet used.
     buf: BytesMut,
@@ -52,9 +56,9 @@ struct Conn {
 
 /// Serves one client connection: fast-path requests here, then (if one is not) the rest of the
 /// connection through hyper.
-pub async fn serve(
+pub async fn serve<S: ClientIo>(
     gw: Arc<Gateway>,
-    stream: TcpStream,
+    stream: S,
     addr: SocketAddr,
     builder: Arc<auto::Builder<TokioExecutor>>,
     mut conn: crate::connection::Conn,
@@ -108,7 +112,7 @@ pub async fn reap_idle(gw: Arc<Gateway>, mut shutdown: watch::Receiver<bool>) {
     }
 }
 
-impl Conn {
+impl<S: ClientIo> Conn<S> {
     /// Reads and answers one request, or says it is not the fast path's.
     async fn next(&mut self, gw: &Gateway, shutdown: &mut watch::Receiver<bool>) -> Step {
         let mut armed = false;
@@ -175,21 +179,21 @@ impl Conn {
         };
         let mut upstream = match self.exchange(gw, &plan, start).await {
             Ok(u) => u,
-            Err(e) => return self.fail(&plan, e.into_error(&plan), &mut log).await,
+            Err(e) => return self.fail(gw, &plan, e.into_error(&plan), &mut log).await,
         };
         let head_request = plan.method == http::Method::HEAD;
         let head = loop {
-            match response::response_head(&self.ubuf, head_request, plan.close, &mut self.out) {
+            match response::response_head(&self.ubuf, head_request, plan.close, gw.life.hsts(), &mut self.out) {
                 Parsed::Head(h) => break h,
                 Parsed::Informational(n) => {
                     self.ubuf.advance(n);
                     continue; // the real head may be in the buffer already
                 }
                 Parsed::Partial => {}
-                Parsed::Bad(cause) => return self.fail(&plan, Failure::Bad(cause).into_error(&plan), &mut log).await,
+                Parsed::Bad(cause) => return self.fail(gw, &plan, Failure::Bad(cause).into_error(&plan), &mut log).await,
             }
             if let Err(e) = self.read_upstream(&mut upstream).await {
-                return self.fail(&plan, e.into_error(&plan), &mut log).await;
+                return self.fail(gw, &plan, e.into_error(&plan), &mut log).await;
             }
         };
         crate::metrics::record(&plan.up.latency, start.elapsed());
@@ -260,7 +264,7 @@ impl Conn {
 
     /// Answers an upstream failure with the gateway's error response (the client connection
     /// stays usable). Failures count in the upstream latency histogram, as on the hyper path.
-    async fn fail(&mut self, plan: &Plan<'_>, e: GatewayError, log: &mut AccessLog) -> Step {
+    async fn fail(&mut self, gw: &Gateway, plan: &Plan<'_>, e: GatewayError, log: &mut AccessLog) -> Step {
         crate::metrics::record(&plan.up.latency, log.start.elapsed());
         let resp = e.response_for(plan.accepts);
         log.status = resp.status();
@@ -271,6 +275,9 @@ impl Conn {
         for (n, v) in &parts.headers {
             header_line(out, n.as_str().as_bytes(), v.as_bytes());
         }
+        if let Some(v) = gw.life.hsts() {
+            header_line(out, b"strict-transport-security", v);
+        }
         header_line(out, b"content-length", body.len().to_string().as_bytes());
         if plan.close {
             out.extend_from_slice(b"connection: close\r\n");
@@ -280,7 +287,11 @@ impl Conn {
             out.extend_from_slice(&body);
             log.bytes = body.len() as u64;
         }
-        match self.stream.write_all(out).await {
+        let written = match self.stream.write_all(out).await {
+            Ok(()) => self.stream.flush().await,
+            e => e,
+        };
+        match written {
             Ok(()) if !plan.close => Step::Again,
             _ => Step::Close,
         }

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::proxy::Upstream;
@@ -112,7 +112,8 @@ pub enum Parsed {
 /// hop-by-hop headers removed, `Content-Length` dropped when `Transfer-Encoding` frames the body
 /// (which is relayed as it comes, so its coding header stays), `Connection: close` when the
 /// client connection will close.
-pub fn response_head(buf: &[u8], head_request: bool, close_client: bool, out: &mut Vec<u8>) -> Parsed {
+/// `hsts`: the gateway's Strict-Transport-Security value, which replaces the upstream's.
+pub fn response_head(buf: &[u8], head_request: bool, close_client: bool, hsts: Option<&[u8]>, out: &mut Vec<u8>) -> Parsed {
     let mut slots = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
     let mut resp = httparse::Response::new(&mut []);
     let len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(&mut resp, buf, &mut slots) {
@@ -181,7 +182,8 @@ pub fn response_head(buf: &[u8], head_request: bool, close_client: bool, out: &m
         // they frame it, so the client must read it the same way.
         let drop = (crate::proxy::is_hop_by_hop(n) && !coding)
             || (length && (coded || length_sent))
-            || (!length && !coding && named.iter().any(|x| x.eq_ignore_ascii_case(n)));
+            || (!length && !coding && named.iter().any(|x| x.eq_ignore_ascii_case(n)))
+            || (hsts.is_some() && n.eq_ignore_ascii_case("strict-transport-security"));
         length_sent |= length && !drop;
         dated |= !drop && n.eq_ignore_ascii_case("date");
         if !drop {
@@ -191,6 +193,9 @@ pub fn response_head(buf: &[u8], head_request: bool, close_client: bool, out: &m
     if !dated {
         // RFC 9110 section 6.6.1: a proxy with a clock adds the Date an upstream left out.
         worker::with(|w| super::header_line(out, b"date", w.date.borrow_mut().now().as_bytes()));
+    }
+    if let Some(v) = hsts {
+        super::header_line(out, b"strict-transport-security", v);
     }
     if close_client || framing == Framing::Close {
         out.extend_from_slice(b"connection: close\r\n");
@@ -209,8 +214,8 @@ pub enum RelayError {
 /// Writes the client's head (`out`) and relays the body from `ubuf` (which starts after the
 /// upstream's head) and the upstream socket. Returns the body bytes relayed and whether the
 /// upstream socket may be reused (its response ended exactly where framing said).
-pub async fn relay(
-    client: &mut TcpStream,
+pub async fn relay<C: AsyncWrite + Unpin>(
+    client: &mut C,
     upstream: &mut TcpStream,
     ubuf: &mut BytesMut,
     out: &mut Vec<u8>,
@@ -221,6 +226,7 @@ pub async fn relay(
     match framing {
         Framing::None => {
             client.write_all(out).await.map_err(write)?;
+            client.flush().await.map_err(write)?;
             Ok(ubuf.is_empty())
         }
         Framing::Length(n) => {
@@ -256,6 +262,7 @@ pub async fn relay(
             *bytes += ubuf.len() as u64;
             out.extend_from_slice(ubuf);
             client.write_all(out).await.map_err(write)?;
+            client.flush().await.map_err(write)?;
             loop {
                 ubuf.clear();
                 ubuf.reserve(CHUNK);
@@ -264,6 +271,7 @@ pub async fn relay(
                     Ok(n) => {
                         *bytes += n as u64;
                         client.write_all(ubuf).await.map_err(write)?;
+                        client.flush().await.map_err(write)?;
                     }
                     Err(_) => return Err(RelayError::Upstream("connection failed mid-body")),
                 }
@@ -273,8 +281,9 @@ pub async fn relay(
 }
 
 /// Writes body bytes to the client; the first time, behind the response head in `out` (one
-/// write for a head and a small body).
-async fn send(client: &mut TcpStream, out: &mut Vec<u8>, first: &mut bool, data: &[u8]) -> Result<(), RelayError> {
+/// write for a head and a small body). Flushed, so a TLS stream sends what it holds while the
+/// upstream is waited for (a no-op on a plain socket).
+async fn send<C: AsyncWrite + Unpin>(client: &mut C, out: &mut Vec<u8>, first: &mut bool, data: &[u8]) -> Result<(), RelayError> {
     let done = if std::mem::take(first) {
         out.extend_from_slice(data);
         client.write_all(out).await
@@ -283,7 +292,8 @@ async fn send(client: &mut TcpStream, out: &mut Vec<u8>, first: &mut bool, data:
     } else {
         Ok(())
     };
-    done.map_err(RelayError::Client)
+    done.map_err(RelayError::Client)?;
+    client.flush().await.map_err(RelayError::Client)
 }
 
 /// Reads more of the body; the upstream closing first is an error (the body is cut short).
@@ -393,7 +403,7 @@ mod tests {
 
     #[test]
     fn response_framing() {
-        let head = |raw: &str, head_req: bool| match response_head(raw.as_bytes(), head_req, false, &mut Vec::new()) {
+        let head = |raw: &str, head_req: bool| match response_head(raw.as_bytes(), head_req, false, None, &mut Vec::new()) {
             Parsed::Head(h) => Ok((h.framing, h.reusable)),
             Parsed::Bad(r) => Err(r),
             Parsed::Partial => Err("partial"),
@@ -417,7 +427,7 @@ mod tests {
     fn client_head_drops_hop_by_hop_and_connection_named_headers() {
         let mut out = Vec::new();
         let raw = "HTTP/1.1 200 OK\r\nConnection: x-private, keep-alive\r\nX-Private: 1\r\nKeep-Alive: timeout=5\r\nProxy-Authenticate: Basic\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\nX-End: kept\r\n\r\n";
-        assert!(matches!(response_head(raw.as_bytes(), false, true, &mut out), Parsed::Head(_)));
+        assert!(matches!(response_head(raw.as_bytes(), false, true, None, &mut out), Parsed::Head(_)));
         let out = String::from_utf8(out).unwrap();
         assert!(out.starts_with("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-End: kept\r\ndate: "), "{out}");
         assert!(out.ends_with(" GMT\r\nconnection: close\r\n\r\n"), "{out}");
@@ -469,7 +479,7 @@ mod tests {
             let raw = format!("{version} {status} X\r\n{}\r\n\r\n", lines.join("\r\n"));
             let raw = &raw.as_bytes()[..raw.len().min(cut.max(1) * 4)]; // some heads end early
             let mut out = Vec::new();
-            let Parsed::Head(h) = response_head(raw, head_req, close, &mut out) else { return Ok(()) };
+            let Parsed::Head(h) = response_head(raw, head_req, close, None, &mut out) else { return Ok(()) };
             proptest::prop_assert!(h.len <= raw.len());
             let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS + 4];
             let mut resp = httparse::Response::new(&mut headers);

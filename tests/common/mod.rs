@@ -17,6 +17,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 
+pub mod pki;
+
 pub type TestBody = BoxBody<Bytes, Infallible>;
 
 pub fn full(b: impl Into<Bytes>) -> TestBody {
@@ -131,7 +133,7 @@ async fn upstream_handle(mut req: Request<Incoming>) -> Result<Response<TestBody
                 .iter()
                 .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
                 .collect();
-            let v = serde_json::json!({"method": req.method().as_str(), "uri": req.uri().to_string(), "headers": headers});
+            let v = serde_json::json!({"method": req.method().as_str(), "uri": req.uri().to_string(), "version": format!("{:?}", req.version()), "headers": headers});
             Response::builder().header("content-type", "application/json").body(full(v.to_string())).unwrap()
         }
     })

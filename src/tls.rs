@@ -1,0 +1,267 @@
+//! The public listener's TLS: certificates chosen by the name a client asks for (SNI), client
+//! certificates, and reloading both from their files. It must never serve a certificate with a
+//! key that does not match it, never replace a working set with one that fails to load, and
+//! never speak TLS older than 1.2.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use http::HeaderValue;
+use rustls::crypto::CryptoProvider;
+use rustls::server::{ClientHello, ResolvesServerCert, StoresServerSessions, WebPkiClientVerifier};
+use rustls::sign::CertifiedKey;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use sha2::Digest;
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+
+use crate::config::{ClientAuth, ConfigError, Server, TlsConfig, TlsVersion, err};
+
+/// The listener's TLS state: the current rustls configuration (swapped whole on reload; a
+/// handshake takes the one current when it starts) and what reloading needs.
+pub struct Tls {
+    cfg: TlsConfig,
+    current: ArcSwap<Current>,
+    /// Digest of every file behind `current`: a reload that reads the same bytes changes nothing.
+    loaded: Mutex<[u8; 32]>,
+    /// Session resumption survives reloads (a resumed session keeps its negotiated keys).
+    sessions: Arc<dyn StoresServerSessions>,
+    /// `server.tls.hsts`, when set.
+    pub hsts: Option<HeaderValue>,
+    pub redirect_listen: Option<SocketAddr>,
+    reload_interval: Duration,
+}
+
+impl Tls {
+    /// Reads the certificate, key and CA files; None when `[server.tls]` is not set.
+    pub fn load(server: &Server) -> Result<Option<Arc<Tls>>, ConfigError> {
+        let Some(cfg) = &server.tls else { return Ok(None) };
+        let sessions: Arc<dyn StoresServerSessions> = rustls::server::ServerSessionMemoryCache::new(16 * 1024);
+        let (config, digest) = build(cfg, &sessions)?;
+        Ok(Some(Arc::new(Tls {
+            cfg: cfg.clone(),
+            current: ArcSwap::from_pointee(config),
+            loaded: Mutex::new(digest),
+            sessions,
+            hsts: (!cfg.hsts.is_empty()).then(|| HeaderValue::from_str(&cfg.hsts)).transpose().map_err(|_| err("server.tls.hsts", "is not a header value"))?,
+            redirect_listen: server.redirect_listen,
+            reload_interval: server.tls_reload_interval,
+        })))
+    }
+
+    /// The acceptor for one new connection (an `Arc` clone of the current configuration).
+    pub fn acceptor(&self) -> TlsAcceptor {
+        TlsAcceptor::from(self.current.load().config.clone())
+    }
+
+    /// Re-reads the files. `Ok(true)` when they changed and the new set is in use; an error
+    /// leaves the old set serving. Connections already open keep the certificate they got.
+    pub fn reload(&self) -> Result<bool, ConfigError> {
+        let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+        if digest_files(&self.cfg)? == *loaded {
+            return Ok(false);
+        }
+        let (config, digest) = build(&self.cfg, &self.sessions)?;
+        self.current.store(Arc::new(config));
+        *loaded = digest;
+        Ok(true)
+    }
+
+    /// Reloads whenever the files change (checked every `server.tls.reload_interval`: a
+    /// Kubernetes Secret update swaps a symlink, which only reading the path again notices),
+    /// until `shutdown` flips. Refused sets are logged once per change.
+    pub async fn watch(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let mut every = tokio::time::interval(self.reload_interval);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut refused: Option<String> = None;
+        loop {
+            tokio::select! {
+                _ = every.tick() => {}
+                _ = shutdown.changed() => return,
+            }
+            match self.reload() {
+                Ok(true) => {
+                    refused = None;
+                    tracing::info!("TLS certificates reloaded");
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    let why = e.to_string();
+                    if refused.as_ref() != Some(&why) {
+                        tracing::error!(cause = %why, "new TLS certificates refused; the previous ones stay in use");
+                    }
+                    refused = Some(why);
+                }
+            }
+        }
+    }
+
+    /// True when a certificate is configured for `host` (a name the redirect listener may
+    /// send people to).
+    pub fn serves(&self, host: &str) -> bool {
+        self.current.load().resolver.find(host).is_some()
+    }
+}
+
+/// One loaded set: the rustls configuration and its certificate resolver.
+struct Current {
+    config: Arc<rustls::ServerConfig>,
+    resolver: Arc<Resolver>,
+}
+
+/// Reads every file of `cfg` into a new rustls configuration, with the digest of what it read.
+fn build(cfg: &TlsConfig, sessions: &Arc<dyn StoresServerSessions>) -> Result<(Current, [u8; 32]), ConfigError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut files = Files::default();
+    let default = files.certified("server.tls", &cfg.cert, &cfg.key, &provider)?;
+    let mut resolver = Resolver { default, exact: HashMap::new(), wildcard: Vec::new() };
+    for (i, e) in cfg.sni.iter().enumerate() {
+        let key = format!("server.tls.sni[{i}]");
+        let ck = files.certified(&key, &e.cert, &e.key, &provider)?;
+        let hosts = if e.hosts.is_empty() { dns_names(&ck) } else { e.hosts.clone() };
+        if hosts.is_empty() {
+            return Err(err(format!("{key}.hosts"), "the certificate names no DNS host: list the hosts it is for"));
+        }
+        for h in hosts {
+            let h = h.to_ascii_lowercase();
+            match h.strip_prefix("*.") {
+                Some(suffix) => resolver.wildcard.push((format!(".{suffix}"), ck.clone())),
+                None => drop(resolver.exact.insert(h, ck.clone())),
+            }
+        }
+    }
+    let versions: &[&rustls::SupportedProtocolVersion] = match cfg.min_version.get() {
+        TlsVersion::V12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
+        TlsVersion::V13 => &[&rustls::version::TLS13],
+    };
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(versions)
+        .map_err(|e| err("server.tls.min_version", e.to_string()))?;
+    let builder = if cfg.client_ca.is_empty() {
+        builder.with_no_client_auth()
+    } else {
+        let mut roots = rustls::RootCertStore::empty();
+        let pem = files.read("server.tls.client_ca", &cfg.client_ca)?;
+        for c in CertificateDer::pem_slice_iter(&pem) {
+            let c = c.map_err(|e| err("server.tls.client_ca", format!("{}: {e}", cfg.client_ca)))?;
+            roots.add(c).map_err(|e| err("server.tls.client_ca", format!("{}: {e}", cfg.client_ca)))?;
+        }
+        if roots.is_empty() {
+            return Err(err("server.tls.client_ca", format!("{}: no certificate in it", cfg.client_ca)));
+        }
+        let mut v = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
+        if cfg.client_auth.get() == ClientAuth::Optional {
+            v = v.allow_unauthenticated();
+        }
+        builder.with_client_cert_verifier(v.build().map_err(|e| err("server.tls.client_ca", e.to_string()))?)
+    };
+    let resolver = Arc::new(resolver);
+    let mut config = builder.with_cert_resolver(resolver.clone());
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    config.session_storage = sessions.clone();
+    Ok((Current { config: Arc::new(config), resolver }, files.digest.finalize().into()))
+}
+
+/// The digest `build` would compute, from reading the files alone.
+fn digest_files(cfg: &TlsConfig) -> Result<[u8; 32], ConfigError> {
+    let mut files = Files::default();
+    files.read("server.tls.cert", &cfg.cert)?;
+    files.read("server.tls.key", &cfg.key)?;
+    for (i, e) in cfg.sni.iter().enumerate() {
+        files.read(&format!("server.tls.sni[{i}].cert"), &e.cert)?;
+        files.read(&format!("server.tls.sni[{i}].key"), &e.key)?;
+    }
+    if !cfg.client_ca.is_empty() {
+        files.read("server.tls.client_ca", &cfg.client_ca)?;
+    }
+    Ok(files.digest.finalize().into())
+}
+
+/// Reads files in a fixed order, hashing what it reads.
+#[derive(Default)]
+struct Files {
+    digest: sha2::Sha256,
+}
+
+impl Files {
+    fn read(&mut self, key: &str, path: &str) -> Result<Vec<u8>, ConfigError> {
+        let bytes = std::fs::read(path).map_err(|e| err(key, format!("cannot read {path}: {e}")))?;
+        self.digest.update((bytes.len() as u64).to_be_bytes());
+        self.digest.update(&bytes);
+        Ok(bytes)
+    }
+
+    /// A certificate chain and its key, checked to belong together.
+    fn certified(&mut self, key: &str, cert: &str, private: &str, provider: &CryptoProvider) -> Result<Arc<CertifiedKey>, ConfigError> {
+        let pem = self.read(&format!("{key}.cert"), cert)?;
+        let chain = CertificateDer::pem_slice_iter(&pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| err(format!("{key}.cert"), format!("{cert}: {e}")))?;
+        if chain.is_empty() {
+            return Err(err(format!("{key}.cert"), format!("{cert}: no PEM certificate in it")));
+        }
+        let pem = self.read(&format!("{key}.key"), private)?;
+        let der = PrivateKeyDer::from_pem_slice(&pem).map_err(|_| err(format!("{key}.key"), format!("{private}: no PEM private key in it")))?;
+        let ck = CertifiedKey::from_der(chain, der, provider).map_err(|e| match e {
+            rustls::Error::InconsistentKeys(_) => err(format!("{key}.key"), format!("{private} does not belong to the certificate in {cert}")),
+            e => err(format!("{key}.key"), format!("{private}: {e}")),
+        })?;
+        Ok(Arc::new(ck))
+    }
+}
+
+/// The DNS names a certificate lists (subjectAltName), lower case.
+fn dns_names(ck: &CertifiedKey) -> Vec<String> {
+    let Some(der) = ck.cert.first() else { return vec![] };
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(der) else { return vec![] };
+    let Ok(Some(san)) = cert.subject_alternative_name() else { return vec![] };
+    san.value
+        .general_names
+        .iter()
+        .filter_map(|n| match n {
+            x509_parser::extensions::GeneralName::DNSName(d) => Some(d.to_ascii_lowercase()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The subject of a verified client certificate, as RFC 4514 text ("CN=ops, O=Example").
+pub fn client_subject(conn: &rustls::ServerConnection) -> Option<Arc<str>> {
+    let der = conn.peer_certificates()?.first()?;
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    Some(Arc::from(cert.subject().to_string()))
+}
+
+/// Chooses the certificate for a handshake: the exact name, else the longest wildcard that
+/// covers it (one label deep, as certificates mean it), else the default.
+#[derive(Debug)]
+struct Resolver {
+    default: Arc<CertifiedKey>,
+    exact: HashMap<String, Arc<CertifiedKey>>,
+    /// (".example.org", key) for "*.example.org".
+    wildcard: Vec<(String, Arc<CertifiedKey>)>,
+}
+
+impl Resolver {
+    fn find(&self, host: &str) -> Option<&Arc<CertifiedKey>> {
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        if let Some(k) = self.exact.get(&host) {
+            return Some(k);
+        }
+        self.wildcard
+            .iter()
+            .filter(|(suffix, _)| host.strip_suffix(suffix.as_str()).is_some_and(|label| !label.is_empty() && !label.contains('.')))
+            .max_by_key(|(suffix, _)| suffix.len())
+            .map(|(_, k)| k)
+    }
+}
+
+impl ResolvesServerCert for Resolver {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(hello.server_name().and_then(|n| self.find(n)).unwrap_or(&self.default).clone())
+    }
+}
