@@ -21,7 +21,7 @@ use crate::xapp::{Launch, Xapp};
 pub struct Admission {
     pub routes: RouteTable,
     /// Sign-in state; None when no `[provider]` is configured (then only public routes open).
-    pub auth: Option<Auth>,
+    pub auth: Option<Arc<Auth>>,
     pub identity: IdentityHeaders,
     pub asserter: Option<Asserter>,
     /// The upstream table, to say which upstream a path goes to (the pools stay the proxy's).
@@ -114,7 +114,7 @@ impl Admission {
             return Err(Verdict::Pass { who: None, upstream: path.and_then(|p| self.upstreams.select(p)) });
         }
         // No [provider]: nothing can sign in, so protected routes stay closed.
-        self.auth.as_ref().ok_or(Verdict::Refused(GatewayError::Unauthenticated("sign-in is not configured")))
+        self.auth.as_deref().ok_or(Verdict::Refused(GatewayError::Unauthenticated("sign-in is not configured")))
     }
 
     fn verdict<'g>(&'g self, path: Option<&str>, decision: &Decision<'g>, found: Found) -> Verdict<'g> {
@@ -168,7 +168,7 @@ fn identify_now<H: Headers + ?Sized>(auth: &Auth, headers: &H) -> Result<Found, 
 fn allowed(decision: &Decision<'_>, s: &Session) -> bool {
     let Some(r) = decision.route else { return true };
     let access = s.xapp.as_ref().map_or(XappAccess::Full, |x| x.access);
-    (r.allow_accounts.is_empty() || r.allow_accounts.contains(&s.account))
+    (!r.accounts_listed || r.allow_accounts.contains(&s.account))
         && (r.allow_networks.is_empty() || s.network.as_ref().is_some_and(|n| r.allow_networks.iter().any(|x| x.matches(n))))
         && (r.allow_account_access.is_empty() || r.allow_account_access.contains(&access))
 }

@@ -12,6 +12,7 @@ use hyper_util::server::conn::auto;
 use tokio::sync::watch;
 
 use crate::Gateway;
+use crate::reload::Live;
 
 /// Builds the connection builder with the configured limits.
 pub fn builder(gw: &Gateway) -> auto::Builder<TokioExecutor> {
@@ -57,17 +58,20 @@ impl Conn {
 /// open request for `server.idle_timeout` (`header_read_timeout` before its first one: an
 /// HTTP/2 handshake that never becomes a request) and when the gateway shuts down; in-flight
 /// requests finish first.
-pub async fn serve_hyper<I>(gw: Arc<Gateway>, io: I, peer: SocketAddr, builder: &auto::Builder<TokioExecutor>, mut conn: Conn)
+pub async fn serve_hyper<I>(live: Arc<Live>, io: I, peer: SocketAddr, builder: &auto::Builder<TokioExecutor>, mut conn: Conn)
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let activity = Arc::new(crate::conns::Activity::default());
-    let (first, idle, gw_drain) = (gw.server.header_read_timeout, gw.server.idle_timeout, gw.server.drain_timeout);
+    let s = &live.load().server;
+    let (first, idle, gw_drain) = (s.header_read_timeout, s.idle_timeout, s.drain_timeout);
     let act = activity.clone();
     let svc = service_fn(move |req| {
-        let (gw, in_use) = (gw.clone(), act.begin());
+        // Each request runs on the config current when it starts (a reload never changes
+        // the rules under a request in flight).
+        let (gw, in_use) = (live.load(), act.begin());
         async move {
-            let hsts = gw.life.tls.as_ref().and_then(|t| t.hsts.clone());
+            let hsts = gw.server.hsts.clone();
             let mut resp = gw.handle(req, peer).await?;
             if let Some(v) = hsts {
                 resp.headers_mut().insert(http::header::STRICT_TRANSPORT_SECURITY, v);

@@ -32,6 +32,7 @@ pub mod proxy;
 pub mod ratelimit;
 pub mod redirect;
 pub mod redis_conn;
+pub mod reload;
 pub mod router;
 pub mod server;
 pub mod session;
@@ -43,7 +44,7 @@ pub mod xumm;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -55,8 +56,9 @@ use crate::config::{Config, ConfigError, Server};
 pub struct Gateway {
     /// The checked `[server]` settings.
     pub server: Server,
-    /// Readiness, draining, open connections, the metrics registry (`server` serves them).
-    pub life: server::Lifecycle,
+    /// Readiness, draining, open connections, the metrics registry, TLS (`server` serves them);
+    /// one for the process, kept across config reloads.
+    pub life: Arc<server::Lifecycle>,
     /// The one decision every entry point asks (`admission`).
     pub admission: admission::Admission,
     /// The upstreams and the general path's pools to them.
@@ -92,7 +94,10 @@ pub struct Running {
     pub admin_addr: Option<SocketAddr>,
     /// The plain-HTTP listener that redirects to HTTPS (`server.tls.redirect_listen`).
     pub redirect_addr: Option<SocketAddr>,
+    /// The gateway as started (`live` has the one serving now, after any reload).
     pub gateway: Arc<Gateway>,
+    /// The config now in use, and reloading it.
+    pub live: Arc<reload::Live>,
     shutdown: watch::Sender<bool>,
     admin_shutdown: watch::Sender<bool>,
     public_task: JoinHandle<()>,
@@ -117,6 +122,17 @@ impl Running {
     }
 }
 
+/// Reads the files a config names (TLS certificates, keys and CAs, upstream CAs and client
+/// certificates, allow-list files) as `start` and a reload would: `check-config` runs it so it
+/// makes the checks `run` makes before binding.
+pub fn check_files(config: &Config) -> Result<(), ConfigError> {
+    let server = config.server()?;
+    tls::Tls::load(&server)?;
+    proxy::Proxy::new(&server, &config.upstreams)?;
+    policy::RouteTable::new(&config.routes, config.server.strict_paths)?;
+    Ok(())
+}
+
 /// Binds the listeners and starts serving. Must be called inside a tokio runtime, and is meant
 /// for a current-thread one (as `run` and `demo` do): the calling thread serves as one worker and
 /// `server.workers - 1` more threads are started, each owning its fast-path upstream pool and
@@ -127,51 +143,12 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     // Installed before anything registers metric handles.
     let prometheus = metrics::install();
     let (tx, rx) = watch::channel(false);
-    // State replicas share (claims, records, counters): in Redis when the sessions are.
-    let shared = Arc::new(shared::Shared::from_config(config.session.as_ref())?);
-    let auth = auth::Auth::from_config(&config, &server, shared.clone())?;
-    let proxy = Arc::new(proxy::Proxy::new(&server, &config.upstreams)?);
-    let tls = tls::Tls::load(&server)?;
+    // What lives as long as the process, whatever the config file says later: the listeners'
+    // state, the state replicas share, sign-in (store, provider, keys) and the Xumm client.
+    let lasting = reload::Lasting::new(&config, &server, prometheus)?;
     pages::Branding::from_config(&config.pages, &server.prefix)?.install();
-    // One client for Xumm's platform API, the broker's and xApp sessions' alike.
-    let platform = config.xumm.as_ref().map(|x| Arc::new(xumm::client::PlatformClient::new(x)));
-    let xapp = match (&config.xapp, &platform) {
-        (Some(_), Some(p)) => Some(xapp::Xapp::new(p.clone(), shared.clone())),
-        _ => None,
-    };
-    let gateway = Arc::new(Gateway {
-        admission: admission::Admission {
-            identity: identity::IdentityHeaders::new(&config.headers)?,
-            asserter: assertion::Asserter::from_config(&config.assertion, server.public_url.as_str())?,
-            routes: policy::RouteTable::new(&config.routes, config.server.strict_paths)?,
-            auth,
-            upstreams: proxy.clone(),
-            xapp,
-            default_route: Arc::new(metrics::RouteMetrics::new("default")),
-            invalid_route: Arc::new(metrics::RouteMetrics::new("invalid")),
-        },
-        endpoints: Endpoints {
-            allowed_redirect_hosts: config.server.allowed_redirect_hosts.clone(),
-            forward_auth_redirect: config.forward_auth.mode.get() == config::ForwardAuthMode::Redirect,
-            cors: cors::Cors::new(&config.cors.allowed_origins)?,
-            payload_login: match (&config.provider, &platform) {
-                (Some(p), Some(client)) if p.kind.get() == config::ProviderKind::Payload || p.qr_sign_in => {
-                    Some(Arc::new(payload_login::PayloadLogin::new(client.clone(), shared.clone(), p.payloads_per_minute, p.payload_expiry.get())))
-                }
-                _ => None,
-            },
-        },
-        broker: platform.as_ref().zip(config.xumm.as_ref()).map(|(p, x)| xumm::broker::Broker::new(x, p.clone(), &config.broker.app, shared)),
-        proxy,
-        life: server::Lifecycle {
-            ready: AtomicBool::new(false),
-            draining: AtomicBool::new(false),
-            metrics: prometheus,
-            conns: Arc::new(conns::Conns::new(conns::fit_to_fd_limit(server.max_connections), server.max_connections_per_ip)),
-            tls,
-        },
-        server,
-    });
+    let gateway = Arc::new(reload::build(&config, server, &lasting)?);
+    let live = Arc::new(reload::Live::new(gateway.clone(), config, lasting));
     let workers = match gateway.server.workers {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
@@ -184,14 +161,14 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let mut worker_threads = Vec::new();
     for i in 1..workers {
         let l = server::bind(addr, true).map_err(bind_err)?.into_std().map_err(bind_err)?;
-        let (gw, rx) = (gateway.clone(), rx.clone());
+        let (live, rx) = (live.clone(), rx.clone());
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(bind_err)?;
         let t = std::thread::Builder::new()
             .name(format!("xumm-gate-worker-{i}"))
             .spawn(move || {
                 rt.block_on(async move {
                     match TcpListener::from_std(l) {
-                        Ok(l) => server::serve_public(gw, l, rx).await,
+                        Ok(l) => server::serve_public(live, l, rx).await,
                         Err(e) => tracing::error!(cause = %e, "worker listener failed"),
                     }
                 })
@@ -206,17 +183,18 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     if let Some(a) = gateway.server.admin_listen {
         let l = server::bind(a, false).map_err(|source| StartError::Bind { addr: a, source })?;
         admin_addr = Some(l.local_addr().map_err(|source| StartError::Bind { addr: a, source })?);
-        admin_task = Some(tokio::spawn(server::serve_admin(gateway.clone(), l, admin_rx)));
+        admin_task = Some(tokio::spawn(server::serve_admin(live.clone(), l, admin_rx)));
     }
     if let Some(tls) = &gateway.life.tls {
         tokio::spawn(tls.clone().watch(rx.clone()));
         if let Some(a) = tls.redirect_listen {
             let l = server::bind(a, false).map_err(|source| StartError::Bind { addr: a, source })?;
             redirect_addr = Some(l.local_addr().map_err(|source| StartError::Bind { addr: a, source })?);
-            tokio::spawn(server::serve_redirect(gateway.clone(), l, rx.clone()));
+            tokio::spawn(server::serve_redirect(live.clone(), l, rx.clone()));
         }
     }
-    let public_task = tokio::spawn(server::serve_public(gateway.clone(), listener, rx));
+    tokio::spawn(reload::watch_files(live.clone(), rx.clone()));
+    let public_task = tokio::spawn(server::serve_public(live.clone(), listener, rx));
     match &gateway.admission.auth {
         // Ready once the provider's metadata and keys are loaded (retried with backoff); a
         // gateway signing in with payloads asks no OAuth2 provider anything.
@@ -227,5 +205,5 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         _ => gateway.life.ready.store(true, Ordering::Release),
     }
     tracing::info!(listen = %addr, admin = ?admin_addr, "xumm-gate serving");
-    Ok(Running { addr, admin_addr, redirect_addr, gateway, shutdown: tx, admin_shutdown: admin_tx, public_task, workers: worker_threads, admin_task })
+    Ok(Running { addr, admin_addr, redirect_addr, gateway, live, shutdown: tx, admin_shutdown: admin_tx, public_task, workers: worker_threads, admin_task })
 }

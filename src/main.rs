@@ -100,6 +100,10 @@ fn main() -> ExitCode {
     };
     match cli.command.unwrap_or(Command::Run) {
         Command::CheckConfig => {
+            if let Err(e) = xumm_gate::check_files(&config) {
+                eprintln!("xumm-gate: config error: {e}");
+                return ExitCode::from(1);
+            }
             print!("{}", config.redacted_toml());
             for w in config.warnings() {
                 eprintln!("warning: {w}");
@@ -107,7 +111,7 @@ fn main() -> ExitCode {
             eprintln!("config OK");
             ExitCode::SUCCESS
         }
-        Command::Run => run(config),
+        Command::Run => run(config, cli.config.clone()),
         Command::Demo { .. } | Command::DevProvider { .. } | Command::Healthcheck { .. } | Command::Revoke { .. } => unreachable!("handled above"),
     }
 }
@@ -233,7 +237,7 @@ fn demo([listen, admin, provider, wallet]: [std::net::SocketAddr; 4]) -> ExitCod
     })
 }
 
-fn run(config: Config) -> ExitCode {
+fn run(config: Config, path: std::path::PathBuf) -> ExitCode {
     xumm_gate::logging::init(&config.log);
     // The main thread is one worker (plus admin and background tasks); `start` adds the others.
     let rt = match runtime() {
@@ -252,6 +256,16 @@ fn run(config: Config) -> ExitCode {
                 return ExitCode::from(1);
             }
         };
+        running.live.set_source(path);
+        // SIGHUP reloads the config file (and re-reads the TLS files) until a stop signal.
+        let live = running.live.clone();
+        tokio::spawn(async move {
+            use tokio::signal::unix::{SignalKind, signal};
+            let Ok(mut hup) = signal(SignalKind::hangup()) else { return tracing::warn!("cannot handle SIGHUP: reload with POST /config/reload") };
+            while hup.recv().await.is_some() {
+                let _ = live.reload_logged();
+            }
+        });
         wait_for_signal().await;
         tracing::info!("shutdown signal received");
         running.shutdown().await;

@@ -8,6 +8,23 @@ use crate::config::{ConfigError, Network, Parsed, RouteConfig};
 use crate::session::XappAccess;
 use crate::path::{has_prefix, has_prefix_ignore_case};
 
+/// The r-addresses of an `allow_accounts_file`: one a line, `#` starts a comment, blank lines
+/// skipped; a line that is not an r-address is an error naming its line (never skipped: a typo
+/// must not silently lock someone out, nor a truncated file go unnoticed).
+pub fn accounts_file(key: &str, path: &str) -> Result<Vec<Account>, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| crate::config::err(key, format!("cannot read {path}: {e}")))?;
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let entry = line.split('#').next().unwrap_or_default().trim();
+        if entry.is_empty() {
+            continue;
+        }
+        let a = Account::parse(entry).map_err(|_| crate::config::err(key, format!("{path} line {}: {entry:?} is not a valid XRPL r-address", n + 1)))?;
+        out.push(a);
+    }
+    Ok(out)
+}
+
 #[derive(Debug)]
 pub struct Route {
     pub path: String,
@@ -15,6 +32,9 @@ pub struct Route {
     pub metrics: Arc<crate::metrics::RouteMetrics>,
     pub public: bool,
     pub allow_accounts: Vec<Account>,
+    /// True when the route names its accounts (`allow_accounts` or `allow_accounts_file`):
+    /// then only those pass, even when the list is empty.
+    pub accounts_listed: bool,
     pub allow_networks: Vec<Network>,
     pub allow_account_access: Vec<XappAccess>,
     /// Strict path mode applies (see `path::strict_check`).
@@ -48,11 +68,16 @@ impl RouteTable {
     pub fn new(cfg: &[RouteConfig], strict: bool) -> Result<RouteTable, ConfigError> {
         let mut routes = Vec::with_capacity(cfg.len());
         for (i, r) in cfg.iter().enumerate() {
+            let mut allow_accounts = Parsed::all(&format!("route[{i}].allow_accounts"), &r.allow_accounts)?;
+            if !r.allow_accounts_file.is_empty() {
+                allow_accounts.extend(accounts_file(&format!("route[{i}].allow_accounts_file"), &r.allow_accounts_file)?);
+            }
             routes.push(Route {
                 path: r.path.trim_end_matches('/').to_string(),
                 metrics: Arc::new(crate::metrics::RouteMetrics::new(&r.path)),
                 public: r.public,
-                allow_accounts: Parsed::all(&format!("route[{i}].allow_accounts"), &r.allow_accounts)?,
+                accounts_listed: !allow_accounts.is_empty() || !r.allow_accounts_file.is_empty(),
+                allow_accounts,
                 allow_networks: Parsed::all(&format!("route[{i}].allow_networks"), &r.allow_networks)?,
                 allow_account_access: Parsed::all(&format!("route[{i}].allow_account_access"), &r.allow_account_access)?,
                 strict: r.strict_path,
@@ -89,6 +114,7 @@ mod tests {
             path: path.into(),
             public,
             allow_accounts: vec![],
+            allow_accounts_file: String::new(),
             allow_networks: vec![],
             allow_account_access: vec![],
             strict_path: true,

@@ -193,12 +193,13 @@ impl Upstream {
 }
 
 static NEXT_UPSTREAM_KEY: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-static NEXT_PROXY_ID: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// All upstreams and the pooled clients that reach them.
 pub struct Proxy {
     upstreams: Vec<Upstream>, // longest prefix first
-    id: usize,
+    /// Names this proxy's clients in per-thread pools; dead once the proxy is dropped (a
+    /// reload replaced it), so the pools can let go of them.
+    alive: Arc<()>,
     pub(crate) connect_timeout: Duration,
     pub(crate) idle_timeout: Duration,
     pub(crate) timeout: Duration,
@@ -214,7 +215,7 @@ impl Proxy {
         let proto = HeaderValue::from_str(server.public_url.scheme()).expect("http or https");
         Ok(Proxy {
             upstreams: list,
-            id: NEXT_PROXY_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            alive: Arc::new(()),
             connect_timeout: server.upstream_connect_timeout,
             idle_timeout: server.upstream_idle_timeout,
             timeout: server.upstream_timeout,
@@ -233,20 +234,23 @@ impl Proxy {
             return crate::worker::with(|w| {
                 let mut pools = w.tls_clients.borrow_mut();
                 let key = (up.key, upgrade && tls.http2);
-                if let Some((_, c)) = pools.iter().find(|(k, _)| *k == key) {
+                if let Some((_, _, c)) = pools.iter().find(|(_, k, _)| *k == key) {
                     return c.request(req);
                 }
+                pools.retain(|(owner, _, _)| owner.strong_count() > 0);
                 let client = tls.client(self.connect_timeout, self.idle_timeout, key.1);
                 let fut = client.request(req);
-                pools.push((key, client));
+                pools.push((Arc::downgrade(&self.alive), key, client));
                 fut
             });
         }
         crate::worker::with(|w| {
             let mut pools = w.clients.borrow_mut();
-            if let Some((_, c)) = pools.iter().find(|(id, _)| *id == self.id) {
+            if let Some((_, c)) = pools.iter().find(|(owner, _)| std::ptr::eq(owner.as_ptr(), Arc::as_ptr(&self.alive))) {
                 return c.request(req);
             }
+            // Clients of proxies a reload replaced go with their idle connections.
+            pools.retain(|(owner, _)| owner.strong_count() > 0);
             let mut connector = HttpConnector::new();
             connector.set_nodelay(true);
             connector.set_connect_timeout(Some(self.connect_timeout));
@@ -258,7 +262,7 @@ impl Proxy {
                 .pool_max_idle_per_host(1024)
                 .build(connector);
             let fut = client.request(req);
-            pools.push((self.id, client));
+            pools.push((Arc::downgrade(&self.alive), client));
             fut
         })
     }

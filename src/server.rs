@@ -17,6 +17,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::Gateway;
+use crate::reload::Live;
 use crate::body::Body;
 
 /// The listeners' shared state: whether the gateway is ready and whether it is draining (what
@@ -31,21 +32,14 @@ pub struct Lifecycle {
     pub tls: Option<Arc<crate::tls::Tls>>,
 }
 
-impl Lifecycle {
-    /// The Strict-Transport-Security value every public response carries, if any.
-    pub fn hsts(&self) -> Option<&[u8]> {
-        self.tls.as_ref()?.hsts.as_ref().map(|v| v.as_bytes())
-    }
-}
 
 /// Accepts connections until `shutdown` flips, then drains in-flight requests (bounded).
 /// Each connection is counted against `server.max_connections` and the per-client cap before
 /// anything is read from it.
-pub async fn serve_public(gw: Arc<Gateway>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
-    let builder = Arc::new(crate::connection::builder(&gw));
-    if gw.server.fast_path {
-        tokio::spawn(crate::fast::reap_idle(gw.clone(), shutdown.clone()));
-    }
+pub async fn serve_public(live: Arc<Live>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
+    let builder = Arc::new(crate::connection::builder(&live.load()));
+    tokio::spawn(crate::fast::reap_idle(live.clone(), shutdown.clone()));
+    let life = live.life();
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -57,60 +51,62 @@ pub async fn serve_public(gw: Arc<Gateway>, listener: TcpListener, mut shutdown:
                         continue;
                     }
                 };
-                let guard = match gw.life.conns.admit(peer.ip(), gw.proxy.is_trusted(&peer)) {
+                let guard = match life.conns.admit(peer.ip(), live.load().proxy.is_trusted(&peer)) {
                     Ok(g) => g,
                     Err(why) => {
-                        refuse(&stream, why, gw.life.tls.is_none());
+                        refuse(&stream, why, life.tls.is_none());
                         continue;
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let (gw, builder, conn) = (gw.clone(), builder.clone(), crate::connection::Conn::new(guard, shutdown.clone()));
-                match gw.life.tls.clone() {
-                    Some(tls) => drop(tokio::spawn(serve_tls(gw, tls, stream, peer, builder, conn))),
-                    None => drop(tokio::spawn(serve(gw, stream, peer, builder, conn))),
+                let (live, builder, conn) = (live.clone(), builder.clone(), crate::connection::Conn::new(guard, shutdown.clone()));
+                match life.tls.clone() {
+                    Some(tls) => drop(tokio::spawn(serve_tls(live, tls, stream, peer, builder, conn))),
+                    None => drop(tokio::spawn(serve(live, stream, peer, builder, conn))),
                 }
             }
             _ = shutdown.changed() => break,
         }
     }
     drop(listener);
-    tracing::info!(timeout = ?gw.server.drain_timeout, "draining in-flight requests");
+    let drain = live.load().server.drain_timeout;
+    tracing::info!(timeout = ?drain, "draining in-flight requests");
     // Every connection task ends its connection gracefully on the shutdown signal and releases
     // its count when done: the drain is over when nothing is counted.
     let drained = async {
-        while gw.life.conns.open() > 0 {
+        while life.conns.open() > 0 {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
     };
     tokio::select! {
         _ = drained => tracing::info!("drained"),
-        _ = tokio::time::sleep(gw.server.drain_timeout) => tracing::warn!("drain timeout reached; closing remaining connections"),
+        _ = tokio::time::sleep(drain) => tracing::warn!("drain timeout reached; closing remaining connections"),
     }
 }
 
 /// Serves one connection (plain, or TLS after its handshake): the fast path first when it is
 /// on, hyper for the rest.
-async fn serve<S: crate::fast::ClientIo>(gw: Arc<Gateway>, stream: S, peer: SocketAddr, builder: Arc<auto::Builder<TokioExecutor>>, conn: crate::connection::Conn) {
-    if gw.server.fast_path {
-        crate::fast::serve(gw, stream, peer, builder, conn).await
+async fn serve<S: crate::fast::ClientIo>(live: Arc<Live>, stream: S, peer: SocketAddr, builder: Arc<auto::Builder<TokioExecutor>>, conn: crate::connection::Conn) {
+    if live.load().server.fast_path {
+        crate::fast::serve(live, stream, peer, builder, conn).await
     } else {
-        crate::connection::serve_hyper(gw, stream, peer, &builder, conn).await
+        crate::connection::serve_hyper(live, stream, peer, &builder, conn).await
     }
 }
 
 /// The TLS handshake (within `server.header_read_timeout`), then the connection as any other;
 /// HTTP/2 (ALPN h2) goes straight to hyper, the fast path being HTTP/1.1's.
-async fn serve_tls(gw: Arc<Gateway>, tls: Arc<crate::tls::Tls>, stream: tokio::net::TcpStream, peer: SocketAddr, builder: Arc<auto::Builder<TokioExecutor>>, conn: crate::connection::Conn) {
-    let stream = match tokio::time::timeout(gw.server.header_read_timeout, tls.acceptor().accept(stream)).await {
+async fn serve_tls(live: Arc<Live>, tls: Arc<crate::tls::Tls>, stream: tokio::net::TcpStream, peer: SocketAddr, builder: Arc<auto::Builder<TokioExecutor>>, conn: crate::connection::Conn) {
+    let limit = live.load().server.header_read_timeout;
+    let stream = match tokio::time::timeout(limit, tls.acceptor().accept(stream)).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => return tracing::debug!(peer = %peer, cause = %e, "TLS handshake failed"),
         Err(_) => return tracing::debug!(peer = %peer, "TLS handshake timed out"),
     };
     if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
-        crate::connection::serve_hyper(gw, stream, peer, &builder, conn).await
+        crate::connection::serve_hyper(live, stream, peer, &builder, conn).await
     } else {
-        serve(gw, stream, peer, builder, conn).await
+        serve(live, stream, peer, builder, conn).await
     }
 }
 
@@ -129,14 +125,14 @@ fn refuse(stream: &tokio::net::TcpStream, why: crate::conns::Refused, plain: boo
 /// `server.tls.redirect_listen`: plain HTTP that only sends people to the same path over HTTPS
 /// (308, so a form post is repeated as one). The host is the one asked for when a certificate
 /// covers it, else `server.public_url`'s: never a host nobody configured.
-pub async fn serve_redirect(gw: Arc<Gateway>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
+pub async fn serve_redirect(live: Arc<Live>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
     let builder = Arc::new(auto::Builder::new(TokioExecutor::new()));
     loop {
         tokio::select! {
             accepted = listener.accept() => {
                 let Ok((stream, _)) = accepted else { continue };
-                let gw = gw.clone();
-                let svc = service_fn(move |req| std::future::ready(Ok::<_, Infallible>(to_https(&gw, &req))));
+                let live = live.clone();
+                let svc = service_fn(move |req| std::future::ready(Ok::<_, Infallible>(to_https(&live.load(), &req))));
                 let builder = builder.clone();
                 tokio::spawn(async move {
                     let _ = tokio::time::timeout(std::time::Duration::from_secs(60), builder.serve_connection(TokioIo::new(stream), svc)).await;
@@ -174,14 +170,14 @@ fn to_https(gw: &Gateway, req: &Request<Incoming>) -> Response<Body> {
 }
 
 /// The admin listener: /healthz, /readyz, /metrics.
-pub async fn serve_admin(gw: Arc<Gateway>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
+pub async fn serve_admin(live: Arc<Live>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
     let builder = Arc::new(auto::Builder::new(TokioExecutor::new()));
     loop {
         tokio::select! {
             accepted = listener.accept() => {
                 let Ok((stream, _)) = accepted else { continue };
-                let gw = gw.clone();
-                let svc = service_fn(move |req| admin(gw.clone(), req));
+                let live = live.clone();
+                let svc = service_fn(move |req| admin(live.clone(), req));
                 let builder = builder.clone();
                 tokio::spawn(async move {
                     let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
@@ -192,7 +188,8 @@ pub async fn serve_admin(gw: Arc<Gateway>, listener: TcpListener, mut shutdown: 
     }
 }
 
-async fn admin(gw: Arc<Gateway>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+async fn admin(live: Arc<Live>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    let gw = live.load();
     let text = |status: StatusCode, body: String, ctype: &'static str| {
         let mut r = Response::new(Body::full(Bytes::from(body)));
         *r.status_mut() = status;
@@ -201,6 +198,9 @@ async fn admin(gw: Arc<Gateway>, req: Request<Incoming>) -> Result<Response<Body
     };
     if req.method() == Method::POST && req.uri().path() == "/sessions/revoke" {
         return Ok(revoke(&gw, req.uri().query()).await);
+    }
+    if req.method() == Method::POST && req.uri().path() == "/config/reload" {
+        return Ok(reload(&live));
     }
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return Ok(text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n".into(), "text/plain"));
@@ -249,6 +249,15 @@ async fn revoke(gw: &Gateway, query: Option<&str>) -> Response<Body> {
             r.headers_mut().insert(header::RETRY_AFTER, http::HeaderValue::from_static("2"));
             r
         }
+    }
+}
+
+/// `POST /config/reload` on the admin listener: what SIGHUP does, answered. 200 with the keys
+/// that need a restart, or 422 with why the new config was refused (the running one stays).
+fn reload(live: &Live) -> Response<Body> {
+    match live.reload_logged() {
+        Ok(r) => crate::pages::json(StatusCode::OK, &serde_json::json!({"reloaded": true, "restart_needed": r.restart_needed})),
+        Err(e) => crate::pages::json(StatusCode::UNPROCESSABLE_ENTITY, &serde_json::json!({"reloaded": false, "error": e.to_string()})),
     }
 }
 

@@ -9,7 +9,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use http::HeaderValue;
 use rustls::crypto::CryptoProvider;
 use rustls::server::{ClientHello, ResolvesServerCert, StoresServerSessions, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
@@ -24,14 +23,12 @@ use crate::config::{ClientAuth, ConfigError, Server, TlsConfig, TlsVersion, err}
 /// The listener's TLS state: the current rustls configuration (swapped whole on reload; a
 /// handshake takes the one current when it starts) and what reloading needs.
 pub struct Tls {
-    cfg: TlsConfig,
     current: ArcSwap<Current>,
-    /// Digest of every file behind `current`: a reload that reads the same bytes changes nothing.
-    loaded: Mutex<[u8; 32]>,
+    /// The settings behind `current` and the digest of every file it read: a reload that reads
+    /// the same bytes changes nothing.
+    loaded: Mutex<(TlsConfig, [u8; 32])>,
     /// Session resumption survives reloads (a resumed session keeps its negotiated keys).
     sessions: Arc<dyn StoresServerSessions>,
-    /// `server.tls.hsts`, when set.
-    pub hsts: Option<HeaderValue>,
     pub redirect_listen: Option<SocketAddr>,
     reload_interval: Duration,
 }
@@ -43,11 +40,9 @@ impl Tls {
         let sessions: Arc<dyn StoresServerSessions> = rustls::server::ServerSessionMemoryCache::new(16 * 1024);
         let (config, digest) = build(cfg, &sessions)?;
         Ok(Some(Arc::new(Tls {
-            cfg: cfg.clone(),
             current: ArcSwap::from_pointee(config),
-            loaded: Mutex::new(digest),
+            loaded: Mutex::new((cfg.clone(), digest)),
             sessions,
-            hsts: (!cfg.hsts.is_empty()).then(|| HeaderValue::from_str(&cfg.hsts)).transpose().map_err(|_| err("server.tls.hsts", "is not a header value"))?,
             redirect_listen: server.redirect_listen,
             reload_interval: server.tls_reload_interval,
         })))
@@ -61,13 +56,20 @@ impl Tls {
     /// Re-reads the files. `Ok(true)` when they changed and the new set is in use; an error
     /// leaves the old set serving. Connections already open keep the certificate they got.
     pub fn reload(&self) -> Result<bool, ConfigError> {
+        let cfg = self.loaded.lock().unwrap_or_else(|e| e.into_inner()).0.clone();
+        self.reconfigure(&cfg)
+    }
+
+    /// `reload` with new settings (a reloaded config file): applied when they and their files
+    /// load, else the old set stays and the error says why.
+    pub fn reconfigure(&self, cfg: &TlsConfig) -> Result<bool, ConfigError> {
         let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
-        if digest_files(&self.cfg)? == *loaded {
+        if loaded.0 == *cfg && digest_files(cfg)? == loaded.1 {
             return Ok(false);
         }
-        let (config, digest) = build(&self.cfg, &self.sessions)?;
+        let (config, digest) = build(cfg, &self.sessions)?;
         self.current.store(Arc::new(config));
-        *loaded = digest;
+        *loaded = (cfg.clone(), digest);
         Ok(true)
     }
 

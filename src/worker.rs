@@ -38,11 +38,12 @@ pub struct Worker {
     /// Idle fast-path upstream sockets by upstream key (a current-thread runtime owns its
     /// sockets: they are registered with its reactor).
     pub idle: RefCell<Vec<(usize, IdleSockets)>>,
-    /// The general path's upstream clients by `Proxy` id.
-    pub clients: RefCell<Vec<(usize, UpstreamClient)>>,
+    /// The general path's upstream clients by the `Proxy` they belong to (dead once it is
+    /// dropped).
+    pub clients: RefCell<Vec<(std::sync::Weak<()>, UpstreamClient)>>,
     /// Clients to https:// upstreams by (upstream key, HTTP/1.1 only for upgrades): each
     /// upstream has its own trust roots and client certificate.
-    pub tls_clients: RefCell<Vec<((usize, bool), TlsUpstreamClient)>>,
+    pub tls_clients: RefCell<Vec<(std::sync::Weak<()>, (usize, bool), TlsUpstreamClient)>>,
     /// The `Date` header of the current second.
     pub date: RefCell<HttpDate>,
     /// Session cookies already opened (`auth::open_session_cookie`).

@@ -285,6 +285,13 @@ fn tls_config_errors_name_the_key() {
     assert!(e.contains("server.tls.key") && e.contains("does not belong"), "{e}");
     let e = start_err(tls_config(up, &dir.path().join("missing"), "")).unwrap_err();
     assert!(e.contains("server.tls.cert") && e.contains("cannot read"), "{e}");
+    // check-config reads the files as run does.
+    let missing = dir.path().join("check.toml");
+    std::fs::write(&missing, tls_config(up, &dir.path().join("missing"), "")).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_xumm-gate")).args(["check-config", "--config"]).arg(&missing).output().unwrap();
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("server.tls.cert") && said.contains("cannot read"), "{said}");
     let e = start_err(tls_config(up, dir.path(), "min_version = \"1.1\"")).unwrap_err();
     assert!(e.contains("server.tls.min_version"), "{e}");
     let e = start_err(tls_config(up, dir.path(), "").replace("https://localhost:8443", "http://localhost:8080")).unwrap_err();

@@ -4,7 +4,7 @@
 use super::*;
 use http::HeaderName;
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderConfig {
     /// "oauth2" (default) or "payload" (a SignIn payload shown as a QR code or pushed).
@@ -66,7 +66,7 @@ pub(super) fn default_token_auth() -> Choice<TokenAuth> {
 }
 
 /// `Authorization: Bearer <JWT>` from native apps and SPAs that signed in with Xumm themselves.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BearerConfig {
     pub enabled: bool,
@@ -87,7 +87,7 @@ impl Default for BearerConfig {
 }
 
 /// `X-Xumm-Assertion`: a short-lived ES256 JWT about the user, verifiable at `{prefix}/jwks.json`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AssertionConfig {
     pub enabled: bool,
@@ -105,7 +105,7 @@ impl Default for AssertionConfig {
 }
 
 /// `{prefix}/auth` for nginx auth_request, Traefik ForwardAuth and ingress-nginx auth-url.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ForwardAuthConfig {
     /// "status": 401 for no session (nginx, ingress-nginx). "redirect": browsers get 302/303 to
@@ -116,7 +116,7 @@ pub struct ForwardAuthConfig {
 
 /// Names of the identity headers set on upstream requests; "" switches one off. Every name here
 /// (and every default name) is stripped from incoming requests, whatever the client's spelling.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HeadersConfig {
     pub account: Parsed<Option<HeaderName>>,

@@ -4,7 +4,7 @@
 use super::*;
 
 /// `[pages]`: the look of the pages the gateway shows people (sign-in, QR code, errors).
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PagesConfig {
     /// The app's name, shown at the top of every page and in its title.
@@ -17,14 +17,14 @@ pub struct PagesConfig {
 }
 
 /// Cross-origin callers (SPAs on another origin calling with Bearer tokens or cookies).
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CorsConfig {
     /// Exact origins (`https://app.example.com`) allowed to call; credentials only for these.
     pub allowed_origins: Vec<Parsed<Origin>>,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamConfig {
     /// Path prefix this upstream serves; the longest matching prefix wins.
@@ -61,7 +61,7 @@ pub struct UpstreamConfig {
     pub http2: bool,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouteConfig {
     pub path: String,
@@ -69,6 +69,10 @@ pub struct RouteConfig {
     pub public: bool,
     #[serde(default)]
     pub allow_accounts: Vec<Parsed<crate::account::Account>>,
+    /// More accounts, one r-address a line (`#` comments), re-read when the file changes. Set,
+    /// it restricts the route even when it lists nobody (an emptied file opens nothing).
+    #[serde(default)]
+    pub allow_accounts_file: String,
     #[serde(default)]
     pub allow_networks: Vec<Parsed<Network>>,
     /// How the user must hold the account: `["FULL"]` refuses xApp sessions of an account the

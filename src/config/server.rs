@@ -3,7 +3,7 @@
 
 use super::*;
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
     /// Public listener.
@@ -62,7 +62,7 @@ pub struct ServerConfig {
 
 /// `[server.tls]`: certificates for the public listener, chosen by the name the client asks
 /// for (SNI), optional client certificates, and the plain-HTTP listener that only redirects.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
     /// PEM file: the certificate chain, leaf first. Served when no `sni` entry names the host.
@@ -93,7 +93,7 @@ pub struct TlsConfig {
 }
 
 /// One `[[server.tls.sni]]` certificate.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SniConfig {
     pub cert: String,
@@ -168,6 +168,8 @@ pub struct Server {
     pub tls: Option<TlsConfig>,
     pub tls_reload_interval: Duration,
     pub redirect_listen: Option<SocketAddr>,
+    /// `server.tls.hsts`: the Strict-Transport-Security value every response carries.
+    pub hsts: Option<http::HeaderValue>,
 }
 
 impl Config {
@@ -238,6 +240,7 @@ impl Config {
             body_timeout: body_timeout?,
             http2_max_streams: s.http2_max_streams,
             tls: s.tls.clone(),
+            hsts: s.tls.as_ref().filter(|t| !t.hsts.is_empty()).and_then(|t| http::HeaderValue::from_str(&t.hsts).ok()),
             tls_reload_interval: tls_reload_interval?,
             redirect_listen,
         })

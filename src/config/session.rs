@@ -3,7 +3,7 @@
 
 use super::*;
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SessionConfig {
     #[serde(default = "default_store")]
@@ -46,7 +46,7 @@ pub struct SessionConfig {
 }
 
 /// A secret string, or a list of them (Redis URLs, which may hold a password).
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(untagged)]
 pub enum OneOrMany {
     One(Secret),

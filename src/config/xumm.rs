@@ -4,7 +4,7 @@
 use super::*;
 
 /// Xumm's platform API, used by the sign-request broker. The key and secret stay in the gateway.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct XummConfig {
     #[serde(default = "default_xumm_url")]
@@ -20,7 +20,7 @@ pub(super) fn default_xumm_url() -> Parsed<url::Url> {
 /// `[xapp]`: apps opened inside the Xumm wallet. Xumm opens a protected URL with
 /// `?xAppToken=<one-time token>`; the gateway resolves it with `[xumm]`'s key and secret and opens
 /// a session for the account the wallet has open.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct XappConfig {
     /// Also accept xApp JWTs (HS256, signed by Xumm with the API secret) as Bearer tokens.
@@ -29,14 +29,14 @@ pub struct XappConfig {
     pub jwt_issuer: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BrokerConfig {
     /// Backend apps behind the gateway, with credentials issued by the gateway (never Xumm's).
     pub app: Vec<BrokerAppConfig>,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct BrokerAppConfig {
     pub name: String,

@@ -57,12 +57,13 @@ struct Conn<S> {
 /// Serves one client connection: fast-path requests here, then (if one is not) the rest of the
 /// connection through hyper.
 pub async fn serve<S: ClientIo>(
-    gw: Arc<Gateway>,
+    live: Arc<crate::reload::Live>,
     stream: S,
     addr: SocketAddr,
     builder: Arc<auto::Builder<TokioExecutor>>,
     mut conn: crate::connection::Conn,
 ) {
+    let gw = live.load();
     let peer = Peer { trusted: gw.proxy.is_trusted(&addr), ip: crate::proxy::peer_value(addr.ip().to_canonical()) };
     let mut c = Conn {
         stream,
@@ -72,8 +73,10 @@ pub async fn serve<S: ClientIo>(
         ubuf: BytesMut::with_capacity(16 * 1024),
         timer: Box::pin(tokio::time::sleep(gw.server.header_read_timeout)),
     };
+    drop(gw);
     loop {
-        match c.next(&gw, &mut conn.shutdown).await {
+        // Each request runs on the config current when it starts.
+        match c.next(&live.load(), &mut conn.shutdown).await {
             Step::Again => {}
             Step::Close => {
                 let _ = c.stream.shutdown().await;
@@ -83,7 +86,7 @@ pub async fn serve<S: ClientIo>(
         }
     }
     let io = rewind::Rewind::new(c.buf.freeze(), c.stream);
-    crate::connection::serve_hyper(gw, io, addr, &builder, conn).await;
+    crate::connection::serve_hyper(live, io, addr, &builder, conn).await;
 }
 
 /// The fast path's per-request decision on a request head: parse, policy, session lookup and
@@ -100,8 +103,8 @@ pub fn plan_head(gw: &Gateway, head: &[u8], out: &mut Vec<u8>) -> Option<usize> 
 
 /// Closes idle upstream sockets of this thread's pool as they pass `server.upstream_idle_timeout`,
 /// until `shutdown` flips. Runs once per worker runtime (each owns its thread's pool).
-pub async fn reap_idle(gw: Arc<Gateway>, mut shutdown: watch::Receiver<bool>) {
-    let idle = gw.proxy.idle_timeout;
+pub async fn reap_idle(live: Arc<crate::reload::Live>, mut shutdown: watch::Receiver<bool>) {
+    let idle = live.load().proxy.idle_timeout;
     let mut every = tokio::time::interval((idle / 2).clamp(std::time::Duration::from_millis(50), std::time::Duration::from_secs(5)));
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -183,7 +186,7 @@ impl<S: ClientIo> Conn<S> {
         };
         let head_request = plan.method == http::Method::HEAD;
         let head = loop {
-            match response::response_head(&self.ubuf, head_request, plan.close, gw.life.hsts(), &mut self.out) {
+            match response::response_head(&self.ubuf, head_request, plan.close, gw.server.hsts.as_ref().map(|v| v.as_bytes()), &mut self.out) {
                 Parsed::Head(h) => break h,
                 Parsed::Informational(n) => {
                     self.ubuf.advance(n);
@@ -275,7 +278,7 @@ impl<S: ClientIo> Conn<S> {
         for (n, v) in &parts.headers {
             header_line(out, n.as_str().as_bytes(), v.as_bytes());
         }
-        if let Some(v) = gw.life.hsts() {
+        if let Some(v) = gw.server.hsts.as_ref().map(|v| v.as_bytes()) {
             header_line(out, b"strict-transport-security", v);
         }
         header_line(out, b"content-length", body.len().to_string().as_bytes());
