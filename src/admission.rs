@@ -66,23 +66,24 @@ pub enum Wait {
 impl Admission {
     /// The decision for a request for the normalized `path` with `query`.
     pub async fn admit<H: Headers + ?Sized>(&self, path: &str, query: Option<&str>, headers: &H) -> Admitted<'_> {
-        self.admit_on(self.routes.decide(path), Some(path), query, headers).await
+        self.admit_on(self.routes.decide(path), Some(path), query, headers, None).await
     }
 
     /// `admit`, for a caller that already matched `path`'s route (the general path, which
-    /// labels its access log with it).
-    pub async fn admit_decided<'g, H: Headers + ?Sized>(&'g self, decision: Decision<'g>, path: &str, query: Option<&str>, headers: &H) -> Admitted<'g> {
-        self.admit_on(decision, Some(path), query, headers).await
+    /// labels its access log with it), on a connection that presented the verified client
+    /// certificate `client_subject`.
+    pub async fn admit_decided<'g, H: Headers + ?Sized>(&'g self, decision: Decision<'g>, path: &str, query: Option<&str>, headers: &H, client_subject: Option<&str>) -> Admitted<'g> {
+        self.admit_on(decision, Some(path), query, headers, client_subject).await
     }
 
     /// The decision for a request whose path is unknown (forward auth without a believable
     /// original URI): as for a path no rule names, never public, no upstream.
     pub async fn admit_unrouted<H: Headers + ?Sized>(&self, headers: &H) -> Admitted<'_> {
-        self.admit_on(Decision { route: None, public: false }, None, None, headers).await
+        self.admit_on(Decision { route: None, public: false }, None, None, headers, None).await
     }
 
-    async fn admit_on<'g, H: Headers + ?Sized>(&'g self, decision: Decision<'g>, path: Option<&str>, query: Option<&str>, headers: &H) -> Admitted<'g> {
-        let verdict = match self.before_identity(path, query, &decision) {
+    async fn admit_on<'g, H: Headers + ?Sized>(&'g self, decision: Decision<'g>, path: Option<&str>, query: Option<&str>, headers: &H, client_subject: Option<&str>) -> Admitted<'g> {
+        let verdict = match self.before_identity(path, query, &decision, client_subject) {
             Err(v) => v,
             Ok(auth) => self.verdict(path, &decision, auth.identify(headers).await),
         };
@@ -94,7 +95,8 @@ impl Admission {
     /// fetches the session and asks again).
     pub fn admit_now<H: Headers + ?Sized>(&self, path: &str, query: Option<&str>, headers: &H) -> Result<Admitted<'_>, Wait> {
         let decision = self.routes.decide(path);
-        let verdict = match self.before_identity(Some(path), query, &decision) {
+        // The fast path serves only connections without a client certificate.
+        let verdict = match self.before_identity(Some(path), query, &decision, None) {
             Err(v) => v,
             Ok(auth) => self.verdict(Some(path), &decision, identify_now(auth, headers)?),
         };
@@ -103,9 +105,15 @@ impl Admission {
 
     /// What is decided before anyone's identity matters: strict path mode, an xApp launch,
     /// public routes, a gateway without a provider. `Ok` when the identity decides.
-    fn before_identity<'g>(&'g self, path: Option<&str>, query: Option<&str>, decision: &Decision<'g>) -> Result<&'g Auth, Verdict<'g>> {
+    fn before_identity<'g>(&'g self, path: Option<&str>, query: Option<&str>, decision: &Decision<'g>, client_subject: Option<&str>) -> Result<&'g Auth, Verdict<'g>> {
         if let Some(Err(e)) = path.map(|p| self.routes.strict_check(p, decision)) {
             return Err(Verdict::Refused(GatewayError::BadPath(e)));
+        }
+        // A rule on the client certificate holds whoever signs in, on public routes too.
+        if let Some(r) = decision.route.filter(|r| !r.allow_client_subjects.is_empty()) {
+            if !client_subject.is_some_and(|c| r.allow_client_subjects.iter().any(|s| s == c)) {
+                return Err(Verdict::Refused(GatewayError::ClientCertificate));
+            }
         }
         if let (Some(_), Some(launch)) = (&self.xapp, query.and_then(crate::xapp::launch_in)) {
             return Err(Verdict::Launch(launch));

@@ -58,7 +58,7 @@ impl Conn {
 /// open request for `server.idle_timeout` (`header_read_timeout` before its first one: an
 /// HTTP/2 handshake that never becomes a request) and when the gateway shuts down; in-flight
 /// requests finish first.
-pub async fn serve_hyper<I>(live: Arc<Live>, io: I, peer: SocketAddr, builder: &auto::Builder<TokioExecutor>, mut conn: Conn)
+pub async fn serve_hyper<I>(live: Arc<Live>, io: I, peer: SocketAddr, builder: &auto::Builder<TokioExecutor>, mut conn: Conn, subject: Option<crate::tls::ClientSubject>)
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -66,7 +66,10 @@ where
     let s = &live.load().server;
     let (first, idle, gw_drain) = (s.header_read_timeout, s.idle_timeout, s.drain_timeout);
     let act = activity.clone();
-    let svc = service_fn(move |req| {
+    let svc = service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
+        if let Some(s) = &subject {
+            req.extensions_mut().insert(s.clone());
+        }
         // Each request runs on the config current when it starts (a reload never changes
         // the rules under a request in flight).
         let (gw, in_use) = (live.load(), act.begin());

@@ -25,6 +25,9 @@ pub enum GatewayError {
     /// Signed in, but the route does not admit this account or network.
     #[error("forbidden")]
     Forbidden { account: String, sign_out: String },
+    /// The route needs a client certificate the connection did not present (or not this one).
+    #[error("a valid client certificate is required here")]
+    ClientCertificate,
     /// The session store does not answer: retry, never sign in again.
     #[error("the gateway is temporarily unavailable; please retry in a moment")]
     StoreUnavailable,
@@ -69,7 +72,7 @@ impl GatewayError {
             GatewayError::ProviderNotReady | GatewayError::StoreUnavailable | GatewayError::ProviderStartingUp => StatusCode::SERVICE_UNAVAILABLE,
             GatewayError::SignInFailed { status, .. } => *status,
             GatewayError::TooManySignIns { .. } | GatewayError::SignInsBusy { .. } => StatusCode::TOO_MANY_REQUESTS,
-            GatewayError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            GatewayError::Forbidden { .. } | GatewayError::ClientCertificate => StatusCode::FORBIDDEN,
             GatewayError::BadPath(_) => StatusCode::BAD_REQUEST,
             GatewayError::NotFound | GatewayError::NoUpstream => StatusCode::NOT_FOUND,
             GatewayError::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
@@ -89,6 +92,7 @@ impl GatewayError {
             GatewayError::SignInRequired { .. } | GatewayError::Unauthenticated(_) => "unauthorized",
             GatewayError::InvalidToken(_) | GatewayError::ProviderNotReady => "invalid_token",
             GatewayError::Forbidden { .. } => "forbidden",
+            GatewayError::ClientCertificate => "client_certificate_required",
             GatewayError::StoreUnavailable => "session_store_unavailable",
             GatewayError::SignInFailed { .. } => "sign_in_failed",
             GatewayError::ProviderStartingUp => "provider_unavailable",

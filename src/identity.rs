@@ -18,6 +18,8 @@ pub struct IdentityHeaders {
     /// xApp sessions: the wallet's account access and theme.
     account_access: Option<HeaderName>,
     xapp_style: Option<HeaderName>,
+    /// Where the verified client certificate's subject goes (None: switched off).
+    pub client_subject: Option<HeaderName>,
     /// Names removed from every request, lowercase with '-' (compared treating '_' as '-').
     strip: Vec<String>,
 }
@@ -39,18 +41,19 @@ impl IdentityHeaders {
     /// From checked `[headers]` (a name that skipped the check is an error here: dropping it
     /// from the strip list would let clients send that header through).
     pub fn new(cfg: &HeadersConfig) -> Result<IdentityHeaders, ConfigError> {
-        let [account, network, user_token, assertion, account_access, xapp_style] = cfg.singles().map(|(key, v)| v.checked(key).cloned());
-        let (account, network, user_token, assertion, account_access, xapp_style) = (account?, network?, user_token?, assertion?, account_access?, xapp_style?);
+        let [account, network, user_token, assertion, account_access, xapp_style, client_subject] = cfg.singles().map(|(key, v)| v.checked(key).cloned());
+        let (account, network, user_token, assertion, account_access, xapp_style, client_subject) =
+            (account?, network?, user_token?, assertion?, account_access?, xapp_style?, client_subject?);
         let user = Parsed::all("headers.user", &cfg.user)?;
         let extra = Parsed::all("headers.strip", &cfg.strip)?;
         // Defaults are stripped even when renamed or switched off: an upstream may still read them.
         let defaults = HeadersConfig::default();
         let default_names = defaults.singles().into_iter().filter_map(|(_, v)| v.get()?.clone()).chain(defaults.user.iter().filter_map(|u| u.get().cloned()));
-        let configured = [&account, &network, &user_token, &assertion, &account_access, &xapp_style].into_iter().flatten().chain(&user).chain(&extra).cloned();
+        let configured = [&account, &network, &user_token, &assertion, &account_access, &xapp_style, &client_subject].into_iter().flatten().chain(&user).chain(&extra).cloned();
         let mut strip: Vec<String> = configured.chain(default_names).map(|n| canonical(n.as_str())).collect();
         strip.sort();
         strip.dedup();
-        Ok(IdentityHeaders { account, network, user, assertion, user_token, account_access, xapp_style, strip })
+        Ok(IdentityHeaders { account, network, user, assertion, user_token, account_access, xapp_style, client_subject, strip })
     }
 
     /// True when `name` (any letter case, `_` or `-`) is an identity header clients may not send.

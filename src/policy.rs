@@ -35,6 +35,8 @@ pub struct Route {
     /// True when the route names its accounts (`allow_accounts` or `allow_accounts_file`):
     /// then only those pass, even when the list is empty.
     pub accounts_listed: bool,
+    /// Client-certificate subjects the connection must have presented (empty: no such rule).
+    pub allow_client_subjects: Vec<String>,
     pub allow_networks: Vec<Network>,
     pub allow_account_access: Vec<XappAccess>,
     /// Strict path mode applies (see `path::strict_check`).
@@ -77,6 +79,7 @@ impl RouteTable {
                 metrics: Arc::new(crate::metrics::RouteMetrics::new(&r.path)),
                 public: r.public,
                 accounts_listed: !allow_accounts.is_empty() || !r.allow_accounts_file.is_empty(),
+                allow_client_subjects: r.allow_client_subjects.clone(),
                 allow_accounts,
                 allow_networks: Parsed::all(&format!("route[{i}].allow_networks"), &r.allow_networks)?,
                 allow_account_access: Parsed::all(&format!("route[{i}].allow_account_access"), &r.allow_account_access)?,
@@ -115,6 +118,7 @@ mod tests {
             public,
             allow_accounts: vec![],
             allow_accounts_file: String::new(),
+            allow_client_subjects: vec![],
             allow_networks: vec![],
             allow_account_access: vec![],
             strict_path: true,

@@ -75,10 +75,16 @@ impl Gateway {
             let upgrade = crate::proxy::websocket_requested(req.headers());
             crate::proxy::strip_hop_by_hop(req.headers_mut());
             let client = crate::error::Client::of(req.method(), req.headers());
-            match self.admission.admit_decided(decision, path, req.uri().query(), req.headers()).await.verdict {
+            let subject = req.extensions().get::<crate::tls::ClientSubject>().cloned();
+            match self.admission.admit_decided(decision, path, req.uri().query(), req.headers(), subject.as_ref().map(|s| &*s.0)).await.verdict {
                 Verdict::Pass { who, upstream: Some(up) } => {
                     upstream_label = Some(up.label.clone());
                     self.upstream_identity(&mut req, who.as_deref(), up);
+                    if let (Some(name), Some(s)) = (&self.admission.identity.client_subject, &subject) {
+                        if let Ok(v) = http::HeaderValue::from_bytes(s.0.as_bytes()) {
+                            req.headers_mut().insert(name.clone(), v);
+                        }
+                    }
                     self.proxy.forward(req, up, peer, upgrade).await.map_err(|e| (e, client))
                 }
                 Verdict::Pass { upstream: None, .. } => Err((GatewayError::NoUpstream, client)),

@@ -90,7 +90,7 @@ async fn serve<S: crate::fast::ClientIo>(live: Arc<Live>, stream: S, peer: Socke
     if live.load().server.fast_path {
         crate::fast::serve(live, stream, peer, builder, conn).await
     } else {
-        crate::connection::serve_hyper(live, stream, peer, &builder, conn).await
+        crate::connection::serve_hyper(live, stream, peer, &builder, conn, None).await
     }
 }
 
@@ -103,8 +103,11 @@ async fn serve_tls(live: Arc<Live>, tls: Arc<crate::tls::Tls>, stream: tokio::ne
         Ok(Err(e)) => return tracing::debug!(peer = %peer, cause = %e, "TLS handshake failed"),
         Err(_) => return tracing::debug!(peer = %peer, "TLS handshake timed out"),
     };
-    if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
-        crate::connection::serve_hyper(live, stream, peer, &builder, conn).await
+    // HTTP/2, and connections with a client certificate (their requests carry its subject),
+    // go to hyper; the fast path serves the rest.
+    let subject = crate::tls::client_subject(stream.get_ref().1);
+    if stream.get_ref().1.alpn_protocol() == Some(b"h2") || subject.is_some() {
+        crate::connection::serve_hyper(live, stream, peer, &builder, conn, subject).await
     } else {
         serve(live, stream, peer, builder, conn).await
     }

@@ -231,11 +231,17 @@ fn dns_names(ck: &CertifiedKey) -> Vec<String> {
         .collect()
 }
 
-/// The subject of a verified client certificate, as RFC 4514 text ("CN=ops, O=Example").
-pub fn client_subject(conn: &rustls::ServerConnection) -> Option<Arc<str>> {
+/// The subject of the verified client certificate a connection presented, as its requests
+/// carry it (a request extension the admission decision reads).
+#[derive(Debug, Clone)]
+pub struct ClientSubject(pub Arc<str>);
+
+/// The subject of a verified client certificate, as distinguished-name text ("CN=ops, O=Example").
+/// rustls has verified the chain before the handshake completes, so any certificate here is valid.
+pub fn client_subject(conn: &rustls::ServerConnection) -> Option<ClientSubject> {
     let der = conn.peer_certificates()?.first()?;
     let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
-    Some(Arc::from(cert.subject().to_string()))
+    Some(ClientSubject(Arc::from(cert.subject().to_string())))
 }
 
 /// Chooses the certificate for a handshake: the exact name, else the longest wildcard that

@@ -33,6 +33,11 @@ url = "http://{upstream}"
 [[route]]
 path = "/"
 public = true
+
+[[route]]
+path = "/ops"
+public = true
+allow_client_subjects = ["CN=ops, O=Example"]
 "#
     )
 }
@@ -172,7 +177,24 @@ async fn client_certificates_required_optional_and_from_the_wrong_ca() {
     let (gw, _) = start(dir.path(), &format!("client_ca = \"{d}/clients.pem\"\nclient_auth = \"optional\"")).await;
     let mut c = TlsConn::open(gw.addr, "localhost", ok(None)).await.unwrap();
     assert_eq!(c.get("localhost", "/").await.unwrap().0, StatusCode::OK, "optional: no certificate is fine");
+    // A route that asks for a certificate subject refuses a connection without one, whatever
+    // header the client sends.
+    let (status, _, body) = c.get_with("localhost", "/ops", &[("x-client-cert-subject", "CN=ops, O=Example")]).await.unwrap();
+    assert_eq!(status, StatusCode::FORBIDDEN, "{}", String::from_utf8_lossy(&body));
+    assert!(String::from_utf8_lossy(&body).contains("client certificate"));
+    let (_, _, body) = c.get_with("localhost", "/", &[("x-client-cert-subject", "CN=ops, O=Example")]).await.unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert!(v["headers"].as_array().unwrap().iter().all(|h| h[0] != "x-client-cert-subject"), "a client's own subject header is stripped");
+    // With one: the upstream learns its subject, and the route lets it in.
     let mut c = TlsConn::open(gw.addr, "localhost", ok(Some(&good))).await.unwrap();
+    let (status, _, body) = c.get("localhost", "/ops").await.unwrap();
+    assert_eq!(status, StatusCode::OK);
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let subject = v["headers"].as_array().unwrap().iter().find(|h| h[0] == "x-client-cert-subject").expect("subject sent upstream")[1].clone();
+    assert_eq!(subject, "CN=ops, O=Example");
+    // Another subject from the same CA is verified but not allowed on /ops.
+    let mut c = TlsConn::open(gw.addr, "localhost", ok(Some(&clients.client("dev", "Example")))).await.unwrap();
+    assert_eq!(c.get("localhost", "/ops").await.unwrap().0, StatusCode::FORBIDDEN);
     assert_eq!(c.get("localhost", "/").await.unwrap().0, StatusCode::OK);
     let refused = match TlsConn::open(gw.addr, "localhost", ok(Some(&bad))).await {
         Err(_) => true,

@@ -128,6 +128,8 @@ pub struct HeadersConfig {
     pub account_access: Parsed<Option<HeaderName>>,
     /// xApp sessions: the wallet's theme (`LIGHT`, `DARK`, `MOONLIGHT`, `ROYAL`), for the app to match.
     pub xapp_style: Parsed<Option<HeaderName>>,
+    /// The subject of the client certificate the connection presented (`[server.tls] client_ca`).
+    pub client_cert_subject: Parsed<Option<HeaderName>>,
     /// Further header names to strip from every request.
     pub strip: Vec<Parsed<HeaderName>>,
 }
@@ -142,6 +144,7 @@ impl Default for HeadersConfig {
             assertion: "X-Xumm-Assertion".into(),
             account_access: "X-Xumm-Account-Access".into(),
             xapp_style: "X-Xumm-Xapp-Style".into(),
+            client_cert_subject: "X-Client-Cert-Subject".into(),
             strip: vec![],
         }
     }
@@ -149,7 +152,7 @@ impl Default for HeadersConfig {
 
 impl HeadersConfig {
     /// Each single header key with its path, for checks and for `IdentityHeaders`.
-    pub fn singles(&self) -> [(&'static str, &Parsed<Option<HeaderName>>); 6] {
+    pub fn singles(&self) -> [(&'static str, &Parsed<Option<HeaderName>>); 7] {
         [
             ("headers.account", &self.account),
             ("headers.network", &self.network),
@@ -157,6 +160,7 @@ impl HeadersConfig {
             ("headers.assertion", &self.assertion),
             ("headers.account_access", &self.account_access),
             ("headers.xapp_style", &self.xapp_style),
+            ("headers.client_cert_subject", &self.client_cert_subject),
         ]
     }
 }

@@ -73,6 +73,11 @@ pub struct RouteConfig {
     /// it restricts the route even when it lists nobody (an emptied file opens nothing).
     #[serde(default)]
     pub allow_accounts_file: String,
+    /// Only connections that presented a verified client certificate with one of these subjects
+    /// (as the gateway writes them in X-Client-Cert-Subject, e.g. "CN=ops, O=Example"); on a
+    /// public route, the certificate alone lets them in.
+    #[serde(default)]
+    pub allow_client_subjects: Vec<String>,
     #[serde(default)]
     pub allow_networks: Vec<Parsed<Network>>,
     /// How the user must hold the account: `["FULL"]` refuses xApp sessions of an account the

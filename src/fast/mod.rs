@@ -86,7 +86,7 @@ pub async fn serve<S: ClientIo>(
         }
     }
     let io = rewind::Rewind::new(c.buf.freeze(), c.stream);
-    crate::connection::serve_hyper(live, io, addr, &builder, conn).await;
+    crate::connection::serve_hyper(live, io, addr, &builder, conn, None).await;
 }
 
 /// The fast path's per-request decision on a request head: parse, policy, session lookup and

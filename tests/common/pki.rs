@@ -129,8 +129,17 @@ impl TlsConn {
 
     /// GET `path` on this connection: (status, headers, body), or the error that ended it.
     pub async fn get(&mut self, host: &str, path: &str) -> Result<(StatusCode, http::HeaderMap, Bytes), String> {
+        self.get_with(host, path, &[]).await
+    }
+
+    /// `get` with more request headers.
+    pub async fn get_with(&mut self, host: &str, path: &str, headers: &[(&str, &str)]) -> Result<(StatusCode, http::HeaderMap, Bytes), String> {
         let uri = if self.h2 { format!("https://{host}{path}") } else { path.to_string() };
-        let req = Request::get(uri).header("host", host).body(super::full("")).unwrap();
+        let mut req = Request::get(uri).header("host", host);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req.body(super::full("")).unwrap();
         let resp = match (&mut self.send1, &mut self.send2) {
             (Some(s), _) => s.send_request(req).await,
             (_, Some(s)) => s.send_request(req).await,
