@@ -68,13 +68,14 @@ per_req() { awk -v t="$1" -v n="$2" -v hz="$HZ" 'BEGIN { printf "%.1f", t * 1000
 workers_of() { pgrep -f "nginx: worker process" -P "$(cat "$work/$1.pid")" | tr '\n' ' '; }
 PROXY_PIDS=$(workers_of proxy); UPSTREAM_PIDS=$(workers_of upstream)
 
+GATE_PIDS="$GATE_PID $GATE_R_PID"
 run() { # name url [wrk args]: prints req/s, latency and the CPU each process spent per request
   local out rps p50 p99 reqs g0 p0 u0 g1 p1 u1
   # shellcheck disable=SC2086 # pid lists
-  g0=$(ticks "$GATE_PID" "$GATE_R_PID"); p0=$(ticks $PROXY_PIDS); u0=$(ticks $UPSTREAM_PIDS)
+  g0=$(ticks $GATE_PIDS); p0=$(ticks $PROXY_PIDS); u0=$(ticks $UPSTREAM_PIDS)
   out=$(wrk -t1 -c"$CONNS" -d"$DUR" --latency "${@:3}" "$2")
   # shellcheck disable=SC2086
-  g1=$(ticks "$GATE_PID" "$GATE_R_PID"); p1=$(ticks $PROXY_PIDS); u1=$(ticks $UPSTREAM_PIDS)
+  g1=$(ticks $GATE_PIDS); p1=$(ticks $PROXY_PIDS); u1=$(ticks $UPSTREAM_PIDS)
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   p50=$(awk '$1=="50%" {print $2}' <<<"$out")
   p99=$(awk '$1=="99%" {print $2}' <<<"$out")
@@ -111,3 +112,41 @@ for round in $(seq "$ROUNDS"); do
 done
 printf '%s\n' "${ratios[@]}" | awk '{ p[NR] = $1; s[NR] = $2; x[NR] = $3; printf "round %d ratio xumm-gate/nginx: public %.2f, signed in %.2f; redis store/memory store signed in %.2f\n", NR, $1, $2, $3 }
   END { n = asort(p); asort(s); asort(x); m = int((n + 1) / 2); printf "median ratio xumm-gate/nginx: public %.2f, signed in %.2f; redis store/memory store, signed in: %.2f\n", p[m], s[m], x[m] }' >&2
+
+# HTTPS: nginx terminating TLS in front of the same upstream against xumm-gate's own TLS listener
+# (signed in, sessions in the Redis store above so the same cookie works), with the same ECDSA
+# P-256 certificate: keep-alive throughput, and new connections (a full TLS handshake for every
+# request: "Connection: close"). TLS=0 skips it.
+if [ "${TLS:-1}" = 1 ]; then
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj "/CN=127.0.0.1" \
+    -addext "subjectAltName=IP:127.0.0.1" -keyout "$work/tls.key" -out "$work/tls.crt" 2>/dev/null
+  NGS=$(port); GWS_PORT=$(port); ADMIN_S=$(port)
+  nginx_conf tls "$WORKERS" "upstream app { server 127.0.0.1:$UP; keepalive 64; }
+  ssl_session_cache shared:SSL:10m;
+  server { listen 127.0.0.1:$NGS ssl; ssl_certificate $work/tls.crt; ssl_certificate_key $work/tls.key; ssl_protocols TLSv1.2 TLSv1.3;
+    location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"
+  sed -e "s/127.0.0.1:$GWR_PORT\"/127.0.0.1:$GWS_PORT\"/; s/127.0.0.1:$ADMIN_R\"/127.0.0.1:$ADMIN_S\"/" \
+      -e "s|http://127.0.0.1:$GWS_PORT|https://127.0.0.1:$GWS_PORT|" "$work/gate-redis.toml" >"$work/gate-tls.toml"
+  printf '\n[server.tls]\ncert = "%s"\nkey = "%s"\n' "$work/tls.crt" "$work/tls.key" >>"$work/gate-tls.toml"
+  "$BIN" run --config "$work/gate-tls.toml" 2>"$work/gate-tls.log" &
+  GATE_S_PID=$!
+  pids+=($GATE_S_PID)
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$ADMIN_S/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
+  curl -sfk -H "Cookie: $COOKIE_R" "https://127.0.0.1:$GWS_PORT/" >/dev/null || { echo "signed-in request over TLS failed" >&2; cat "$work/gate-tls.log" >&2; exit 1; }
+  GATE_PIDS="$GATE_S_PID"; PROXY_PIDS=$(workers_of tls)
+  tls_ratios=()
+  for round in $(seq "$ROUNDS"); do
+    echo "TLS round $round" >&2
+    for turn in $(seq 0 3); do
+      case $(( (turn + round) % 4 )) in
+        0) NK=$(run "nginx TLS keep-alive" "https://127.0.0.1:$NGS/") ;;
+        1) GK=$(run "xumm-gate TLS signed in" "https://127.0.0.1:$GWS_PORT/" -H "Cookie: $COOKIE_R") ;;
+        2) NH=$(run "nginx TLS handshakes" "https://127.0.0.1:$NGS/" -H "Connection: close") ;;
+        3) GH=$(run "xumm-gate TLS handshakes" "https://127.0.0.1:$GWS_PORT/" -H "Cookie: $COOKIE_R" -H "Connection: close") ;;
+      esac
+    done
+    tls_ratios+=("$(awk -v nk="$NK" -v gk="$GK" -v nh="$NH" -v gh="$GH" 'BEGIN { printf "%.3f %.3f", gk / nk, gh / nh }')")
+  done
+  printf '%s\n' "${tls_ratios[@]}" | awk '{ k[NR] = $1; h[NR] = $2; printf "TLS round %d ratio xumm-gate/nginx: signed in keep-alive %.2f, new connections %.2f\n", NR, $1, $2 }
+    END { n = asort(k); asort(h); m = int((n + 1) / 2); printf "median TLS ratio xumm-gate/nginx: signed in keep-alive %.2f, new connections (handshakes) %.2f\n", k[m], h[m] }' >&2
+fi
