@@ -384,6 +384,7 @@ async fn https_upstreams_with_a_ca_file_speak_http2_when_offered() {
 
 #[tokio::test]
 async fn an_https_upstream_with_a_certificate_nobody_trusts_is_a_502() {
+    common::captured_logs(); // start capturing
     let dir = tempfile::tempdir().unwrap();
     let ca = Ca::new("Upstream CA");
     let other = Ca::new("Some other CA");
@@ -398,6 +399,37 @@ async fn an_https_upstream_with_a_certificate_nobody_trusts_is_a_502() {
         assert!(!got.text().contains("UnknownIssuer"), "the reason is logged, not shown");
         gw.shutdown().await;
     }
+    // The log line names the upstream and why its certificate was refused.
+    let logs = common::captured_logs();
+    let line = logs.iter().find(|l| l["upstream"] == url.as_str() && l["message"] == "upstream failed").expect("a log line for the upstream");
+    assert!(line["cause"].as_str().unwrap().contains("UnknownIssuer"), "{line}");
+}
+
+#[tokio::test]
+async fn a_config_reload_re_reads_the_certificates() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new("Test CA");
+    let (first, second) = (ca.server(&["localhost"]), ca.server(&["localhost"]));
+    first.write(dir.path(), "server");
+    let up = common::upstream().await;
+    // No polling to speak of: only the reload re-reads the files.
+    let file = dir.path().join("config.toml");
+    std::fs::write(&file, tls_config(up, dir.path(), r#"reload_interval = "1h""#)).unwrap();
+    let gw = xumm_gate::start(xumm_gate::config::Config::load(&file, &common::no_env).unwrap()).await.unwrap();
+    gw.live.set_source(file.clone());
+    let cfg = || client_config(&ca.pem(), h1(), None);
+    assert_eq!(TlsConn::open(gw.addr, "localhost", cfg()).await.unwrap().peer, first.der());
+    second.write(dir.path(), "server");
+    let r = common::send(http::Request::post(format!("http://{}/config/reload", gw.admin_addr.unwrap())).body(common::full("")).unwrap()).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(TlsConn::open(gw.addr, "localhost", cfg()).await.unwrap().peer, second.der());
+    // A reload whose certificate is broken is refused as a whole.
+    Pair { cert: first.cert.clone(), key: second.key.clone() }.write(dir.path(), "server");
+    let r = common::send(http::Request::post(format!("http://{}/config/reload", gw.admin_addr.unwrap())).body(common::full("")).unwrap()).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.text().contains("server.tls.key"), "{}", r.text());
+    assert_eq!(TlsConn::open(gw.addr, "localhost", cfg()).await.unwrap().peer, second.der());
+    gw.shutdown().await;
 }
 
 #[tokio::test]
