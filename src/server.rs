@@ -128,17 +128,32 @@ fn refuse(stream: &tokio::net::TcpStream, why: crate::conns::Refused, plain: boo
 /// `server.tls.redirect_listen`: plain HTTP that only sends people to the same path over HTTPS
 /// (308, so a form post is repeated as one). The host is the one asked for when a certificate
 /// covers it, else `server.public_url`'s: never a host nobody configured.
-pub async fn serve_redirect(live: Arc<Live>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
+pub async fn serve_redirect(live: Arc<Live>, listener: TcpListener, shutdown: watch::Receiver<bool>) {
+    // A redirect needs one request: a connection gets a minute at most.
+    let limit = Some(std::time::Duration::from_secs(60));
+    serve_small(listener, shutdown, limit, move |req| std::future::ready(Ok(to_https(&live.load(), &req)))).await
+}
+
+/// Serves one of the small listeners (admin, redirect) with `handle` until `shutdown` flips:
+/// no fast path, no connection caps (the admin listener must answer whatever the public one
+/// carries), each connection cut after `limit` when one is given.
+async fn serve_small<F, Fut>(listener: TcpListener, mut shutdown: watch::Receiver<bool>, limit: Option<std::time::Duration>, handle: F)
+where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<Response<Body>, Infallible>> + Send + 'static,
+{
     let builder = Arc::new(auto::Builder::new(TokioExecutor::new()));
     loop {
         tokio::select! {
             accepted = listener.accept() => {
                 let Ok((stream, _)) = accepted else { continue };
-                let live = live.clone();
-                let svc = service_fn(move |req| std::future::ready(Ok::<_, Infallible>(to_https(&live.load(), &req))));
-                let builder = builder.clone();
+                let (builder, svc) = (builder.clone(), service_fn(handle.clone()));
                 tokio::spawn(async move {
-                    let _ = tokio::time::timeout(std::time::Duration::from_secs(60), builder.serve_connection(TokioIo::new(stream), svc)).await;
+                    let served = builder.serve_connection(TokioIo::new(stream), svc);
+                    match limit {
+                        Some(l) => drop(tokio::time::timeout(l, served).await),
+                        None => drop(served.await),
+                    }
                 });
             }
             _ = shutdown.changed() => break,
@@ -172,23 +187,9 @@ fn to_https(gw: &Gateway, req: &Request<Incoming>) -> Response<Body> {
     r
 }
 
-/// The admin listener: /healthz, /readyz, /metrics.
-pub async fn serve_admin(live: Arc<Live>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
-    let builder = Arc::new(auto::Builder::new(TokioExecutor::new()));
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
-                let live = live.clone();
-                let svc = service_fn(move |req| admin(live.clone(), req));
-                let builder = builder.clone();
-                tokio::spawn(async move {
-                    let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
-                });
-            }
-            _ = shutdown.changed() => break,
-        }
-    }
+/// The admin listener: /healthz, /readyz, /metrics, revocation, reload.
+pub async fn serve_admin(live: Arc<Live>, listener: TcpListener, shutdown: watch::Receiver<bool>) {
+    serve_small(listener, shutdown, None, move |req| admin(live.clone(), req)).await
 }
 
 async fn admin(live: Arc<Live>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
