@@ -93,7 +93,7 @@ impl Auth {
             redirect_uri: format!("{base}{}/callback", server.prefix),
             sign_in_limit: (config.server.sign_in_per_minute > 0).then(|| crate::ratelimit::PerClient::new(config.server.sign_in_per_minute)),
             xapp_jwt: match (&config.xapp, &config.xumm) {
-                (Some(x), Some(k)) if x.bearer => Some(crate::xapp::XappJwt::new(&k.api_key, &k.api_secret, x.jwt_issuer.clone(), config.bearer.max_skew.get().as_secs())),
+                (Some(x), Some(k)) if x.enabled && x.accept_jwt => Some(crate::xapp::XappJwt::new(&k.api_key, &k.api_secret, x.jwt_issuer.clone(), config.bearer.max_skew.get().as_secs())),
                 _ => None,
             },
             // OAuth2 JWTs exist only with an OAuth2 provider.

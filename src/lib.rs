@@ -92,7 +92,7 @@ pub enum StartError {
 pub struct Running {
     pub addr: SocketAddr,
     pub admin_addr: Option<SocketAddr>,
-    /// The plain-HTTP listener that redirects to HTTPS (`server.tls.redirect_listen`).
+    /// The plain-HTTP listener that redirects to HTTPS (`server.tls.redirect_http_listen`).
     pub redirect_addr: Option<SocketAddr>,
     /// The gateway as started (`live` has the one serving now, after any reload).
     pub gateway: Arc<Gateway>,
@@ -187,7 +187,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     }
     if let Some(tls) = &gateway.life.tls {
         tokio::spawn(tls.clone().watch(rx.clone()));
-        if let Some(a) = tls.redirect_listen {
+        if let Some(a) = tls.redirect_http_listen {
             let l = server::bind(a, false).map_err(|source| StartError::Bind { addr: a, source })?;
             redirect_addr = Some(l.local_addr().map_err(|source| StartError::Bind { addr: a, source })?);
             tokio::spawn(server::serve_redirect(live.clone(), l, rx.clone()));

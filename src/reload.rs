@@ -55,7 +55,7 @@ pub fn build(config: &Config, server: Server, lasting: &Lasting) -> Result<Gatew
     let proxy = Arc::new(proxy::Proxy::new(&server, &config.upstreams)?);
     let shared = &lasting.shared;
     let xapp = match (&config.xapp, &lasting.platform) {
-        (Some(_), Some(p)) => Some(xapp::Xapp::new(p.clone(), shared.clone())),
+        (Some(x), Some(p)) if x.enabled => Some(xapp::Xapp::new(p.clone(), shared.clone())),
         _ => None,
     };
     Ok(Gateway {
@@ -244,9 +244,9 @@ fn keep_restart_only(old: &Config, new: &mut Config) -> Vec<&'static str> {
     // TLS on or off, and its redirect listener, need a restart; certificates and settings do not.
     match (&old.server.tls, &mut new.server.tls) {
         (Some(o), Some(n)) => {
-            if o.redirect_listen != n.redirect_listen {
-                n.redirect_listen = o.redirect_listen.clone();
-                kept.push("server.tls.redirect_listen");
+            if o.redirect_http_listen != n.redirect_http_listen {
+                n.redirect_http_listen = o.redirect_http_listen.clone();
+                kept.push("server.tls.redirect_http_listen");
             }
         }
         (None, None) => {}

@@ -125,7 +125,7 @@ fn refuse(stream: &tokio::net::TcpStream, why: crate::conns::Refused, plain: boo
     tracing::debug!(reason = why.label(), "connection refused");
 }
 
-/// `server.tls.redirect_listen`: plain HTTP that only sends people to the same path over HTTPS
+/// `server.tls.redirect_http_listen`: plain HTTP that only sends people to the same path over HTTPS
 /// (308, so a form post is repeated as one). The host is the one asked for when a certificate
 /// covers it, else `server.public_url`'s: never a host nobody configured.
 pub async fn serve_redirect(live: Arc<Live>, listener: TcpListener, shutdown: watch::Receiver<bool>) {

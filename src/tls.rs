@@ -29,7 +29,7 @@ pub struct Tls {
     loaded: Mutex<(TlsConfig, [u8; 32])>,
     /// Session resumption survives reloads (a resumed session keeps its negotiated keys).
     sessions: Arc<dyn StoresServerSessions>,
-    pub redirect_listen: Option<SocketAddr>,
+    pub redirect_http_listen: Option<SocketAddr>,
     reload_interval: Duration,
 }
 
@@ -43,7 +43,7 @@ impl Tls {
             current: ArcSwap::from_pointee(config),
             loaded: Mutex::new((cfg.clone(), digest)),
             sessions,
-            redirect_listen: server.redirect_listen,
+            redirect_http_listen: server.redirect_http_listen,
             reload_interval: server.tls_reload_interval,
         })))
     }

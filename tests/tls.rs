@@ -205,14 +205,14 @@ async fn client_certificates_required_optional_and_from_the_wrong_ca() {
 }
 
 #[tokio::test]
-async fn the_redirect_listener_sends_plain_http_to_https() {
+async fn the_redirect_http_listener_sends_plain_http_to_https() {
     let dir = tempfile::tempdir().unwrap();
     let ca = Ca::new("Test CA");
     ca.server(&["localhost"]).write(dir.path(), "server");
     let app = ca.server(&["app.test"]);
     app.write(dir.path(), "app");
     let d = dir.path().display();
-    let (gw, _) = start(dir.path(), &format!("redirect_listen = \"127.0.0.1:0\"\n[[server.tls.sni]]\ncert = \"{d}/app.crt\"\nkey = \"{d}/app.key\"\n")).await;
+    let (gw, _) = start(dir.path(), &format!("redirect_http_listen = \"127.0.0.1:0\"\n[[server.tls.sni]]\ncert = \"{d}/app.crt\"\nkey = \"{d}/app.key\"\n")).await;
     let r = gw.redirect_addr.expect("redirect listener bound");
     let got = common::get_with(r, "/some/path?x=1", &[("host", "localhost")]).await;
     assert_eq!(got.status, StatusCode::PERMANENT_REDIRECT);

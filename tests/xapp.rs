@@ -235,7 +235,7 @@ async fn xapp_jwts_are_bearer_tokens_only_when_enabled_and_only_genuine_ones() {
     // The xApp's own JWT from the platform helper works too (the claims Xumm's docs name).
     assert_eq!(get_with(gw.addr, "/app", &[json, ("authorization", &bearer(&platform.xapp_jwt(ACCOUNT, "MAINNET", serde_json::json!({}))))]).await.status, StatusCode::OK);
 
-    // Without `bearer = true` an xApp JWT is nobody's token.
+    // Without `accept_jwt = true` an xApp JWT is nobody's token.
     let (off, platform) = setup("").await;
     let jwt = platform.xapp_jwt(ACCOUNT, "MAINNET", serde_json::json!({}));
     assert_eq!(get_with(off.addr, "/app", &[json, ("authorization", &bearer(&jwt))]).await.status, StatusCode::UNAUTHORIZED);
@@ -243,7 +243,7 @@ async fn xapp_jwts_are_bearer_tokens_only_when_enabled_and_only_genuine_ones() {
 
 #[tokio::test]
 async fn an_xapp_jwt_issuer_is_checked_when_configured() {
-    let (gw, platform) = setup_with("", "bearer = true\njwt_issuer = \"https://xumm.app\"").await;
+    let (gw, platform) = setup_with("", "accept_jwt = true\njwt_issuer = \"https://xumm.app\"").await;
     let json = ("accept", "application/json");
     let good = platform.xapp_jwt(ACCOUNT, "MAINNET", serde_json::json!({}));
     assert_eq!(get_with(gw.addr, "/app", &[json, ("authorization", &bearer(&good))]).await.status, StatusCode::OK);
@@ -273,4 +273,22 @@ async fn a_route_can_require_full_account_access() {
     // Signed in with Xumm: the user signed with the account's key.
     let (name, value) = login(gw.addr, ACCOUNT, "MAINNET").await;
     assert_eq!(get_with(gw.addr, "/vault", &[HTML, ("cookie", &format!("{name}={value}"))]).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn enabled_false_switches_xapp_launches_off_and_bearer_is_read_as_accept_jwt() {
+    let (gw, platform) = setup_with("", "enabled = false\naccept_jwt = true").await;
+    let token = platform.issue_ott(ACCOUNT, "TESTNET", "READONLY");
+    // No launch: a public page is served as it is, and Xumm is never asked.
+    let page = get_with(gw.addr, &format!("/public/x?xAppToken={token}"), &[HTML]).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text());
+    assert!(!platform.calls().iter().any(|c| c.contains("/xapp/ott/")), "{:?}", platform.calls());
+    // Nor are xApp JWTs accepted while the section is off.
+    let jwt = platform.xapp_jwt(ACCOUNT, "MAINNET", serde_json::json!({}));
+    assert_eq!(get_with(gw.addr, "/app", &[("accept", "application/json"), ("authorization", &bearer(&jwt))]).await.status, StatusCode::UNAUTHORIZED);
+    gw.shutdown().await;
+    // The key's first name still works.
+    let cfg = xumm_gate::config::Config::from_toml("[[upstream]]\npath = \"/\"\nurl = \"http://127.0.0.1:1\"\n[xapp]\nbearer = true\n", &no_env);
+    let accepted = cfg.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(!accepted.contains("bearer"), "{accepted}");
 }

@@ -202,10 +202,10 @@ impl Config {
                 p.add(format!("broker.app[{i}].name"), format!("{:?} is broker.app[{j}].name too", a.name));
             }
         }
-        if self.xapp.is_some() && self.xumm.is_none() {
+        if self.xapp.as_ref().is_some_and(|x| x.enabled) && self.xumm.is_none() {
             p.add("xapp", "[xumm] api_key and api_secret are required: the gateway resolves xApp one-time tokens with them");
         }
-        if self.xapp.is_some() && self.provider.is_none() {
+        if self.xapp.as_ref().is_some_and(|x| x.enabled) && self.provider.is_none() {
             p.add("xapp", "[provider] is required (xApp sessions are kept like sign-in sessions; Xumm's OAuth2 client id and secret are the same API key and secret)");
         }
         if !self.broker.app.is_empty() && self.xumm.is_none() {

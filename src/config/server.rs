@@ -86,7 +86,7 @@ pub struct TlsConfig {
     pub hsts: String,
     /// A plain-HTTP listener that only redirects to HTTPS; "" (default) opens none.
     #[serde(default = "no_address")]
-    pub redirect_listen: Parsed<Option<SocketAddr>>,
+    pub redirect_http_listen: Parsed<Option<SocketAddr>>,
     /// How often the certificate, key and CA files are checked for changes.
     #[serde(default = "tls_reload_interval")]
     pub reload_interval: Span,
@@ -167,7 +167,7 @@ pub struct Server {
     /// `[server.tls]` as written (its files are read by `tls::Tls::load`).
     pub tls: Option<TlsConfig>,
     pub tls_reload_interval: Duration,
-    pub redirect_listen: Option<SocketAddr>,
+    pub redirect_http_listen: Option<SocketAddr>,
     /// `server.tls.hsts`: the Strict-Transport-Security value every response carries.
     pub hsts: Option<http::HeaderValue>,
 }
@@ -210,10 +210,10 @@ impl Config {
         let drain_timeout = p.take(bounded("server.drain_timeout", &s.drain_timeout, Duration::ZERO, hour));
         let idle_timeout = p.take(bounded("server.idle_timeout", &s.idle_timeout, ms(100), 24 * hour));
         let body_timeout = p.take(bounded("server.body_timeout", &s.body_timeout, ms(100), hour));
-        let (mut tls_reload_interval, mut redirect_listen) = (Some(Duration::from_secs(10)), None);
+        let (mut tls_reload_interval, mut redirect_http_listen) = (Some(Duration::from_secs(10)), None);
         if let Some(t) = &s.tls {
             tls_reload_interval = p.take(bounded("server.tls.reload_interval", &t.reload_interval, ms(100), hour));
-            redirect_listen = p.take(t.redirect_listen.checked("server.tls.redirect_listen")).copied().flatten();
+            redirect_http_listen = p.take(t.redirect_http_listen.checked("server.tls.redirect_http_listen")).copied().flatten();
             check_tls(p, t, public_url.as_ref());
         }
         if p.0.len() > before {
@@ -242,7 +242,7 @@ impl Config {
             tls: s.tls.clone(),
             hsts: s.tls.as_ref().filter(|t| !t.hsts.is_empty()).and_then(|t| http::HeaderValue::from_str(&t.hsts).ok()),
             tls_reload_interval: tls_reload_interval?,
-            redirect_listen,
+            redirect_http_listen,
         })
     }
 }

@@ -20,13 +20,23 @@ pub(super) fn default_xumm_url() -> Parsed<url::Url> {
 /// `[xapp]`: apps opened inside the Xumm wallet. Xumm opens a protected URL with
 /// `?xAppToken=<one-time token>`; the gateway resolves it with `[xumm]`'s key and secret and opens
 /// a session for the account the wallet has open.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct XappConfig {
-    /// Also accept xApp JWTs (HS256, signed by Xumm with the API secret) as Bearer tokens.
-    pub bearer: bool,
+    /// `false` switches xApp sessions off while keeping the section.
+    pub enabled: bool,
+    /// Also accept xApp JWTs (HS256, signed by Xumm with the API secret) as Bearer tokens
+    /// (DESIGN.md's name; `bearer`, its first name, is still read).
+    #[serde(alias = "bearer")]
+    pub accept_jwt: bool,
     /// When set, an xApp JWT's `iss` must be this (Xumm does not document its value).
     pub jwt_issuer: Option<String>,
+}
+
+impl Default for XappConfig {
+    fn default() -> Self {
+        XappConfig { enabled: true, accept_jwt: false, jwt_issuer: None }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
