@@ -45,6 +45,9 @@ enum Command {
         /// The admin listener of a running gateway.
         #[arg(long, default_value = "http://127.0.0.1:9180")]
         admin: String,
+        /// Its `server.admin_token`, when one is set.
+        #[arg(long, env = "XUMM_GATE_ADMIN_TOKEN", hide_env_values = true)]
+        token: Option<String>,
     },
     /// Exit 0 when the admin listener's /healthz answers 200 (for a container HEALTHCHECK, where
     /// no curl is installed).
@@ -77,7 +80,7 @@ fn main() -> ExitCode {
         Some(Command::Demo { listen, admin_listen, provider_listen, wallet_listen }) => return demo([listen, admin_listen, provider_listen, wallet_listen]),
         Some(Command::DevProvider { listen, client_id, client_secret }) => return dev_provider(listen, client_id, client_secret),
         Some(Command::Healthcheck { url }) => return healthcheck(&url),
-        Some(Command::Revoke { account, admin }) => return revoke(&admin, &account),
+        Some(Command::Revoke { account, admin, token }) => return revoke(&admin, &account, token.as_deref()),
         _ => {}
     }
     if !cli.config.exists() {
@@ -126,7 +129,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
 }
 
 fn healthcheck(url: &str) -> ExitCode {
-    match admin_call(http::Method::GET, url) {
+    match admin_call(http::Method::GET, url, None) {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("xumm-gate healthcheck: {e}");
@@ -135,9 +138,9 @@ fn healthcheck(url: &str) -> ExitCode {
     }
 }
 
-fn revoke(admin: &str, account: &str) -> ExitCode {
+fn revoke(admin: &str, account: &str, token: Option<&str>) -> ExitCode {
     let q: String = url::form_urlencoded::byte_serialize(account.as_bytes()).collect();
-    match admin_call(http::Method::POST, &format!("{}/sessions/revoke?account={q}", admin.trim_end_matches('/'))) {
+    match admin_call(http::Method::POST, &format!("{}/sessions/revoke?account={q}", admin.trim_end_matches('/')), token) {
         Ok(body) => {
             println!("{body}");
             ExitCode::SUCCESS
@@ -150,14 +153,18 @@ fn revoke(admin: &str, account: &str) -> ExitCode {
 }
 
 /// One request to a gateway's admin listener: the body of a 200, or why not.
-fn admin_call(method: http::Method, url: &str) -> Result<String, String> {
+fn admin_call(method: http::Method, url: &str, token: Option<&str>) -> Result<String, String> {
     use http_body_util::BodyExt;
     let rt = runtime().map_err(|_| "cannot start a runtime".to_string())?;
     rt.block_on(async {
         let uri: http::Uri = url.parse().map_err(|_| format!("invalid URL {url:?}"))?;
         let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
             .build::<_, http_body_util::Empty<bytes::Bytes>>(hyper_util::client::legacy::connect::HttpConnector::new());
-        let req = http::Request::builder().method(method).uri(uri).body(http_body_util::Empty::new()).map_err(|e| e.to_string())?;
+        let mut req = http::Request::builder().method(method).uri(uri);
+        if let Some(t) = token {
+            req = req.header(http::header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        let req = req.body(http_body_util::Empty::new()).map_err(|e| e.to_string())?;
         let call = async {
             let r = client.request(req).await.map_err(|e| format!("{url}: {e}"))?;
             let status = r.status();

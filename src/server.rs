@@ -200,6 +200,11 @@ async fn admin(live: Arc<Live>, req: Request<Incoming>) -> Result<Response<Body>
         r.headers_mut().insert(header::CONTENT_TYPE, http::HeaderValue::from_static(ctype));
         r
     };
+    if req.method() == Method::POST && !admin_allowed(&gw, req.headers()) {
+        let mut r = crate::pages::json(StatusCode::UNAUTHORIZED, &serde_json::json!({"error": "unauthorized", "reason": "server.admin_token is required"}));
+        r.headers_mut().insert(header::WWW_AUTHENTICATE, http::HeaderValue::from_static("Bearer"));
+        return Ok(r);
+    }
     if req.method() == Method::POST && req.uri().path() == "/sessions/revoke" {
         return Ok(revoke(&gw, req.uri().query()).await);
     }
@@ -254,6 +259,17 @@ async fn revoke(gw: &Gateway, query: Option<&str>) -> Response<Body> {
             r
         }
     }
+}
+
+/// Whether an admin action may run: no `server.admin_token`, or the request's Bearer token is
+/// it (compared as SHA-256 digests in constant time, so timing says nothing about the token).
+fn admin_allowed(gw: &Gateway, headers: &http::HeaderMap) -> bool {
+    use sha2::Digest;
+    use subtle::ConstantTimeEq;
+    let Some(want) = &gw.server.admin_token else { return true };
+    let Some(given) = crate::headers::bearer_token(headers) else { return false };
+    let given: [u8; 32] = sha2::Sha256::digest(given.as_bytes()).into();
+    bool::from(given.ct_eq(want))
 }
 
 /// `POST /config/reload` on the admin listener: what SIGHUP does, answered. 200 with the keys

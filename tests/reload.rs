@@ -247,3 +247,34 @@ async fn sighup_reloads_the_binary() {
     let _ = child.wait();
     assert!(opened, "SIGHUP did not apply the new config");
 }
+
+#[tokio::test]
+async fn with_an_admin_token_the_admin_actions_need_it_and_the_probes_do_not() {
+    let up = upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("config.toml");
+    let token = "a-long-enough-admin-token";
+    std::fs::write(&file, config(up, true, "").replace("[headers]", &format!("admin_token = \"{token}\"\n\n[headers]"))).unwrap();
+    let gw = start_from(&file).await;
+    let admin = gw.admin_addr.unwrap();
+    let post = |path: &str, auth: Option<&str>| {
+        let mut r = Request::post(format!("http://{admin}{path}"));
+        if let Some(a) = auth {
+            r = r.header("authorization", a);
+        }
+        send(r.body(full("")).unwrap())
+    };
+    for path in ["/config/reload", &format!("/sessions/revoke?account={ACCOUNT}")] {
+        for auth in [None, Some("Bearer wrong-token-of-some-length"), Some(token)] {
+            let r = post(path, auth).await;
+            assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{path} with {auth:?}");
+            assert!(!r.text().contains(token));
+        }
+    }
+    assert_eq!(post("/config/reload", Some(&format!("Bearer {token}"))).await.status, StatusCode::OK);
+    assert_eq!(get(admin, "/readyz").await.status, StatusCode::OK, "probes stay open");
+    assert_eq!(get(admin, "/metrics").await.status, StatusCode::OK);
+    gw.shutdown().await;
+    let short = xumm_gate::config::Config::from_toml(&config(up, true, "").replace("[headers]", "admin_token = \"short\"\n\n[headers]"), &no_env);
+    assert!(short.err().unwrap().to_string().contains("server.admin_token: must be at least 16 characters"));
+}

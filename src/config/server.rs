@@ -58,6 +58,9 @@ pub struct ServerConfig {
     pub strict_paths: bool,
     /// `[server.tls]`: the public listener speaks TLS (HTTPS and HTTP/2 by ALPN).
     pub tls: Option<TlsConfig>,
+    /// When set, the admin listener's actions (`POST /sessions/revoke`, `POST /config/reload`)
+    /// need `Authorization: Bearer <admin_token>`; its probes and /metrics stay open.
+    pub admin_token: Secret,
 }
 
 /// `[server.tls]`: certificates for the public listener, chosen by the name the client asks
@@ -138,6 +141,7 @@ impl Default for ServerConfig {
             body_timeout: "30s".into(),
             http2_max_streams: 100,
             tls: None,
+            admin_token: Secret::default(),
         }
     }
 }
@@ -170,6 +174,8 @@ pub struct Server {
     pub redirect_http_listen: Option<SocketAddr>,
     /// `server.tls.hsts`: the Strict-Transport-Security value every response carries.
     pub hsts: Option<http::HeaderValue>,
+    /// SHA-256 of `server.admin_token`, when one is set.
+    pub admin_token: Option<[u8; 32]>,
 }
 
 impl Config {
@@ -201,6 +207,9 @@ impl Config {
         p.within("server.max_connections_per_ip", s.max_connections_per_ip as usize, 1, 1_000_000);
         p.within("server.http2_max_streams", s.http2_max_streams as usize, 1, 10_000);
         p.within("server.sign_in_per_minute", s.sign_in_per_minute as usize, 0, 100_000);
+        if !s.admin_token.is_empty() && s.admin_token.len() < 16 {
+            p.add("server.admin_token", "must be at least 16 characters (or empty for none)");
+        }
         let ms = Duration::from_millis;
         let hour = Duration::from_secs(3600);
         let header_read_timeout = p.take(bounded("server.header_read_timeout", &s.header_read_timeout, ms(100), hour));
@@ -240,6 +249,7 @@ impl Config {
             body_timeout: body_timeout?,
             http2_max_streams: s.http2_max_streams,
             tls: s.tls.clone(),
+            admin_token: (!s.admin_token.is_empty()).then(|| <sha2::Sha256 as sha2::Digest>::digest(s.admin_token.as_bytes()).into()),
             hsts: s.tls.as_ref().filter(|t| !t.hsts.is_empty()).and_then(|t| http::HeaderValue::from_str(&t.hsts).ok()),
             tls_reload_interval: tls_reload_interval?,
             redirect_http_listen,
