@@ -187,7 +187,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     }
     if let Some(tls) = &gateway.life.tls {
         tokio::spawn(tls.clone().watch(rx.clone()));
-        if let Some(a) = tls.redirect_http_listen {
+        if let Some(a) = gateway.server.redirect_http_listen {
             let l = server::bind(a, false).map_err(|source| StartError::Bind { addr: a, source })?;
             redirect_addr = Some(l.local_addr().map_err(|source| StartError::Bind { addr: a, source })?);
             tokio::spawn(server::serve_redirect(live.clone(), l, rx.clone()));

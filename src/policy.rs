@@ -12,7 +12,8 @@ use crate::path::{has_prefix, has_prefix_ignore_case};
 /// skipped; a line that is not an r-address is an error naming its line (never skipped: a typo
 /// must not silently lock someone out, nor a truncated file go unnoticed).
 pub fn accounts_file(key: &str, path: &str) -> Result<Vec<Account>, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| crate::config::err(key, format!("cannot read {path}: {e}")))?;
+    let bytes = crate::config::read_file(key, path)?;
+    let text = String::from_utf8(bytes).map_err(|_| crate::config::err(key, format!("{path} is not UTF-8 text")))?;
     let mut out = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let entry = line.split('#').next().unwrap_or_default().trim();

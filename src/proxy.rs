@@ -58,26 +58,14 @@ struct UpstreamTls {
 impl UpstreamTls {
     /// Reads `ca_file` and the client certificate of `[[upstream]]` number `i`.
     fn load(i: usize, cfg: &UpstreamConfig) -> Result<UpstreamTls, ConfigError> {
-        use rustls_pki_types::pem::PemObject;
-        use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+        use crate::tls::{pem_certs, pem_key, pem_roots};
         let key = |k: &str| format!("upstream[{i}].{k}");
-        let read = |k: &str, path: &str| std::fs::read(path).map_err(|e| crate::config::err(key(k), format!("cannot read {path}: {e}")));
-        let certs = |k: &str, path: &str| -> Result<Vec<CertificateDer<'static>>, ConfigError> {
-            let pem = read(k, path)?;
-            let list = CertificateDer::pem_slice_iter(&pem).collect::<Result<Vec<_>, _>>().map_err(|e| crate::config::err(key(k), format!("{path}: {e}")))?;
-            if list.is_empty() {
-                return Err(crate::config::err(key(k), format!("{path}: no PEM certificate in it")));
-            }
-            Ok(list)
-        };
-        let mut roots = rustls::RootCertStore::empty();
-        if cfg.ca_file.is_empty() {
-            roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        let read = |k: &str, path: &str| crate::config::read_file(&key(k), path);
+        let roots = if cfg.ca_file.is_empty() {
+            rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() }
         } else {
-            for c in certs("ca_file", &cfg.ca_file)? {
-                roots.add(c).map_err(|e| crate::config::err(key("ca_file"), format!("{}: {e}", cfg.ca_file)))?;
-            }
-        }
+            pem_roots(&key("ca_file"), &cfg.ca_file, &read("ca_file", &cfg.ca_file)?)?
+        };
         let builder = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
             .with_safe_default_protocol_versions()
             .map_err(|e| crate::config::err(key("url"), e.to_string()))?
@@ -85,9 +73,8 @@ impl UpstreamTls {
         let config = if cfg.client_cert.is_empty() {
             builder.with_no_client_auth()
         } else {
-            let chain = certs("client_cert", &cfg.client_cert)?;
-            let pem = read("client_key", &cfg.client_key)?;
-            let der = PrivateKeyDer::from_pem_slice(&pem).map_err(|_| crate::config::err(key("client_key"), format!("{}: no PEM private key in it", cfg.client_key)))?;
+            let chain = pem_certs(&key("client_cert"), &cfg.client_cert, &read("client_cert", &cfg.client_cert)?)?;
+            let der = pem_key(&key("client_key"), &cfg.client_key, &read("client_key", &cfg.client_key)?)?;
             builder.with_client_auth_cert(chain, der).map_err(|e| crate::config::err(key("client_key"), format!("{}: {e}", cfg.client_key)))?
         };
         let server_name = match cfg.tls_server_name.as_str() {

@@ -32,7 +32,6 @@ pub struct Lifecycle {
     pub tls: Option<Arc<crate::tls::Tls>>,
 }
 
-
 /// Accepts connections until `shutdown` flips, then drains in-flight requests (bounded).
 /// Each connection is counted against `server.max_connections` and the per-client cap before
 /// anything is read from it.

@@ -4,7 +4,6 @@
 //! never speak TLS older than 1.2.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -29,7 +28,6 @@ pub struct Tls {
     loaded: Mutex<(TlsConfig, [u8; 32])>,
     /// Session resumption survives reloads (a resumed session keeps its negotiated keys).
     sessions: Arc<dyn StoresServerSessions>,
-    pub redirect_http_listen: Option<SocketAddr>,
     reload_interval: Duration,
 }
 
@@ -38,12 +36,12 @@ impl Tls {
     pub fn load(server: &Server) -> Result<Option<Arc<Tls>>, ConfigError> {
         let Some(cfg) = &server.tls else { return Ok(None) };
         let sessions: Arc<dyn StoresServerSessions> = rustls::server::ServerSessionMemoryCache::new(16 * 1024);
-        let (config, digest) = build(cfg, &sessions)?;
+        let files = Files::read(cfg)?;
+        let config = build(cfg, &files, &sessions)?;
         Ok(Some(Arc::new(Tls {
             current: ArcSwap::from_pointee(config),
-            loaded: Mutex::new((cfg.clone(), digest)),
+            loaded: Mutex::new((cfg.clone(), files.digest)),
             sessions,
-            redirect_http_listen: server.redirect_http_listen,
             reload_interval: server.tls_reload_interval,
         })))
     }
@@ -64,12 +62,13 @@ impl Tls {
     /// load, else the old set stays and the error says why.
     pub fn reconfigure(&self, cfg: &TlsConfig) -> Result<bool, ConfigError> {
         let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
-        if loaded.0 == *cfg && digest_files(cfg)? == loaded.1 {
+        let files = Files::read(cfg)?;
+        if loaded.0 == *cfg && files.digest == loaded.1 {
             return Ok(false);
         }
-        let (config, digest) = build(cfg, &self.sessions)?;
+        let config = build(cfg, &files, &self.sessions)?;
         self.current.store(Arc::new(config));
-        *loaded = (cfg.clone(), digest);
+        *loaded = (cfg.clone(), files.digest);
         Ok(true)
     }
 
@@ -115,18 +114,47 @@ struct Current {
     resolver: Arc<Resolver>,
 }
 
-/// Reads every file of `cfg` into a new rustls configuration, with the digest of what it read.
-fn build(cfg: &TlsConfig, sessions: &Arc<dyn StoresServerSessions>) -> Result<(Current, [u8; 32]), ConfigError> {
+/// Every file a `[server.tls]` names, read once, with the digest of all of them (what a reload
+/// compares to decide whether anything changed).
+struct Files {
+    /// (key path, file path, bytes) of each certificate file and its key, the main pair first.
+    pairs: Vec<[(String, String, Vec<u8>); 2]>,
+    client_ca: Option<Vec<u8>>,
+    digest: [u8; 32],
+}
+
+impl Files {
+    fn read(cfg: &TlsConfig) -> Result<Files, ConfigError> {
+        let mut digest = sha2::Sha256::new();
+        let mut read = |key: String, path: &str| -> Result<(String, String, Vec<u8>), ConfigError> {
+            let bytes = crate::config::read_file(&key, path)?;
+            digest.update((bytes.len() as u64).to_be_bytes());
+            digest.update(&bytes);
+            Ok((key, path.to_string(), bytes))
+        };
+        let mut pairs = vec![[read("server.tls.cert".into(), &cfg.cert)?, read("server.tls.key".into(), &cfg.key)?]];
+        for (i, e) in cfg.sni.iter().enumerate() {
+            pairs.push([read(format!("server.tls.sni[{i}].cert"), &e.cert)?, read(format!("server.tls.sni[{i}].key"), &e.key)?]);
+        }
+        let client_ca = match cfg.client_ca.as_str() {
+            "" => None,
+            path => Some(read("server.tls.client_ca".into(), path)?.2),
+        };
+        Ok(Files { pairs, client_ca, digest: digest.finalize().into() })
+    }
+}
+
+/// A new rustls configuration from the files `cfg` names, as `files` read them.
+fn build(cfg: &TlsConfig, files: &Files, sessions: &Arc<dyn StoresServerSessions>) -> Result<Current, ConfigError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut files = Files::default();
-    let default = files.certified("server.tls", &cfg.cert, &cfg.key, &provider)?;
+    let mut pairs = files.pairs.iter().map(|p| certified(p, &provider));
+    let default = pairs.next().expect("the main pair is always read")?;
     let mut resolver = Resolver { default, exact: HashMap::new(), wildcard: Vec::new() };
-    for (i, e) in cfg.sni.iter().enumerate() {
-        let key = format!("server.tls.sni[{i}]");
-        let ck = files.certified(&key, &e.cert, &e.key, &provider)?;
+    for (i, (e, ck)) in cfg.sni.iter().zip(pairs).enumerate() {
+        let ck = ck?;
         let hosts = if e.hosts.is_empty() { dns_names(&ck) } else { e.hosts.clone() };
         if hosts.is_empty() {
-            return Err(err(format!("{key}.hosts"), "the certificate names no DNS host: list the hosts it is for"));
+            return Err(err(format!("server.tls.sni[{i}].hosts"), "the certificate names no DNS host: list the hosts it is for"));
         }
         for h in hosts {
             let h = h.to_ascii_lowercase();
@@ -143,77 +171,57 @@ fn build(cfg: &TlsConfig, sessions: &Arc<dyn StoresServerSessions>) -> Result<(C
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(versions)
         .map_err(|e| err("server.tls.min_version", e.to_string()))?;
-    let builder = if cfg.client_ca.is_empty() {
-        builder.with_no_client_auth()
-    } else {
-        let mut roots = rustls::RootCertStore::empty();
-        let pem = files.read("server.tls.client_ca", &cfg.client_ca)?;
-        for c in CertificateDer::pem_slice_iter(&pem) {
-            let c = c.map_err(|e| err("server.tls.client_ca", format!("{}: {e}", cfg.client_ca)))?;
-            roots.add(c).map_err(|e| err("server.tls.client_ca", format!("{}: {e}", cfg.client_ca)))?;
+    let builder = match &files.client_ca {
+        None => builder.with_no_client_auth(),
+        Some(pem) => {
+            let roots = pem_roots("server.tls.client_ca", &cfg.client_ca, pem)?;
+            let mut v = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
+            if cfg.client_auth.get() == ClientAuth::Optional {
+                v = v.allow_unauthenticated();
+            }
+            builder.with_client_cert_verifier(v.build().map_err(|e| err("server.tls.client_ca", e.to_string()))?)
         }
-        if roots.is_empty() {
-            return Err(err("server.tls.client_ca", format!("{}: no certificate in it", cfg.client_ca)));
-        }
-        let mut v = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
-        if cfg.client_auth.get() == ClientAuth::Optional {
-            v = v.allow_unauthenticated();
-        }
-        builder.with_client_cert_verifier(v.build().map_err(|e| err("server.tls.client_ca", e.to_string()))?)
     };
     let resolver = Arc::new(resolver);
     let mut config = builder.with_cert_resolver(resolver.clone());
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     config.session_storage = sessions.clone();
-    Ok((Current { config: Arc::new(config), resolver }, files.digest.finalize().into()))
+    Ok(Current { config: Arc::new(config), resolver })
 }
 
-/// The digest `build` would compute, from reading the files alone.
-fn digest_files(cfg: &TlsConfig) -> Result<[u8; 32], ConfigError> {
-    let mut files = Files::default();
-    files.read("server.tls.cert", &cfg.cert)?;
-    files.read("server.tls.key", &cfg.key)?;
-    for (i, e) in cfg.sni.iter().enumerate() {
-        files.read(&format!("server.tls.sni[{i}].cert"), &e.cert)?;
-        files.read(&format!("server.tls.sni[{i}].key"), &e.key)?;
-    }
-    if !cfg.client_ca.is_empty() {
-        files.read("server.tls.client_ca", &cfg.client_ca)?;
-    }
-    Ok(files.digest.finalize().into())
+/// A certificate chain and its key, checked to belong together.
+fn certified([(cert_key, cert, cert_pem), (key_key, key, key_pem)]: &[(String, String, Vec<u8>); 2], provider: &CryptoProvider) -> Result<Arc<CertifiedKey>, ConfigError> {
+    let chain = pem_certs(cert_key, cert, cert_pem)?;
+    let der = pem_key(key_key, key, key_pem)?;
+    let ck = CertifiedKey::from_der(chain, der, provider).map_err(|e| match e {
+        rustls::Error::InconsistentKeys(_) => err(key_key, format!("{key} does not belong to the certificate in {cert}")),
+        e => err(key_key, format!("{key}: {e}")),
+    })?;
+    Ok(Arc::new(ck))
 }
 
-/// Reads files in a fixed order, hashing what it reads.
-#[derive(Default)]
-struct Files {
-    digest: sha2::Sha256,
+/// Every certificate in the PEM file `path` (at least one), errors naming the config `key`.
+/// For the listener's certificates and client CAs, and the upstreams' CAs and client certificates.
+pub(crate) fn pem_certs(key: &str, path: &str, pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, ConfigError> {
+    let list = CertificateDer::pem_slice_iter(pem).collect::<Result<Vec<_>, _>>().map_err(|e| err(key, format!("{path}: {e}")))?;
+    if list.is_empty() {
+        return Err(err(key, format!("{path}: no PEM certificate in it")));
+    }
+    Ok(list)
 }
 
-impl Files {
-    fn read(&mut self, key: &str, path: &str) -> Result<Vec<u8>, ConfigError> {
-        let bytes = std::fs::read(path).map_err(|e| err(key, format!("cannot read {path}: {e}")))?;
-        self.digest.update((bytes.len() as u64).to_be_bytes());
-        self.digest.update(&bytes);
-        Ok(bytes)
-    }
+/// The private key in the PEM file `path`.
+pub(crate) fn pem_key(key: &str, path: &str, pem: &[u8]) -> Result<PrivateKeyDer<'static>, ConfigError> {
+    PrivateKeyDer::from_pem_slice(pem).map_err(|_| err(key, format!("{path}: no PEM private key in it")))
+}
 
-    /// A certificate chain and its key, checked to belong together.
-    fn certified(&mut self, key: &str, cert: &str, private: &str, provider: &CryptoProvider) -> Result<Arc<CertifiedKey>, ConfigError> {
-        let pem = self.read(&format!("{key}.cert"), cert)?;
-        let chain = CertificateDer::pem_slice_iter(&pem)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| err(format!("{key}.cert"), format!("{cert}: {e}")))?;
-        if chain.is_empty() {
-            return Err(err(format!("{key}.cert"), format!("{cert}: no PEM certificate in it")));
-        }
-        let pem = self.read(&format!("{key}.key"), private)?;
-        let der = PrivateKeyDer::from_pem_slice(&pem).map_err(|_| err(format!("{key}.key"), format!("{private}: no PEM private key in it")))?;
-        let ck = CertifiedKey::from_der(chain, der, provider).map_err(|e| match e {
-            rustls::Error::InconsistentKeys(_) => err(format!("{key}.key"), format!("{private} does not belong to the certificate in {cert}")),
-            e => err(format!("{key}.key"), format!("{private}: {e}")),
-        })?;
-        Ok(Arc::new(ck))
+/// The certificates of the PEM file `path` as trust anchors.
+pub(crate) fn pem_roots(key: &str, path: &str, pem: &[u8]) -> Result<rustls::RootCertStore, ConfigError> {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in pem_certs(key, path, pem)? {
+        roots.add(c).map_err(|e| err(key, format!("{path}: {e}")))?;
     }
+    Ok(roots)
 }
 
 /// The DNS names a certificate lists (subjectAltName), lower case.

@@ -25,7 +25,7 @@ pub use identity::{AssertionConfig, BearerConfig, ForwardAuthConfig, HeadersConf
 pub use routing::{CorsConfig, PagesConfig, RouteConfig, UpstreamConfig};
 pub use server::{Server, ServerConfig, SniConfig, TlsConfig};
 pub use session::{OneOrMany, SessionConfig};
-pub(crate) use values::err;
+pub(crate) use values::{err, read_file};
 pub use values::{Choice, ClientAuth, ConfigError, TlsVersion, ForwardAuthMode, ProviderKind, FromText, LogFormat, Network, Origin, Parsed, RedisMode, Secret, Span, StoreKind, TokenAuth, UpstreamUrl};
 pub use xumm::{BrokerAppConfig, BrokerConfig, XappConfig, XummConfig};
 use session::check_redis_urls;

@@ -98,6 +98,11 @@ impl From<&str> for Secret {
     }
 }
 
+/// The bytes of a file a config key names, or the error naming the key, the path and why.
+pub(crate) fn read_file(key: &str, path: &str) -> Result<Vec<u8>, ConfigError> {
+    std::fs::read(path).map_err(|e| err(key, format!("cannot read {path}: {}", io_reason(&e))))
+}
+
 pub(super) fn io_reason(e: &std::io::Error) -> String {
     match e.kind() {
         std::io::ErrorKind::NotFound => "no such file".into(),
