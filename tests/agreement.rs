@@ -111,7 +111,7 @@ async fn send_h2(client: &H2Client, req: http::Request<TestBody>) -> Answer {
 }
 
 const TARGETS: &[&str] = &[
-    "/", "/x", "/private/a", "/public/x", "/public", "/publicity", "/PUBLIC/x", "/Public/x", "/admin", "/admin/x", "/ADMIN/x", "/mainnet/y",
+    "/", "/x", "/private/a", "/public/x", "/public", "/publicity", "/PUBLIC/x", "/Public/x", "/admin", "/admin/x", "/ADMIN/x", "/mainnet/y", "/members/x", "/MEMBERS",
     "/public/../admin", "/public/./x", "//admin", "/public//x", "/%70ublic/x", "/public%2Fadmin", "/public/%2e%2e/admin", "/public/..;/admin",
     "/public;x=1/y", "/admin.", "/admin./x", "/public/%252e%252e/admin", "/admin%20", "/a?b=1", "/public/x?rd=/admin", "/x/../../admin",
 ];
@@ -122,8 +122,13 @@ fn the_fast_path_the_general_path_and_forward_auth_agree() {
     let (gateways, cookies, tokens) = rt.block_on(async {
         let up = raw_upstream(echo).await;
         let idp = idp().await;
-        let trusted = ready_gateway(&auth_config(up, &idp.issuer, "", "")).await;
-        let untrusted = ready_gateway(&auth_config(up, &idp.issuer, "trusted_proxies = [\"10.0.0.0/8\"]", "")).await;
+        // A route whose accounts come from a file (only ACCOUNT, one of the cookies' accounts).
+        let members = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(members.path(), format!("# members\n{ACCOUNT}\n")).unwrap();
+        let route = format!("\n[[route]]\npath = \"/members\"\nallow_accounts_file = \"{}\"\n", members.path().display());
+        let trusted = ready_gateway(&auth_config(up, &idp.issuer, "", &route)).await;
+        let untrusted = ready_gateway(&auth_config(up, &idp.issuer, "trusted_proxies = [\"10.0.0.0/8\"]", &route)).await;
+        std::mem::forget(members); // read again only on change, but kept for the whole run
         let mut cookies = Vec::new();
         for gw in [&trusted, &untrusted] {
             let mine = login(gw.addr, ACCOUNT, "MAINNET").await;
