@@ -12,7 +12,7 @@ use crate::error::GatewayError;
 use crate::assertion::Asserter;
 use crate::identity::IdentityHeaders;
 use crate::metrics::RouteMetrics;
-use crate::policy::{Decision, RouteTable};
+use crate::policy::{Decision, RouteTable, Target};
 use crate::proxy::{Proxy, Upstream};
 use crate::session::{Session, XappAccess};
 use crate::xapp::{Launch, Xapp};
@@ -64,9 +64,9 @@ pub enum Wait {
 }
 
 impl Admission {
-    /// The decision for a request for the normalized `path` with `query`.
-    pub async fn admit<H: Headers + ?Sized>(&self, path: &str, query: Option<&str>, headers: &H) -> Admitted<'_> {
-        self.admit_on(self.routes.decide(path), Some(path), query, headers, None).await
+    /// The decision for a request for `target` (its normalized path) with `query`.
+    pub async fn admit<H: Headers + ?Sized>(&self, target: &Target<'_>, query: Option<&str>, headers: &H) -> Admitted<'_> {
+        self.admit_on(self.routes.decide(target), Some(target.path), query, headers, None).await
     }
 
     /// `admit`, for a caller that already matched `path`'s route (the general path, which
@@ -77,9 +77,10 @@ impl Admission {
     }
 
     /// The decision for a request whose path is unknown (forward auth without a believable
-    /// original URI): as for a path no rule names, never public, no upstream.
+    /// original URI): as for a path no rule names, but never public, and no upstream.
     pub async fn admit_unrouted<H: Headers + ?Sized>(&self, headers: &H) -> Admitted<'_> {
-        self.admit_on(Decision { route: None, public: false }, None, None, headers, None).await
+        let decision = Decision { public: false, ..self.routes.unmatched() };
+        self.admit_on(decision, None, None, headers, None).await
     }
 
     async fn admit_on<'g, H: Headers + ?Sized>(&'g self, decision: Decision<'g>, path: Option<&str>, query: Option<&str>, headers: &H, client_subject: Option<&str>) -> Admitted<'g> {
@@ -93,8 +94,8 @@ impl Admission {
     /// The same decision without waiting, from what this process holds; `Err` when it needs the
     /// shared store or a Bearer verification (the fast path then hands the request over, or
     /// fetches the session and asks again).
-    pub fn admit_now<H: Headers + ?Sized>(&self, path: &str, query: Option<&str>, headers: &H) -> Result<Admitted<'_>, Wait> {
-        let decision = self.routes.decide(path);
+    pub fn admit_now<H: Headers + ?Sized>(&self, target: &Target<'_>, query: Option<&str>, headers: &H) -> Result<Admitted<'_>, Wait> {
+        let (decision, path) = (self.routes.decide(target), target.path);
         // The fast path serves only connections without a client certificate.
         let verdict = match self.before_identity(Some(path), query, &decision, None) {
             Err(v) => v,
@@ -108,6 +109,9 @@ impl Admission {
     fn before_identity<'g>(&'g self, path: Option<&str>, query: Option<&str>, decision: &Decision<'g>, client_subject: Option<&str>) -> Result<&'g Auth, Verdict<'g>> {
         if let Some(Err(e)) = path.map(|p| self.routes.strict_check(p, decision)) {
             return Err(Verdict::Refused(GatewayError::BadPath(e)));
+        }
+        if decision.deny {
+            return Err(Verdict::Refused(GatewayError::Denied));
         }
         // A rule on the client certificate holds whoever signs in, on public routes too.
         if let Some(r) = decision.route.filter(|r| !r.allow_client_subjects.is_empty()) {
@@ -179,4 +183,5 @@ fn allowed(decision: &Decision<'_>, s: &Session) -> bool {
     (!r.accounts_listed || r.allow_accounts.contains(&s.account))
         && (r.allow_networks.is_empty() || s.network.as_ref().is_some_and(|n| r.allow_networks.iter().any(|x| x.matches(n))))
         && (r.allow_account_access.is_empty() || r.allow_account_access.contains(&access))
+        && (r.allow_sources.is_empty() || r.allow_sources.contains(&s.source))
 }

@@ -29,6 +29,8 @@ pub struct Auth {
     pub sealer: Sealer,
     pub store: Store,
     pub cookie_name: String,
+    /// `session.cookie_domain`: the session cookie's `Domain` (None: this host only).
+    pub cookie_domain: Option<String>,
     /// Pending-login cookies are named `{login_prefix}{state}`.
     pub login_prefix: String,
     pub ttl: Duration,
@@ -87,6 +89,7 @@ impl Auth {
                 _ => Store::Memory(MemoryStore::new(session.max_entries, idle)),
             },
             login_prefix: format!("{}_login_", session.cookie_name),
+            cookie_domain: session.cookie_domain(),
             cookie_name: session.cookie_name,
             ttl: session.ttl.get(),
             shared,
@@ -118,7 +121,12 @@ impl Auth {
             let _ = self.store.delete(&old).await;
         }
         let sealed = self.sealer.seal(&self.cookie_name, &id);
-        Ok(self.sealer.set_cookie(&self.cookie_name, sealed, "/", Some(expires_at.saturating_sub(crate::session::now()) as i64)))
+        Ok(self.sealer.cookie(&self.cookie_name, sealed, "/", Some(expires_at.saturating_sub(crate::session::now()) as i64), self.cookie_domain.as_deref()))
+    }
+
+    /// The Set-Cookie value that ends the session cookie (with its `Domain`, when it has one).
+    pub fn clear_session_cookie(&self) -> String {
+        self.sealer.cookie(&self.cookie_name, String::new(), "/", Some(0), self.cookie_domain.as_deref())
     }
 
     /// The session id in the request's session cookie, if one opens (the first that does).

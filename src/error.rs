@@ -25,6 +25,9 @@ pub enum GatewayError {
     /// Signed in, but the route does not admit this account or network.
     #[error("forbidden")]
     Forbidden { account: String, sign_out: String },
+    /// A `deny` rule (or `policy.default = "deny"`) refuses the request, whoever asks.
+    #[error("this path is closed")]
+    Denied,
     /// The route needs a client certificate the connection did not present (or not this one).
     #[error("a valid client certificate is required here")]
     ClientCertificate,
@@ -72,7 +75,7 @@ impl GatewayError {
             GatewayError::ProviderNotReady | GatewayError::StoreUnavailable | GatewayError::ProviderStartingUp => StatusCode::SERVICE_UNAVAILABLE,
             GatewayError::SignInFailed { status, .. } => *status,
             GatewayError::TooManySignIns { .. } | GatewayError::SignInsBusy { .. } => StatusCode::TOO_MANY_REQUESTS,
-            GatewayError::Forbidden { .. } | GatewayError::ClientCertificate => StatusCode::FORBIDDEN,
+            GatewayError::Forbidden { .. } | GatewayError::ClientCertificate | GatewayError::Denied => StatusCode::FORBIDDEN,
             GatewayError::BadPath(_) => StatusCode::BAD_REQUEST,
             GatewayError::NotFound | GatewayError::NoUpstream => StatusCode::NOT_FOUND,
             GatewayError::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
@@ -93,6 +96,7 @@ impl GatewayError {
             GatewayError::InvalidToken(_) | GatewayError::ProviderNotReady => "invalid_token",
             GatewayError::Forbidden { .. } => "forbidden",
             GatewayError::ClientCertificate => "client_certificate_required",
+            GatewayError::Denied => "denied",
             GatewayError::StoreUnavailable => "session_store_unavailable",
             GatewayError::SignInFailed { .. } => "sign_in_failed",
             GatewayError::ProviderStartingUp => "provider_unavailable",

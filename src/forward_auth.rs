@@ -44,6 +44,11 @@ impl Gateway {
             None => self.endpoints.forward_auth_redirect,
         };
         let original = trusted.then(|| header(h, "x-original-uri").or_else(|| header(h, "x-forwarded-uri")).or_else(|| header(h, "x-original-url"))).flatten();
+        // The original request's method and host, for rules naming them (Traefik sends
+        // X-Forwarded-*, ingress-nginx X-Original-Method and an absolute X-Original-URL).
+        let method = trusted.then(|| header(h, "x-forwarded-method").or_else(|| header(h, "x-original-method")).and_then(|m| m.parse::<Method>().ok())).flatten().unwrap_or_else(|| req.method().clone());
+        let absolute = trusted.then(|| header(h, "x-original-url").and_then(|u| url::Url::parse(u).ok())).flatten();
+        let host = trusted.then(|| header(h, "x-forwarded-host")).flatten().or_else(|| absolute.as_ref().and_then(|u| u.host_str()));
         let path = match original {
             Some(u) => match original_path(u) {
                 Some(p) => Some(p),
@@ -54,12 +59,14 @@ impl Gateway {
         let query = original.and_then(|u| u.split('#').next()?.split_once('?').map(|(_, q)| q));
         // No (believable) original URI: decided as for a path no rule names.
         let admitted = match &path {
-            Some(p) => self.admission.admit(p, query, h).await,
+            Some(p) => self.admission.admit(&crate::policy::Target { path: p, method: method.as_str(), host }, query, h).await,
             None => self.admission.admit_unrouted(h).await,
         };
         match admitted.verdict {
             // 403, not 400: nginx auth_request turns anything but 2xx/401/403 into a 500.
             Verdict::Refused(GatewayError::BadPath(e)) => crate::pages::json(StatusCode::FORBIDDEN, &serde_json::json!({"error": "bad_path", "reason": e.to_string()})),
+            // Refusals of who asks: always JSON, as Forbidden below.
+            Verdict::Refused(e @ GatewayError::Denied) => e.render(API),
             Verdict::Refused(e) => e.render(Client { accepts: Accepts::of_header(h.get(http::header::ACCEPT)), navigation: false }),
             Verdict::Pass { who: None, .. } => crate::pages::json(StatusCode::OK, &serde_json::json!({"public": true})),
             Verdict::Pass { who: Some(s), .. } => {
@@ -67,16 +74,15 @@ impl Gateway {
                 self.admission.identity.inject(r.headers_mut(), &s);
                 r
             }
-            Verdict::Challenge { .. } | Verdict::Launch(_) => self.forward_auth_challenge(req, trusted, redirect_mode, path.as_deref()),
+            Verdict::Challenge { .. } | Verdict::Launch(_) => self.forward_auth_challenge(req, trusted, redirect_mode, path.as_deref(), &method),
             // Always JSON: the proxy in front shows its own page (or passes this one through).
             Verdict::Forbidden(s) => GatewayError::Forbidden { account: s.account.to_string(), sign_out: String::new() }.render(API),
         }
     }
 
     /// 401, or in redirect mode a 302 (GET/HEAD) / 303 (others) to sign-in for browsers.
-    fn forward_auth_challenge(&self, req: &Request<Incoming>, trusted: bool, redirect_mode: bool, path: Option<&str>) -> Response<Body> {
+    fn forward_auth_challenge(&self, req: &Request<Incoming>, trusted: bool, redirect_mode: bool, path: Option<&str>, method: &Method) -> Response<Body> {
         let h = req.headers();
-        let method = trusted.then(|| header(h, "x-forwarded-method").and_then(|m| m.parse::<Method>().ok())).flatten().unwrap_or_else(|| req.method().clone());
         let accept_html = header(h, "accept").is_some_and(|a| a.contains("text/html"));
         let xhr = header(h, "x-requested-with").is_some_and(|v| v.eq_ignore_ascii_case("xmlhttprequest")) || header(h, "sec-fetch-mode").is_some_and(|v| v.eq_ignore_ascii_case("cors"));
         if !redirect_mode || !accept_html || xhr {

@@ -129,7 +129,7 @@ pub fn check_files(config: &Config) -> Result<(), ConfigError> {
     let server = config.server()?;
     tls::Tls::load(&server)?;
     proxy::Proxy::new(&server, &config.upstreams)?;
-    policy::RouteTable::new(&config.routes, config.server.strict_paths)?;
+    policy::RouteTable::new(&config.routes, config.server.strict_paths, config.policy.default.get())?;
     Ok(())
 }
 

@@ -239,7 +239,7 @@ impl Gateway {
             Some(rd) => pages::redirect(StatusCode::FOUND, &rd),
             None => pages::page(StatusCode::OK, "Signed out", "<p>You are signed out.</p><p><a href=\"/\">Continue</a></p>"),
         };
-        append_cookie(r.headers_mut(), &auth.sealer.clear_cookie(&auth.cookie_name, "/"));
+        append_cookie(r.headers_mut(), &auth.clear_session_cookie());
         r
     }
 

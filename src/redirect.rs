@@ -43,7 +43,17 @@ fn is_safe(rd: &str, allowed_hosts: &[String], own_host: Option<&str>) -> bool {
         return false;
     }
     let Some(host) = url.host_str() else { return false };
-    own_host.is_some_and(|h| h.eq_ignore_ascii_case(host)) || allowed_hosts.iter().any(|a| a.eq_ignore_ascii_case(host))
+    own_host.is_some_and(|h| h.eq_ignore_ascii_case(host)) || allowed_hosts.iter().any(|a| host_allowed(a, host))
+}
+
+/// An allowed-hosts entry: a host name, or `.example.com` for it and every host under it.
+fn host_allowed(entry: &str, host: &str) -> bool {
+    match entry.strip_prefix('.') {
+        Some(domain) => {
+            host.eq_ignore_ascii_case(domain) || (host.len() > domain.len() + 1 && host.as_bytes()[host.len() - domain.len() - 1] == b'.' && host[host.len() - domain.len()..].eq_ignore_ascii_case(domain))
+        }
+        None => entry.eq_ignore_ascii_case(host),
+    }
 }
 
 #[cfg(test)]
@@ -67,6 +77,17 @@ mod tests {
         ];
         for rd in bad {
             assert_eq!(safe_return(rd, &allowed, Some("gw.local")), "/", "{rd:?}");
+        }
+    }
+
+    #[test]
+    fn a_dotted_entry_covers_its_domain_and_every_host_under_it() {
+        let allowed = vec![".example.com".to_string()];
+        for rd in ["https://example.com/x", "https://a.example.com/", "https://a.b.EXAMPLE.com/x"] {
+            assert_eq!(safe_return(rd, &allowed, None), rd);
+        }
+        for rd in ["https://badexample.com/", "https://example.com.evil.net/", "https://evil.net/.example.com"] {
+            assert_eq!(safe_return(rd, &allowed, None), "/", "{rd}");
         }
     }
 }

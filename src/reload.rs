@@ -62,7 +62,7 @@ pub fn build(config: &Config, server: Server, lasting: &Lasting) -> Result<Gatew
         admission: admission::Admission {
             identity: identity::IdentityHeaders::new(&config.headers)?,
             asserter: assertion::Asserter::from_config(&config.assertion, server.public_url.as_str())?,
-            routes: policy::RouteTable::new(&config.routes, config.server.strict_paths)?,
+            routes: policy::RouteTable::new(&config.routes, config.server.strict_paths, config.policy.default.get())?,
             auth: lasting.auth.clone(),
             upstreams: proxy.clone(),
             xapp,
@@ -70,7 +70,8 @@ pub fn build(config: &Config, server: Server, lasting: &Lasting) -> Result<Gatew
             invalid_route: Arc::new(metrics::RouteMetrics::new("invalid")),
         },
         endpoints: Endpoints {
-            allowed_redirect_hosts: config.server.allowed_redirect_hosts.clone(),
+            // The hosts the session cookie covers are the gateway's to return to.
+            allowed_redirect_hosts: config.server.allowed_redirect_hosts.iter().cloned().chain(config.session.as_ref().and_then(|s| s.cookie_domain()).map(|d| format!(".{d}"))).collect(),
             forward_auth_redirect: config.forward_auth.mode.get() == crate::config::ForwardAuthMode::Redirect,
             cors: cors::Cors::new(&config.cors.allowed_origins)?,
             payload_login: lasting.payload_login.clone(),

@@ -51,7 +51,8 @@ impl Gateway {
         };
         let path = normal.path();
 
-        let decision = self.admission.routes.decide(path);
+        let target = crate::policy::Target { path, method: req.method().as_str(), host: crate::policy::request_host(req.uri(), req.headers()) };
+        let decision = self.admission.routes.decide(&target);
         let route_label = decision.route.map(|r| r.metrics.clone()).unwrap_or_else(|| self.admission.default_route.clone());
         let mut upstream_label = None;
         // Client-sent identity headers never survive, on any route or endpoint.
@@ -140,7 +141,7 @@ impl Gateway {
         let back = uri.path_and_query().map_or("/", |pq| pq.as_str());
         // A cookie that opens no live session (new keys, tampered, ended) is cleared, not sent
         // again on every request.
-        let clear_cookie = self.admission.auth.as_ref().filter(|_| clear_cookie).map(|auth| auth.sealer.clear_cookie(&auth.cookie_name, "/"));
+        let clear_cookie = self.admission.auth.as_ref().filter(|_| clear_cookie).map(|auth| auth.clear_session_cookie());
         GatewayError::SignInRequired { start_url: self.start_url(back), clear_cookie }
     }
 

@@ -2,7 +2,7 @@
 //! normalization tricks, public / protected / allow-listed routes, session cookies valid, of
 //! another account, tampered, ended or absent, Bearer tokens valid, invalid or absent, Accept and
 //! Sec-Fetch-Mode variants, spoofed identity and forwarding headers, from trusted and untrusted
-//! peers), the fast path, the general path and forward auth reach the same verdict, and the
+//! peers, host and method rules, deny rules), the fast path, the general path and forward auth reach the same verdict, and the
 //! upstream receives the same head from both proxy paths; over HTTP/2 the same request gets the
 //! same answer too.
 
@@ -90,7 +90,7 @@ impl Answer {
             (401, "unauthorized") => Verdict::Challenge,
             (401, "invalid_token") => Verdict::InvalidToken,
             (403, "bad_path") => Verdict::BadPath,
-            (403, "forbidden") => Verdict::Forbidden,
+            (403, "forbidden" | "denied") => Verdict::Forbidden,
             (s, _) => Verdict::Other(s, self.body.chars().take(120).collect()),
         }
     }
@@ -113,7 +113,7 @@ async fn send_h2(client: &H2Client, req: http::Request<TestBody>) -> Answer {
 const TARGETS: &[&str] = &[
     "/", "/x", "/private/a", "/public/x", "/public", "/publicity", "/PUBLIC/x", "/Public/x", "/admin", "/admin/x", "/ADMIN/x", "/mainnet/y", "/members/x", "/MEMBERS",
     "/public/../admin", "/public/./x", "//admin", "/public//x", "/%70ublic/x", "/public%2Fadmin", "/public/%2e%2e/admin", "/public/..;/admin",
-    "/public;x=1/y", "/admin.", "/admin./x", "/public/%252e%252e/admin", "/admin%20", "/a?b=1", "/public/x?rd=/admin", "/x/../../admin",
+    "/public;x=1/y", "/admin.", "/admin./x", "/public/%252e%252e/admin", "/admin%20", "/a?b=1", "/public/x?rd=/admin", "/x/../../admin", "/X/y", "/x",
 ];
 
 #[test]
@@ -125,7 +125,30 @@ fn the_fast_path_the_general_path_and_forward_auth_agree() {
         // A route whose accounts come from a file (only ACCOUNT, one of the cookies' accounts).
         let members = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(members.path(), format!("# members\n{ACCOUNT}\n")).unwrap();
-        let route = format!("\n[[route]]\npath = \"/members\"\nallow_accounts_file = \"{}\"\n", members.path().display());
+        let route = format!(
+            r#"
+[[route]]
+path = "/members"
+allow_accounts_file = "{}"
+
+[[route]]
+path = "/x"
+methods = ["POST"]
+deny = true
+
+[[route]]
+path = "/x"
+hosts = ["*.example.com"]
+allow_sources = ["bearer"]
+
+[[route]]
+path = "/public"
+hosts = ["127.0.0.1"]
+methods = ["GET"]
+deny = true
+"#,
+            members.path().display()
+        );
         let trusted = ready_gateway(&auth_config(up, &idp.issuer, "", &route)).await;
         let untrusted = ready_gateway(&auth_config(up, &idp.issuer, "trusted_proxies = [\"10.0.0.0/8\"]", &route)).await;
         std::mem::forget(members); // read again only on change, but kept for the whole run
@@ -158,6 +181,7 @@ fn the_fast_path_the_general_path_and_forward_auth_agree() {
     let case = (
         0..2usize,                                                            // trusted peer, or not
         prop::sample::select(vec!["GET", "GET", "GET", "HEAD", "POST"]),
+        any::<bool>(),                                                        // Host: the gateway's address, or a name
         prop::sample::select(TARGETS.to_vec()),
         prop::option::of(0..5usize),                                          // which session cookie
         any::<bool>(),                                                        // a foreign cookie too
@@ -169,7 +193,7 @@ fn the_fast_path_the_general_path_and_forward_auth_agree() {
     let mut runner = TestRunner::new(Config { cases: 400, failure_persistence: None, ..Config::default() });
     let served = [std::cell::Cell::new(0usize), std::cell::Cell::new(0)]; // passes: fast, general only
     runner
-        .run(&case, |(g, method, target, cookie, foreign, bearer, accept, fetch_mode, spoofs)| {
+        .run(&case, |(g, method, by_name, target, cookie, foreign, bearer, accept, fetch_mode, spoofs)| {
             let mut headers = String::new();
             let mut jar: Vec<String> = cookie.map(|c| cookies[g][c].clone()).into_iter().collect();
             if foreign {
@@ -191,7 +215,8 @@ fn the_fast_path_the_general_path_and_forward_auth_agree() {
             for s in &spoofs {
                 headers += &format!("{s}\r\n");
             }
-            let head = |connection: &str| format!("{method} {target} HTTP/1.1\r\nHost: app.example.com\r\n{headers}{connection}\r\n");
+            let host = if by_name { "app.example.com".to_string() } else { addrs[g].to_string() };
+            let head = |connection: &str| format!("{method} {target} HTTP/1.1\r\nHost: {host}\r\n{headers}{connection}\r\n");
             // The same request, once as the fast path may take it, and once with a hop-by-hop
             // option that only the general path handles (it strips it before the upstream).
             let (fast, general) = rt.block_on(async {
@@ -208,7 +233,8 @@ fn the_fast_path_the_general_path_and_forward_auth_agree() {
             // the same upstream head but for what the transport itself changes (the client's
             // Host is its :authority, so X-Forwarded-Host names the gateway's address; the
             // HTTP/2 client frames an empty POST with Content-Length: 0).
-            if let Ok(uri) = format!("http://{}{target}", addrs[g]).parse::<http::Uri>() {
+            // (Its :authority is the gateway's address, so only requests that named it compare.)
+            if let Some(uri) = format!("http://{}{target}", addrs[g]).parse::<http::Uri>().ok().filter(|_| !by_name) {
                 let mut b = http::Request::builder().method(method).uri(uri);
                 for line in headers.lines() {
                     let (n, v) = line.split_once(": ").unwrap();
@@ -224,7 +250,7 @@ fn the_fast_path_the_general_path_and_forward_auth_agree() {
             if g == 0 {
                 // Forward auth for the same request, told by a trusted proxy what it was.
                 let fa = format!(
-                    "GET /.xumm/auth HTTP/1.1\r\nHost: gw\r\nX-Original-URI: {target}\r\nX-Forwarded-Method: {method}\r\n{headers}Connection: close\r\n\r\n"
+                    "GET /.xumm/auth HTTP/1.1\r\nHost: gw\r\nX-Original-URI: {target}\r\nX-Forwarded-Method: {method}\r\nX-Forwarded-Host: {host}\r\n{headers}Connection: close\r\n\r\n"
                 );
                 let fa = rt.block_on(send(addrs[g], fa)).forward_auth();
                 let same = match (&f, &fa) {

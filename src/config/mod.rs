@@ -22,13 +22,13 @@ mod values;
 mod xumm;
 
 pub use identity::{AssertionConfig, BearerConfig, ForwardAuthConfig, HeadersConfig, ProviderConfig};
-pub use routing::{CorsConfig, PagesConfig, RouteConfig, UpstreamConfig};
+pub use routing::{CorsConfig, PagesConfig, PolicyConfig, RouteConfig, UpstreamConfig};
 pub use server::{Server, ServerConfig, SniConfig, TlsConfig};
 pub use session::{OneOrMany, SessionConfig};
 pub(crate) use values::{err, read_file};
-pub use values::{Choice, ClientAuth, ConfigError, TlsVersion, ForwardAuthMode, ProviderKind, FromText, LogFormat, Network, Origin, Parsed, RedisMode, Secret, Span, StoreKind, TokenAuth, UpstreamUrl};
+pub use values::{Choice, ClientAuth, DefaultRule, HostPattern, ConfigError, TlsVersion, ForwardAuthMode, ProviderKind, FromText, LogFormat, Network, Origin, Parsed, RedisMode, Secret, Span, StoreKind, TokenAuth, UpstreamUrl};
 pub use xumm::{BrokerAppConfig, BrokerConfig, XappConfig, XummConfig};
-use session::check_redis_urls;
+use session::{check_cookie_domain, check_redis_urls};
 use values::*;
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -65,6 +65,9 @@ pub struct Config {
     pub upstreams: Vec<UpstreamConfig>,
     #[serde(default, rename = "route")]
     pub routes: Vec<RouteConfig>,
+    /// What requests no `[[route]]` matches need.
+    #[serde(default)]
+    pub policy: PolicyConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -140,11 +143,17 @@ impl Config {
             p.each(&format!("route[{i}].allow_accounts"), &r.allow_accounts);
             p.each(&format!("route[{i}].allow_networks"), &r.allow_networks);
             p.each(&format!("route[{i}].allow_account_access"), &r.allow_account_access);
-            // Rules match regardless of case: two rules whose paths differ only in case are the same rule.
-            if let Some(j) = self.routes[..i].iter().position(|o| same_path(&o.path.to_ascii_lowercase(), &r.path.to_ascii_lowercase())) {
-                p.add(format!("route[{i}].path"), format!("{:?} is also route[{j}].path: the first would silently win; merge them", r.path));
+            p.each(&format!("route[{i}].allow_sources"), &r.allow_sources);
+            p.each(&format!("route[{i}].methods"), &r.methods);
+            p.each(&format!("route[{i}].hosts"), &r.hosts);
+            check_deny(&mut p, i, r);
+            // Rules match regardless of case: two rules whose paths differ only in case, for the
+            // same hosts and methods, are the same rule.
+            if let Some(j) = self.routes[..i].iter().position(|o| same_path(&o.path.to_ascii_lowercase(), &r.path.to_ascii_lowercase()) && o.same_scope(r)) {
+                p.add(format!("route[{i}].path"), format!("{:?} is also route[{j}].path, for the same hosts and methods: the first would silently win; merge them", r.path));
             }
         }
+        p.take(self.policy.default.checked("policy.default"));
         for (key, name) in self.headers.singles() {
             p.parsed(key, name);
         }
@@ -235,6 +244,7 @@ impl Config {
                     p.add("assertion.key", "is required with session.store = \"redis\" (several replicas must sign with one key)");
                 }
             }
+            check_cookie_domain(s, self.server.public_url.get(), &mut p);
             if !(1..=100_000_000).contains(&s.max_entries) {
                 p.add("session.max_entries", "must be between 1 and 100000000");
             }
@@ -352,6 +362,27 @@ fn resolve_value(v: &mut toml::Value, path: &str, env: EnvLookup) -> Result<(), 
         _ => {}
     }
     Ok(())
+}
+
+/// A `deny` rule refuses everyone it matches: nothing may look like it lets someone through.
+fn check_deny(p: &mut Problems, i: usize, r: &RouteConfig) {
+    if !r.deny {
+        return;
+    }
+    let allows = [
+        ("public", r.public),
+        ("allow_accounts", !r.allow_accounts.is_empty()),
+        ("allow_accounts_file", !r.allow_accounts_file.is_empty()),
+        ("allow_client_subjects", !r.allow_client_subjects.is_empty()),
+        ("allow_networks", !r.allow_networks.is_empty()),
+        ("allow_account_access", !r.allow_account_access.is_empty()),
+        ("allow_sources", !r.allow_sources.is_empty()),
+    ];
+    for (key, set) in allows {
+        if set {
+            p.add(format!("route[{i}].{key}"), "has no effect on a deny rule (it refuses every request it matches); remove one of them");
+        }
+    }
 }
 
 /// An upstream's TLS settings: only on https://, a client certificate with its key, names that

@@ -85,6 +85,20 @@ pub struct RouteConfig {
     /// signed with the account's key.
     #[serde(default)]
     pub allow_account_access: Vec<Parsed<crate::session::XappAccess>>,
+    /// Who established the identity: `session` (signed in through the gateway), `bearer` (a JWT
+    /// from a native app or SPA), `xapp` (opened in the wallet). Empty: any.
+    #[serde(default)]
+    pub allow_sources: Vec<Parsed<crate::session::Source>>,
+    /// The rule matches only these methods (upper case; `GET` covers `HEAD`). Empty: any.
+    #[serde(default)]
+    pub methods: Vec<Parsed<http::Method>>,
+    /// The rule matches only requests for these hosts (`app.example.com`, or `*.example.com`
+    /// for every name under it). Empty: any host.
+    #[serde(default)]
+    pub hosts: Vec<Parsed<HostPattern>>,
+    /// Refuse every request the rule matches (403), signed in or not.
+    #[serde(default)]
+    pub deny: bool,
     /// Strict path mode for this route (default true). `false` lets `;` matrix parameters
     /// through (never on a dot segment) and skips the trailing dot/space and encoded-'%' checks.
     #[serde(default = "yes")]
@@ -93,4 +107,23 @@ pub struct RouteConfig {
 
 pub(super) fn yes() -> bool {
     true
+}
+
+impl RouteConfig {
+    /// True when `self` and `o` match the same hosts and methods (in any order).
+    pub(super) fn same_scope(&self, o: &RouteConfig) -> bool {
+        fn set<T>(v: &[Parsed<T>]) -> std::collections::BTreeSet<String> {
+            v.iter().map(|x| x.text().to_ascii_lowercase()).collect()
+        }
+        set(&self.hosts) == set(&o.hosts) && set(&self.methods) == set(&o.methods)
+    }
+}
+
+/// `[policy]`: what the route table does with requests no rule matches.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicyConfig {
+    /// `authenticated` (sign-in required, any account: the default), `public` (anyone) or
+    /// `deny` (403 for everyone: every open path must be a `[[route]]`).
+    pub default: Choice<DefaultRule>,
 }

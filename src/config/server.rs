@@ -14,6 +14,8 @@ pub struct ServerConfig {
     pub public_url: Parsed<url::Url>,
     /// Path prefix of the gateway's own endpoints.
     pub prefix: String,
+    /// Hosts return URLs may name besides public_url's; `.example.com` allows it and every host
+    /// under it.
     pub allowed_redirect_hosts: Vec<String>,
     /// Peers whose X-Forwarded-* / X-Original-URI headers are believed.
     pub trusted_proxies: Vec<Parsed<IpNet>>,

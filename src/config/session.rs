@@ -35,6 +35,11 @@ pub struct SessionConfig {
     pub l1_max_entries: u64,
     #[serde(default = "default_cookie_name")]
     pub cookie_name: String,
+    /// The session cookie's `Domain` (`example.com`): one sign-in then holds on every host
+    /// under it, and return URLs to those hosts are allowed. Empty (the default): the cookie is
+    /// the gateway's host's only.
+    #[serde(default)]
+    pub cookie_domain: String,
     #[serde(default)]
     pub cookie_secrets: Vec<Secret>,
     #[serde(default = "default_ttl")]
@@ -65,6 +70,12 @@ impl OneOrMany {
 }
 
 impl SessionConfig {
+    /// `cookie_domain` as the cookie carries it (lower case, no leading or trailing dot).
+    pub fn cookie_domain(&self) -> Option<String> {
+        let d = self.cookie_domain.trim_start_matches('.').trim_end_matches('.').to_ascii_lowercase();
+        (!d.is_empty()).then_some(d)
+    }
+
     /// Where Redis is (for `store = "redis"`, once validated).
     pub fn redis_target(&self) -> crate::redis_conn::RedisTarget {
         crate::redis_conn::RedisTarget {
@@ -134,5 +145,20 @@ pub(super) fn check_redis_urls(s: &SessionConfig, p: &mut Problems) {
             return p.add("session.redis_url", "the seed nodes must share one scheme and one user and password");
         }
         seen = Some(who);
+    }
+}
+
+/// `session.cookie_domain`: a DNS name with a dot (never a bare TLD), which `public_url`'s host
+/// is (or is under): a browser drops a cookie whose Domain the setting host is not under.
+pub(super) fn check_cookie_domain(s: &SessionConfig, public_url: Option<&url::Url>, p: &mut Problems) {
+    let Some(d) = s.cookie_domain() else { return };
+    if !is_dns_name(&d) || !d.contains('.') {
+        return p.add("session.cookie_domain", format!("must be a domain like \"example.com\" (no scheme, port or wildcard), got {:?}", s.cookie_domain));
+    }
+    if let Some(host) = public_url.and_then(|u| u.host_str()) {
+        let host = host.to_ascii_lowercase();
+        if host != d && !host.ends_with(&format!(".{d}")) {
+            p.add("session.cookie_domain", format!("{d:?} does not cover server.public_url's host {host:?}: browsers would drop the cookie"));
+        }
     }
 }

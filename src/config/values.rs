@@ -292,6 +292,10 @@ words!(
     TlsVersion { V12 = "1.2", V13 = "1.3" }
 );
 words!(
+    /// `policy.default`: what a request no `[[route]]` matches needs.
+    DefaultRule { Authenticated = "authenticated", Public = "public", Deny = "deny" }
+);
+words!(
     /// `provider.token_auth`: how the client authenticates at the token endpoint.
     TokenAuth { ClientSecretPost = "client_secret_post", ClientSecretBasic = "client_secret_basic" }
 );
@@ -502,5 +506,69 @@ impl FromText for Network {
             return Err(format!("must be a network name like \"MAINNET\" (letters only), got {text:?}"));
         }
         Ok(Network(text.to_ascii_uppercase()))
+    }
+}
+
+impl FromText for crate::session::Source {
+    fn from_text(text: &str) -> Result<crate::session::Source, String> {
+        use crate::session::Source;
+        match text {
+            "session" => Ok(Source::Session),
+            "bearer" => Ok(Source::Bearer),
+            "xapp" => Ok(Source::Xapp),
+            _ => Err(format!("must be \"session\", \"bearer\" or \"xapp\", got {text:?}")),
+        }
+    }
+}
+
+/// `[[route]] methods`: an HTTP method in upper case (`GET` covers `HEAD` too).
+impl FromText for http::Method {
+    fn from_text(text: &str) -> Result<http::Method, String> {
+        let ok = !text.is_empty() && text.len() <= 32 && text.bytes().all(|b| b.is_ascii_uppercase() || b == b'-' || b == b'_');
+        match http::Method::from_bytes(text.as_bytes()) {
+            Ok(m) if ok => Ok(m),
+            _ => Err(format!("must be an HTTP method in upper case like \"GET\", got {text:?}")),
+        }
+    }
+}
+
+/// `[[route]] hosts` and `session.cookie_domain`'s host names: a DNS name (kept in lower case,
+/// without a trailing dot), or `*.example.com` for every name under `example.com` (at any depth,
+/// never `example.com` itself). No port: a rule holds for a host whatever port reached it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostPattern {
+    Exact(String),
+    /// The suffix with its leading dot (`.example.com`).
+    Under(String),
+}
+
+impl HostPattern {
+    /// True when `host` (as a request names it: any case, with or without a port or a trailing
+    /// dot) is this pattern's.
+    pub fn matches(&self, host: &str) -> bool {
+        let h = crate::policy::bare_host(host);
+        match self {
+            HostPattern::Exact(e) => h.eq_ignore_ascii_case(e),
+            HostPattern::Under(suffix) => h.len() > suffix.len() && h.get(h.len() - suffix.len()..).is_some_and(|t| t.eq_ignore_ascii_case(suffix)),
+        }
+    }
+}
+
+/// A DNS name: labels of letters, digits and '-', none empty or over 63 bytes.
+pub(crate) fn is_dns_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 253 && name.split('.').all(|l| !l.is_empty() && l.len() <= 63 && !l.starts_with('-') && !l.ends_with('-') && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+}
+
+impl FromText for HostPattern {
+    fn from_text(text: &str) -> Result<HostPattern, String> {
+        let lower = text.trim_end_matches('.').to_ascii_lowercase();
+        let (under, name) = match lower.strip_prefix("*.") {
+            Some(rest) => (true, rest.to_string()),
+            None => (false, lower),
+        };
+        if !is_dns_name(&name) || (under && !name.contains('.')) {
+            return Err(format!("must be a host name like \"app.example.com\" or \"*.example.com\" (no port, no scheme), got {text:?}"));
+        }
+        Ok(if under { HostPattern::Under(format!(".{name}")) } else { HostPattern::Exact(name) })
     }
 }

@@ -234,7 +234,8 @@ fn pairs(s: &str) -> HashMap<String, String> {
 /// custom-scheme URI passes, since this provider only ever runs for development.
 fn redirect_ok(uri: &str) -> bool {
     url::Url::parse(uri).is_ok_and(|u| match u.scheme() {
-        "http" | "https" => u.host_str().is_some_and(|h| h == "localhost" || h.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())),
+        // Loopback only: localhost and its sub-domains (RFC 6761), loopback addresses.
+        "http" | "https" => u.host_str().is_some_and(|h| h == "localhost" || h.ends_with(".localhost") || h.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())),
         s => s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()) && s.len() >= 2,
     })
 }

@@ -143,7 +143,8 @@ fn take<'g>(gw: &'g Gateway, req: &httparse::Request<'_, '_>, target: &PathAndQu
     // The one admission decision; the fast path relays what passes and hands the rest over
     // (the general path renders the same decision), or fetches a session from the shared store
     // first.
-    let admitted = match gw.admission.admit_now(path, target.query(), req.headers) {
+    let host = scan.host.and_then(|h| std::str::from_utf8(h).ok());
+    let admitted = match gw.admission.admit_now(&crate::policy::Target { path, method: method.as_str(), host }, target.query(), req.headers) {
         Ok(a) => a,
         Err(Wait::Store(id)) => {
             *lookup = Some(id);

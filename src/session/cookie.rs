@@ -37,14 +37,22 @@ impl Sealer {
         })
     }
 
-    /// A Set-Cookie header value for a sealed cookie.
+    /// A Set-Cookie header value for a sealed cookie, for this host only.
     pub fn set_cookie(&self, name: &str, sealed: String, path: &str, max_age: Option<i64>) -> String {
+        self.cookie(name, sealed, path, max_age, None)
+    }
+
+    /// A Set-Cookie header value for a sealed cookie; with `domain`, for every host under it.
+    pub fn cookie(&self, name: &str, sealed: String, path: &str, max_age: Option<i64>, domain: Option<&str>) -> String {
         let mut c = Cookie::build((name.to_string(), sealed))
             .http_only(true)
             .secure(self.secure)
             .same_site(SameSite::Lax)
             .path(path.to_string())
             .build();
+        if let Some(d) = domain {
+            c.set_domain(d.to_string());
+        }
         if let Some(s) = max_age {
             c.set_max_age(cookie::time::Duration::seconds(s));
         }
