@@ -28,19 +28,26 @@ pub struct Admission {
     pub upstreams: Arc<Proxy>,
     /// xApp sessions, when `[xapp]` is configured.
     pub xapp: Option<Xapp>,
+    /// What accounts hold, for rules with `require`.
+    pub ledger: Arc<crate::ledger::Ledger>,
     /// Metrics of requests no rule names, and of requests whose path is refused before routing.
     pub(crate) default_route: Arc<RouteMetrics>,
     pub(crate) invalid_route: Arc<RouteMetrics>,
 }
 
+/// Headers a rule's conditions give the upstream (what was checked: balances).
+pub type Granted = Vec<(http::HeaderName, http::HeaderValue)>;
+
 /// The decision on one request.
 pub enum Verdict<'g> {
-    /// Goes to `upstream` (None: no upstream serves the path), as `who` (None on public routes).
-    Pass { who: Option<Arc<Session>>, upstream: Option<&'g Upstream> },
+    /// Goes to `upstream` (None: no upstream serves the path), as `who` (None on public routes),
+    /// with the headers the route's conditions give.
+    Pass { who: Option<Arc<Session>>, upstream: Option<&'g Upstream>, granted: Granted },
     /// Needs sign-in; `clear_cookie` as in `Found::Nobody`.
     Challenge { clear_cookie: bool },
-    /// Signed in, but the route does not admit this account or network.
-    Forbidden(Arc<Session>),
+    /// Signed in, but the route does not admit this account or network, or the account does
+    /// not hold what the route requires (`unmet` says what).
+    Forbidden { who: Arc<Session>, unmet: Option<String> },
     /// An xApp launch (`?xAppToken=`): the token becomes a session first, whatever the route,
     /// and the request is retried without it.
     Launch(Launch),
@@ -61,6 +68,8 @@ pub enum Wait {
     Store(Arc<str>),
     /// A Bearer token to verify.
     Token,
+    /// A ledger condition whose facts are not cached (or expired).
+    Ledger,
 }
 
 impl Admission {
@@ -86,7 +95,14 @@ impl Admission {
     async fn admit_on<'g, H: Headers + ?Sized>(&'g self, decision: Decision<'g>, path: Option<&str>, query: Option<&str>, headers: &H, client_subject: Option<&str>) -> Admitted<'g> {
         let verdict = match self.before_identity(path, query, &decision, client_subject) {
             Err(v) => v,
-            Ok(auth) => self.verdict(path, &decision, auth.identify(headers).await),
+            Ok(auth) => match self.verdict(path, &decision, auth.identify(headers).await) {
+                Verdict::Pass { who: Some(s), upstream, .. } if decision.route.is_some_and(|r| r.require.is_some()) => {
+                    let cond = decision.route.and_then(|r| r.require.as_ref()).expect("checked above");
+                    let judged = self.ledger.check(cond, &s.account, s.network.as_deref()).await;
+                    judgement(judged, s, upstream)
+                }
+                v => v,
+            },
         };
         Admitted { decision, verdict }
     }
@@ -99,7 +115,15 @@ impl Admission {
         // The fast path serves only connections without a client certificate.
         let verdict = match self.before_identity(Some(path), query, &decision, None) {
             Err(v) => v,
-            Ok(auth) => self.verdict(Some(path), &decision, identify_now(auth, headers)?),
+            Ok(auth) => match self.verdict(Some(path), &decision, identify_now(auth, headers)?) {
+                // From the cache only: a fact not at hand is read off the fast path.
+                Verdict::Pass { who: Some(s), upstream, .. } if decision.route.is_some_and(|r| r.require.is_some()) => {
+                    let cond = decision.route.and_then(|r| r.require.as_ref()).expect("checked above");
+                    let judged = self.ledger.now(cond, &s.account, s.network.as_deref()).ok_or(Wait::Ledger)?;
+                    judgement(judged, s, upstream)
+                }
+                v => v,
+            },
         };
         Ok(Admitted { decision, verdict })
     }
@@ -123,7 +147,7 @@ impl Admission {
             return Err(Verdict::Launch(launch));
         }
         if decision.public {
-            return Err(Verdict::Pass { who: None, upstream: path.and_then(|p| self.upstreams.select(p)) });
+            return Err(Verdict::Pass { who: None, upstream: path.and_then(|p| self.upstreams.select(p)), granted: Vec::new() });
         }
         // No [provider]: nothing can sign in, so protected routes stay closed.
         self.auth.as_deref().ok_or(Verdict::Refused(GatewayError::Unauthenticated("sign-in is not configured")))
@@ -131,8 +155,8 @@ impl Admission {
 
     fn verdict<'g>(&'g self, path: Option<&str>, decision: &Decision<'g>, found: Found) -> Verdict<'g> {
         match found {
-            Found::Session(s) if allowed(decision, &s) => Verdict::Pass { who: Some(s), upstream: path.and_then(|p| self.upstreams.select(p)) },
-            Found::Session(s) => Verdict::Forbidden(s),
+            Found::Session(s) if allowed(decision, &s) => Verdict::Pass { who: Some(s), upstream: path.and_then(|p| self.upstreams.select(p)), granted: Vec::new() },
+            Found::Session(s) => Verdict::Forbidden { who: s, unmet: None },
             Found::Nobody { had_cookie } => Verdict::Challenge { clear_cookie: had_cookie },
             Found::Failed(e) => Verdict::Refused(e),
         }
@@ -143,8 +167,9 @@ impl Admission {
     /// The headers that tell `up` who asks, for both proxy paths to write (after every client
     /// copy of them was dropped): the identity headers, the signed assertion for this upstream,
     /// the broker's user-token handle.
-    pub fn identity_for_upstream(&self, who: &Session, up: &Upstream, mut set: impl FnMut(&http::HeaderName, &http::HeaderValue)) {
+    pub fn identity_for_upstream(&self, who: &Session, up: &Upstream, granted: &Granted, mut set: impl FnMut(&http::HeaderName, &http::HeaderValue)) {
         self.identity.values(who).for_each(|(n, v)| set(n, v));
+        granted.iter().for_each(|(n, v)| set(n, v));
         if let (Some(a), Some(name)) = (&self.asserter, &self.identity.assertion) {
             if let Some(v) = a.header_for(who, &up.audience) {
                 set(name, &v);
@@ -155,6 +180,16 @@ impl Admission {
                 set(name, &v);
             }
         }
+    }
+}
+
+/// The verdict a route's conditions give a signed-in user: held, not held (403 naming what),
+/// or not readable (503: never "you do not hold it" for a ledger that did not answer).
+fn judgement(judged: crate::ledger::Judged, who: Arc<Session>, upstream: Option<&Upstream>) -> Verdict<'_> {
+    match judged {
+        crate::ledger::Judged::Held(granted) => Verdict::Pass { who: Some(who), upstream, granted },
+        crate::ledger::Judged::Unmet(why) => Verdict::Forbidden { who, unmet: Some(why) },
+        crate::ledger::Judged::Unknown => Verdict::Refused(GatewayError::LedgerUnavailable),
     }
 }
 

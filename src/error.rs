@@ -22,9 +22,13 @@ pub enum GatewayError {
     /// The provider's keys are not loaded yet: a Bearer token cannot be checked.
     #[error("identity provider not ready")]
     ProviderNotReady,
-    /// Signed in, but the route does not admit this account or network.
+    /// Signed in, but the route does not admit this account or network, or the account does
+    /// not hold what the route requires (`unmet`).
     #[error("forbidden")]
-    Forbidden { account: String, sign_out: String },
+    Forbidden { account: String, sign_out: String, unmet: Option<String> },
+    /// A route condition's ledger (or Xumm KYC) data cannot be read now: retry, never a "no".
+    #[error("the ledger check for this page is temporarily unavailable; please retry in a moment")]
+    LedgerUnavailable,
     /// A `deny` rule (or `policy.default = "deny"`) refuses the request, whoever asks.
     #[error("this path is closed")]
     Denied,
@@ -72,7 +76,7 @@ impl GatewayError {
     pub fn status(&self) -> StatusCode {
         match self {
             GatewayError::SignInRequired { .. } | GatewayError::Unauthenticated(_) | GatewayError::InvalidToken(_) => StatusCode::UNAUTHORIZED,
-            GatewayError::ProviderNotReady | GatewayError::StoreUnavailable | GatewayError::ProviderStartingUp => StatusCode::SERVICE_UNAVAILABLE,
+            GatewayError::ProviderNotReady | GatewayError::StoreUnavailable | GatewayError::ProviderStartingUp | GatewayError::LedgerUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             GatewayError::SignInFailed { status, .. } => *status,
             GatewayError::TooManySignIns { .. } | GatewayError::SignInsBusy { .. } => StatusCode::TOO_MANY_REQUESTS,
             GatewayError::Forbidden { .. } | GatewayError::ClientCertificate | GatewayError::Denied => StatusCode::FORBIDDEN,
@@ -98,6 +102,7 @@ impl GatewayError {
             GatewayError::ClientCertificate => "client_certificate_required",
             GatewayError::Denied => "denied",
             GatewayError::StoreUnavailable => "session_store_unavailable",
+            GatewayError::LedgerUnavailable => "ledger_unavailable",
             GatewayError::SignInFailed { .. } => "sign_in_failed",
             GatewayError::ProviderStartingUp => "provider_unavailable",
             GatewayError::TooManySignIns { .. } => "too_many_sign_ins",
@@ -155,8 +160,9 @@ impl GatewayError {
                 }
                 r
             }
-            GatewayError::Forbidden { account, sign_out } if client.navigation => crate::pages::forbidden(account, sign_out),
-            GatewayError::Forbidden { account, .. } => crate::pages::json(StatusCode::FORBIDDEN, &serde_json::json!({"error": self.code(), "account": account})),
+            GatewayError::Forbidden { account, sign_out, unmet } if client.navigation => crate::pages::forbidden(account, sign_out, unmet.as_deref()),
+            GatewayError::Forbidden { account, unmet: None, .. } => crate::pages::json(StatusCode::FORBIDDEN, &serde_json::json!({"error": self.code(), "account": account})),
+            GatewayError::Forbidden { account, unmet: Some(unmet), .. } => crate::pages::json(StatusCode::FORBIDDEN, &serde_json::json!({"error": self.code(), "account": account, "unmet": unmet})),
             // The sign-in endpoints' pages: browsers navigate there.
             GatewayError::SignInFailed { status, what, retry } => crate::pages::login_problem(*status, what, retry),
             GatewayError::TooManySignIns { retry_after } => crate::pages::too_many_sign_ins(*retry_after),
@@ -166,7 +172,7 @@ impl GatewayError {
                 r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
                 r
             }
-            GatewayError::StoreUnavailable => {
+            GatewayError::StoreUnavailable | GatewayError::LedgerUnavailable => {
                 let mut r = render(self.status(), self.code(), &self.to_string(), client.accepts);
                 r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
                 r

@@ -69,14 +69,15 @@ impl Gateway {
             Verdict::Refused(e @ GatewayError::Denied) => e.render(API),
             Verdict::Refused(e) => e.render(Client { accepts: Accepts::of_header(h.get(http::header::ACCEPT)), navigation: false }),
             Verdict::Pass { who: None, .. } => crate::pages::json(StatusCode::OK, &serde_json::json!({"public": true})),
-            Verdict::Pass { who: Some(s), .. } => {
+            Verdict::Pass { who: Some(s), granted, .. } => {
                 let mut r = crate::pages::json(StatusCode::OK, &serde_json::json!({"account": s.account, "network": s.network}));
                 self.admission.identity.inject(r.headers_mut(), &s);
+                r.headers_mut().extend(granted);
                 r
             }
             Verdict::Challenge { .. } | Verdict::Launch(_) => self.forward_auth_challenge(req, trusted, redirect_mode, path.as_deref(), &method),
             // Always JSON: the proxy in front shows its own page (or passes this one through).
-            Verdict::Forbidden(s) => GatewayError::Forbidden { account: s.account.to_string(), sign_out: String::new() }.render(API),
+            Verdict::Forbidden { who, unmet } => GatewayError::Forbidden { account: who.account.to_string(), sign_out: String::new(), unmet }.render(API),
         }
     }
 

@@ -56,6 +56,13 @@ impl IdentityHeaders {
         Ok(IdentityHeaders { account, network, user, assertion, user_token, account_access, xapp_style, client_subject, strip })
     }
 
+    /// Also removes `names` from every request (the headers route conditions fill).
+    pub fn strip_also(&mut self, names: &[HeaderName]) {
+        self.strip.extend(names.iter().map(|n| canonical(n.as_str())));
+        self.strip.sort();
+        self.strip.dedup();
+    }
+
     /// True when `name` (any letter case, `_` or `-`) is an identity header clients may not send.
     pub fn is_stripped(&self, name: &str) -> bool {
         self.strip.iter().any(|s| same_name(name, s))

@@ -20,6 +20,7 @@ pub mod fast;
 pub mod forward_auth;
 pub mod headers;
 pub mod identity;
+pub mod ledger;
 pub mod logging;
 pub mod login;
 pub mod metrics;

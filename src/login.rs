@@ -207,7 +207,7 @@ impl Gateway {
         let session = Session::new(verified.account, verified.network, verified.user_token, Source::Session, expires_at);
         tracing::info!(account = %session.account, network = session.network.as_deref().unwrap_or("-"), "signed in");
         // Should the store fail, the sign-in can be retried from the start once it is back.
-        let mut r = signed_in(auth, session, headers, &pending.r).await.unwrap_or_else(|e| e.render(PAGE));
+        let mut r = signed_in(self, auth, session, headers, &pending.r).await.unwrap_or_else(|e| e.render(PAGE));
         append_cookie(r.headers_mut(), &clear_pending);
         r
     }
@@ -224,7 +224,7 @@ impl Gateway {
         let expires_at = now() + auth.ttl.as_secs();
         let session = Session::new(opened.account, opened.network, None, Source::Xapp, expires_at).with_xapp(opened.access, opened.style);
         tracing::info!(account = %session.account, network = session.network.as_deref().unwrap_or("-"), access = session.xapp.as_ref().map_or("-", |x| x.access.as_str()), "signed in from an xApp");
-        signed_in(auth, session, headers, back).await
+        signed_in(self, auth, session, headers, back).await
     }
 
     /// GET/POST {prefix}/sign_out: deletes the session server-side, clears the cookie.
@@ -259,7 +259,9 @@ impl Gateway {
 
 /// The end of every sign-in: the session opened (`Auth::open_session`) and the browser sent to
 /// `to` with its cookie; a store outage is a retryable 503, never a loop back to sign-in.
-pub(crate) async fn signed_in(auth: &Auth, session: Session, headers: &HeaderMap, to: &str) -> Result<Response<Body>, GatewayError> {
+pub(crate) async fn signed_in(gw: &Gateway, auth: &Auth, session: Session, headers: &HeaderMap, to: &str) -> Result<Response<Body>, GatewayError> {
+    // The routes' ledger conditions are read now, while the browser follows the redirect.
+    gw.admission.ledger.warm(gw.admission.routes.conditions(), &session.account, session.network.as_deref());
     let cookie = auth.open_session(session, headers).await.map_err(|e| {
         tracing::error!(cause = %e, "session store unavailable");
         GatewayError::StoreUnavailable

@@ -179,12 +179,13 @@ fn sentence(text: &str) -> String {
 }
 
 /// Signed in, but the route does not allow this account.
-pub fn forbidden(account: &str, sign_out: &str) -> Response<Body> {
+pub fn forbidden(account: &str, sign_out: &str, unmet: Option<&str>) -> Response<Body> {
+    let why = unmet.map(|u| format!("<p>This page is for accounts holding <span id=\"unmet\">{}</span>.</p>", esc(u))).unwrap_or_default();
     page(
         StatusCode::FORBIDDEN,
         "Not allowed",
         &format!(
-            "<p>You are signed in as <strong id=\"account\">{}</strong>, which may not open this page.</p>\
+            "<p>You are signed in as <strong id=\"account\">{}</strong>, which may not open this page.</p>{why}\
              <form method=\"post\" action=\"{}\"><button type=\"submit\">Sign out</button></form>",
             esc(account),
             esc(sign_out)

@@ -281,7 +281,7 @@ impl Gateway {
         let remember = signed.user_token.as_ref().map(|t| format!("{}\n{t}", signed.account));
         let session = Session::new(signed.account, signed.network, signed.user_token, Source::Session, now() + auth.ttl.as_secs());
         tracing::info!(account = %session.account, network = session.network.as_deref().unwrap_or("-"), "signed in with a SignIn payload");
-        let mut r = match crate::login::signed_in(auth, session, headers, &p.r).await {
+        let mut r = match crate::login::signed_in(self, auth, session, headers, &p.r).await {
             Ok(r) => r,
             Err(e) => return e.render(PAGE),
         };

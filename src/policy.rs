@@ -53,6 +53,8 @@ pub struct Route {
     pub hosts: Vec<HostPattern>,
     /// Refuses every request it matches.
     pub deny: bool,
+    /// What the account must hold (`require`).
+    pub require: Option<Arc<crate::ledger::Condition>>,
     /// Strict path mode applies (see `path::strict_check`).
     pub strict: bool,
 }
@@ -147,6 +149,7 @@ impl RouteTable {
                 methods: Parsed::all(&format!("route[{i}].methods"), &r.methods)?,
                 hosts: Parsed::all(&format!("route[{i}].hosts"), &r.hosts)?,
                 deny: r.deny,
+                require: r.require.as_ref().map(|c| crate::ledger::Condition::new(&format!("route[{i}].require"), c).map(Arc::new)).transpose()?,
                 strict: r.strict_path,
             });
         }
@@ -175,6 +178,16 @@ impl RouteTable {
     /// The decision for a request no rule matches (or whose path is unknown).
     pub fn unmatched(&self) -> Decision<'_> {
         Decision { route: None, public: self.default == DefaultRule::Public, deny: self.default == DefaultRule::Deny }
+    }
+
+    /// The upstream headers conditions fill (each client copy of them is removed).
+    pub fn granted_headers(&self) -> Vec<http::HeaderName> {
+        self.routes.iter().filter_map(|r| r.require.as_ref()).flat_map(|c| c.leaves().into_iter().filter_map(|l| l.header.clone())).collect()
+    }
+
+    /// Every rule's conditions (to read them for a user who just signed in).
+    pub fn conditions(&self) -> Vec<&Arc<crate::ledger::Condition>> {
+        self.routes.iter().filter_map(|r| r.require.as_ref()).collect()
     }
 
     /// Every rule, in the order they are tried.

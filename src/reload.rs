@@ -24,6 +24,8 @@ pub struct Lasting {
     auth: Option<Arc<auth::Auth>>,
     platform: Option<Arc<xumm::client::PlatformClient>>,
     payload_login: Option<Arc<payload_login::PayloadLogin>>,
+    /// What accounts hold (a reload must not send every signed-in user to the ledger at once).
+    ledger_cache: Arc<crate::ledger::Cache>,
 }
 
 impl Lasting {
@@ -45,9 +47,12 @@ impl Lasting {
             conns: Arc::new(conns::Conns::new(conns::fit_to_fd_limit(server.max_connections), server.max_connections_per_ip)),
             tls: tls::Tls::load(server)?,
         });
-        Ok(Lasting { life, shared, auth, platform, payload_login })
+        Ok(Lasting { life, shared, auth, platform, payload_login, ledger_cache: Arc::new(crate::ledger::Cache::new(LEDGER_CACHE_ENTRIES)) })
     }
 }
+
+/// Ledger facts kept at most (the least used go first).
+const LEDGER_CACHE_ENTRIES: u64 = 200_000;
 
 /// Builds a gateway for `config` around what lasts. Nothing here has effects beyond the value
 /// it returns, so a config that fails half-way leaves the running one untouched.
@@ -58,11 +63,15 @@ pub fn build(config: &Config, server: Server, lasting: &Lasting) -> Result<Gatew
         (Some(x), Some(p)) if x.enabled => Some(xapp::Xapp::new(p.clone(), shared.clone())),
         _ => None,
     };
+    let routes = policy::RouteTable::new(&config.routes, config.server.strict_paths, config.policy.default.get())?;
+    let mut identity = identity::IdentityHeaders::new(&config.headers)?;
+    identity.strip_also(&routes.granted_headers());
     Ok(Gateway {
         admission: admission::Admission {
-            identity: identity::IdentityHeaders::new(&config.headers)?,
+            identity,
             asserter: assertion::Asserter::from_config(&config.assertion, server.public_url.as_str())?,
-            routes: policy::RouteTable::new(&config.routes, config.server.strict_paths, config.policy.default.get())?,
+            ledger: Arc::new(crate::ledger::Ledger::new(&config.ledger, lasting.ledger_cache.clone(), lasting.platform.clone())?),
+            routes,
             auth: lasting.auth.clone(),
             upstreams: proxy.clone(),
             xapp,

@@ -78,9 +78,9 @@ impl Gateway {
             let client = crate::error::Client::of(req.method(), req.headers());
             let subject = req.extensions().get::<crate::tls::ClientSubject>().cloned();
             match self.admission.admit_decided(decision, path, req.uri().query(), req.headers(), subject.as_ref().map(|s| &*s.0)).await.verdict {
-                Verdict::Pass { who, upstream: Some(up) } => {
+                Verdict::Pass { who, upstream: Some(up), granted } => {
                     upstream_label = Some(up.label.clone());
-                    self.upstream_identity(&mut req, who.as_deref(), up);
+                    self.upstream_identity(&mut req, who.as_deref(), up, &granted);
                     if let (Some(name), Some(s)) = (&self.admission.identity.client_subject, &subject) {
                         if let Ok(v) = http::HeaderValue::from_bytes(s.0.as_bytes()) {
                             req.headers_mut().insert(name.clone(), v);
@@ -90,7 +90,7 @@ impl Gateway {
                 }
                 Verdict::Pass { upstream: None, .. } => Err((GatewayError::NoUpstream, client)),
                 Verdict::Challenge { clear_cookie } => Err((self.sign_in_required(req.uri(), clear_cookie), client)),
-                Verdict::Forbidden(s) => Err((GatewayError::Forbidden { account: s.account.to_string(), sign_out: format!("{}/sign_out", self.server.prefix) }, client)),
+                Verdict::Forbidden { who, unmet } => Err((GatewayError::Forbidden { account: who.account.to_string(), sign_out: format!("{}/sign_out", self.server.prefix), unmet }, client)),
                 Verdict::Refused(e) => Err((e, client)),
                 Verdict::Launch(l) => match self.admission.auth.as_ref().map(|auth| self.sign_in_allowed(auth, peer, req.headers())) {
                     Some(Err(e)) => Err((e, client)),
@@ -125,13 +125,13 @@ impl Gateway {
     /// user-token handle where configured) and nothing else. No credential reaches it: neither
     /// the gateway's cookies nor, for a signed-in request, an Authorization header (the verified
     /// JWT, or one the gateway did not check, sent beside a session cookie).
-    fn upstream_identity(&self, req: &mut Request<Incoming>, who: Option<&Session>, up: &crate::proxy::Upstream) {
+    fn upstream_identity(&self, req: &mut Request<Incoming>, who: Option<&Session>, up: &crate::proxy::Upstream, granted: &crate::admission::Granted) {
         let Some(auth) = &self.admission.auth else { return };
         crate::identity::strip_own_cookies(req.headers_mut(), &auth.cookie_name);
         let Some(s) = who else { return };
         let h = req.headers_mut();
         h.remove(header::AUTHORIZATION);
-        self.admission.identity_for_upstream(s, up, |n, v| {
+        self.admission.identity_for_upstream(s, up, granted, |n, v| {
             h.insert(n.clone(), v.clone());
         });
     }

@@ -4,14 +4,11 @@
 
 use std::process::Command;
 
-const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser");
+mod common;
 
 /// The browser tools installed (`npm ci` when missing) and a demo whose provider is loaded.
 async fn ready_demo() -> (&'static str, xumm_gate::demo::Demo) {
-    if ["playwright-core", "xumm-sdk", "axe-core"].iter().any(|m| !std::path::Path::new(DIR).join("node_modules").join(m).exists()) {
-        let ok = Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(DIR).status().expect("npm runs");
-        assert!(ok.success(), "npm ci failed in tests/browser");
-    }
+    let dir = common::js::tools();
     let _ = rustls::crypto::ring::default_provider().install_default();
     let demo = xumm_gate::demo::start("127.0.0.1:0".parse().unwrap(), "127.0.0.1:0".parse().unwrap()).await.expect("demo starts");
     for _ in 0..100 {
@@ -20,7 +17,7 @@ async fn ready_demo() -> (&'static str, xumm_gate::demo::Demo) {
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    (DIR, demo)
+    (dir, demo)
 }
 
 #[tokio::test(flavor = "multi_thread")]

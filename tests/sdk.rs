@@ -10,10 +10,7 @@ use xumm_gate::demo::platform::DevPlatform;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn official_xumm_sdk_creates_reads_cancels_and_subscribes_through_the_gateway() {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser");
-    if !std::path::Path::new(dir).join("node_modules/xumm-sdk").exists() {
-        assert!(Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(dir).status().unwrap().success());
-    }
+    let dir = common::js::tools();
     // the SDK insists on UUIDv4-shaped credentials; the gateway issues such for this app
     let (app_key, app_secret) = ("0f0e0d0c-0b0a-4908-8706-050403020100", "1a2b3c4d-5e6f-4a1b-8c2d-3e4f5a6b7c8d");
     let platform = DevPlatform::start("127.0.0.1:0".parse().unwrap(), "aaaaaaaa-1111-4222-8333-444444444444", "bbbbbbbb-5555-4666-8777-888888888888").await.unwrap();

@@ -15,6 +15,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 mod identity;
+mod ledger;
 mod routing;
 mod server;
 mod session;
@@ -22,6 +23,7 @@ mod values;
 mod xumm;
 
 pub use identity::{AssertionConfig, BearerConfig, ForwardAuthConfig, HeadersConfig, ProviderConfig};
+pub use ledger::{ConditionConfig, LedgerNetworkConfig};
 pub use routing::{CorsConfig, PagesConfig, PolicyConfig, RouteConfig, UpstreamConfig};
 pub use server::{Server, ServerConfig, SniConfig, TlsConfig};
 pub use session::{OneOrMany, SessionConfig};
@@ -68,6 +70,9 @@ pub struct Config {
     /// What requests no `[[route]]` matches need.
     #[serde(default)]
     pub policy: PolicyConfig,
+    /// Where ledger conditions are read, per network (`[ledger.MAINNET]`).
+    #[serde(default)]
+    pub ledger: std::collections::BTreeMap<String, LedgerNetworkConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -147,6 +152,15 @@ impl Config {
             p.each(&format!("route[{i}].methods"), &r.methods);
             p.each(&format!("route[{i}].hosts"), &r.hosts);
             check_deny(&mut p, i, r);
+            if let Some(c) = &r.require {
+                c.check(&format!("route[{i}].require"), &mut p, self.xumm.is_some());
+                if r.public {
+                    p.add(format!("route[{i}].require"), "needs a signed-in account: a public route has none");
+                }
+                if c.reads_ledger() && self.ledger.is_empty() {
+                    p.add(format!("route[{i}].require"), "reads the XRP Ledger: add a [ledger.MAINNET] (or other network) with urls");
+                }
+            }
             // Rules match regardless of case: two rules whose paths differ only in case, for the
             // same hosts and methods, are the same rule.
             if let Some(j) = self.routes[..i].iter().position(|o| same_path(&o.path.to_ascii_lowercase(), &r.path.to_ascii_lowercase()) && o.same_scope(r)) {
@@ -154,6 +168,7 @@ impl Config {
             }
         }
         p.take(self.policy.default.checked("policy.default"));
+        ledger::check_ledgers(&self.ledger, &mut p);
         for (key, name) in self.headers.singles() {
             p.parsed(key, name);
         }
@@ -377,6 +392,7 @@ fn check_deny(p: &mut Problems, i: usize, r: &RouteConfig) {
         ("allow_networks", !r.allow_networks.is_empty()),
         ("allow_account_access", !r.allow_account_access.is_empty()),
         ("allow_sources", !r.allow_sources.is_empty()),
+        ("require", r.require.is_some()),
     ];
     for (key, set) in allows {
         if set {

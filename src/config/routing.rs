@@ -96,6 +96,10 @@ pub struct RouteConfig {
     /// for every name under it). Empty: any host.
     #[serde(default)]
     pub hosts: Vec<Parsed<HostPattern>>,
+    /// What the account must hold on the XRP Ledger (or Xumm's KYC status), checked on the
+    /// session's own network: `{ trustline = {...} }`, `{ all = [...] }`, `{ any = [...] }`.
+    #[serde(default)]
+    pub require: Option<super::ConditionConfig>,
     /// Refuse every request the rule matches (403), signed in or not.
     #[serde(default)]
     pub deny: bool,

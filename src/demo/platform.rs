@@ -59,6 +59,8 @@ struct State {
     budget: Mutex<(u64, Vec<std::time::Instant>)>,
     /// User tokens the user has revoked (every other uuid-shaped token counts as active).
     revoked: Mutex<Vec<String>>,
+    /// Accounts whose KYC Xumm approved.
+    kyc: Mutex<Vec<String>>,
 }
 
 #[derive(Clone)]
@@ -86,6 +88,11 @@ impl DevPlatform {
             p.account = Some(account.to_string());
             p.nodetype = nodetype.to_string();
         }
+    }
+
+    /// Xumm approves the KYC of `account`.
+    pub fn approve_kyc(&self, account: &str) {
+        self.state.kyc.lock().unwrap().push(account.to_string());
     }
 
     /// Nobody acted on the payload before it expired.
@@ -489,6 +496,10 @@ async fn api(st: &State, req: Request<Incoming>, rest: &str) -> Response<Full<By
             }))
         }
         (Method::GET, r) if r.starts_with("xapp/ott/") => resolve_ott(st, &r["xapp/ott/".len()..]),
+        (Method::GET, r) if r.starts_with("kyc-status/") => {
+            let account = &r["kyc-status/".len()..];
+            reply(StatusCode::OK, json!({"account": account, "kycApproved": st.kyc.lock().unwrap().iter().any(|a| a == account)}))
+        }
         (Method::POST, "user-tokens") => {
             let body = Limited::new(req.into_body(), 64 * 1024).collect().await.map(|b| b.to_bytes()).unwrap_or_default();
             let Some(tokens) = serde_json::from_slice::<Value>(&body).ok().and_then(|v| v["tokens"].as_array().cloned()) else {

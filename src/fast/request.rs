@@ -150,13 +150,13 @@ fn take<'g>(gw: &'g Gateway, req: &httparse::Request<'_, '_>, target: &PathAndQu
             *lookup = Some(id);
             return None;
         }
-        Err(Wait::Token) => return None,
+        Err(Wait::Token | Wait::Ledger) => return None,
     };
-    let Verdict::Pass { who, upstream: Some(up) } = admitted.verdict else { return None };
+    let Verdict::Pass { who, upstream: Some(up), granted } = admitted.verdict else { return None };
     if !up.is_plain_http() {
         return None;
     }
-    write_head(gw, out, &method, target, up, req.headers, &scan, peer, who.as_deref());
+    write_head(gw, out, &method, target, up, req.headers, &scan, peer, who.as_deref().map(|s| (s, &granted)));
     let route = admitted.decision.route.map(|r| r.metrics.clone()).unwrap_or_else(|| gw.admission.default_route.clone());
     Some((up, method, scan.close, scan.accepts, route))
 }
@@ -235,7 +235,7 @@ fn write_head(
     headers: &[httparse::Header<'_>],
     sc: &Scan<'_>,
     peer: &Peer,
-    session: Option<&Session>,
+    session: Option<(&Session, &crate::admission::Granted)>,
 ) {
     out.clear();
     out.extend_from_slice(method.as_str().as_bytes());
@@ -285,8 +285,8 @@ fn write_head(
         line(out, b"x-forwarded-host", h);
     }
     line(out, b"via", b"1.1 xumm-gate");
-    if let Some(s) = session {
-        gw.admission.identity_for_upstream(s, up, |n, v| line(out, n.as_str().as_bytes(), v.as_bytes()));
+    if let Some((s, granted)) = session {
+        gw.admission.identity_for_upstream(s, up, granted, |n, v| line(out, n.as_str().as_bytes(), v.as_bytes()));
     }
     out.extend_from_slice(b"\r\n");
 }

@@ -17,6 +17,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 
+pub mod js;
 pub mod pki;
 
 pub type TestBody = BoxBody<Bytes, Infallible>;
