@@ -16,6 +16,7 @@ pub mod cors;
 #[cfg(feature = "dev")]
 pub mod demo;
 pub mod error;
+pub mod explain;
 pub mod fast;
 pub mod forward_auth;
 pub mod headers;

@@ -55,6 +55,11 @@ enum Command {
         #[arg(long, default_value = "http://127.0.0.1:9180/healthz")]
         url: String,
     },
+    /// Route policy, for operators.
+    Policy {
+        #[command(subcommand)]
+        action: PolicyCommand,
+    },
     /// Run the whole product on loopback: gateway + whoami upstream (no Xumm account needed).
     Demo {
         /// Public listener of the demo gateway (loopback only).
@@ -70,6 +75,28 @@ enum Command {
         /// The development wallet (Xumm platform) page, likewise.
         #[arg(long, default_value = "127.0.0.1:0")]
         wallet_listen: std::net::SocketAddr,
+    },
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Which rule decides a request by an account, and why each of its conditions holds or fails
+    /// (reading the ledger and Xumm as the gateway would).
+    Explain {
+        /// The signed-in account (r-address).
+        #[arg(long)]
+        account: String,
+        /// The request path.
+        #[arg(long)]
+        path: String,
+        #[arg(long, default_value = "GET")]
+        method: String,
+        /// The host the request names.
+        #[arg(long)]
+        host: Option<String>,
+        /// The session's network.
+        #[arg(long, default_value = "MAINNET")]
+        network: String,
     },
 }
 
@@ -115,6 +142,24 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Run => run(config, cli.config.clone()),
+        Command::Policy { action: PolicyCommand::Explain { account, path, method, host, network } } => {
+            xumm_gate::logging::init(&config.log);
+            let q = xumm_gate::explain::Question { account: &account, network: &network, path: &path, method: &method, host: host.as_deref() };
+            let rt = match runtime() {
+                Ok(rt) => rt,
+                Err(code) => return code,
+            };
+            match rt.block_on(xumm_gate::explain::explain(&config, &q)) {
+                Ok(text) => {
+                    print!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("xumm-gate policy explain: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
         Command::Demo { .. } | Command::DevProvider { .. } | Command::Healthcheck { .. } | Command::Revoke { .. } => unreachable!("handled above"),
     }
 }

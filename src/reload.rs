@@ -70,7 +70,7 @@ pub fn build(config: &Config, server: Server, lasting: &Lasting) -> Result<Gatew
         admission: admission::Admission {
             identity,
             asserter: assertion::Asserter::from_config(&config.assertion, server.public_url.as_str())?,
-            ledger: Arc::new(crate::ledger::Ledger::new(&config.ledger, lasting.ledger_cache.clone(), lasting.platform.clone())?),
+            ledger: Arc::new(crate::ledger::Ledger::new(&config.ledger, lasting.ledger_cache.clone(), lasting.platform.clone(), lasting.shared.is_redis().then(|| lasting.shared.clone()))?),
             routes,
             auth: lasting.auth.clone(),
             upstreams: proxy.clone(),

@@ -65,6 +65,11 @@ impl Shared {
         }
     }
 
+    /// True when replicas share this (Redis).
+    pub fn is_redis(&self) -> bool {
+        matches!(self, Shared::Redis(_))
+    }
+
     /// True for exactly one caller per `key` until `ttl` passes.
     pub async fn claim(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
         match self {

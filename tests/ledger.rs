@@ -350,3 +350,45 @@ fn condition_mistakes_are_config_errors_naming_the_key() {
     let hex_usd = format!("{ledger}[[route]]\npath = \"/a\"\nrequire = {{ trustline = {{ currency = \"0000000000000000000000005553440000000000\", issuer = \"{issuer}\" }} }}");
     xumm_gate::config::Config::from_toml(&base(&hex_usd), &no_env).unwrap();
 }
+
+#[test]
+fn policy_explain_names_the_rule_and_each_condition() {
+    let node = LedgerNode::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n[[upstream]]\npath = \"/\"\nurl = \"http://127.0.0.1:9\"\n[[route]]\npath = \"/open\"\npublic = true\n{}\n[ledger.MAINNET]\nurls = [\"{}\"]\ntimeout = \"500ms\"\n",
+        routes(&node).replace("\n[[route]]\npath = \"/kyc\"\nrequire = { kyc = true }\n", ""),
+        node.url
+    );
+    std::fs::write(&config, text).unwrap();
+    let explain = |account: &str, path: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_xumm-gate"))
+            .args(["policy", "explain", "--config"])
+            .arg(&config)
+            .args(["--account", account, "--path", path])
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (code, out, err) = explain(&node.account("rich"), "/two/page");
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("rule:    [[route]] path = \"/two\""), "{out}");
+    assert!(out.contains("[held ] at least 100 SOLO from") && out.contains("x-solo-balance: 1000.5"), "{out}");
+    assert!(out.contains("[held ] a USD trust line to"), "{out}");
+    assert!(out.ends_with("verdict: passes\n"), "{out}");
+    let (_, out, _) = explain(&node.account("exact"), "/either");
+    assert!(out.contains("[unmet] an NFT by") && out.contains("[unmet] at least 5 USD from"), "{out}");
+    assert!(out.contains("verdict: refused (403): one of:"), "{out}");
+    let (_, out, _) = explain(&node.account("rich"), "/open/x");
+    assert!(out.contains("verdict: passes without sign-in (public)"), "{out}");
+    let (_, out, _) = explain(&node.account("rich"), "/elsewhere");
+    assert!(out.contains("none matches; [policy] default = \"authenticated\""), "{out}");
+    drop(node);
+    let (code, out, _) = explain(&common::ACCOUNT, "/solo");
+    assert_eq!(code, Some(0));
+    assert!(out.contains("verdict: unavailable (503)"), "{out}");
+    let (code, _, err) = explain("rNotAnAccount", "/solo");
+    assert_eq!(code, Some(2));
+    assert!(err.contains("is not a valid XRPL r-address"), "{err}");
+}

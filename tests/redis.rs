@@ -699,3 +699,31 @@ async fn a_rolling_restart_under_traffic_signs_nobody_out_and_fails_no_request()
         r.shutdown().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replicas_share_what_the_ledger_said() {
+    let redis = Redis::start().await;
+    let node = common::js::LedgerNode::start();
+    let up = upstream().await;
+    let idp = idp().await;
+    let (issuer, solo) = (node.account("issuer"), node.data["solo"].as_str().unwrap().to_string());
+    let more = format!(
+        "\n[[route]]\npath = \"/solo\"\nrequire = {{ trustline = {{ currency = \"{solo}\", issuer = \"{issuer}\", min_balance = \"100\" }} }}\n\n[ledger.MAINNET]\nurls = [\"{}\"]\n",
+        node.url
+    );
+    let text = redis_config(up, &idp.issuer, &redis, "") + &more;
+    let (a, b) = (ready_gateway(&text).await, ready_gateway(&text).await);
+    // Bearer tokens: nothing is read ahead at sign-in.
+    let token = idp.issue_token(CLIENT_ID, &node.account("rich"), "MAINNET", serde_json::json!({}));
+    let bearer = format!("Bearer {token}");
+    assert_eq!(get_with(a.addr, "/solo", &[("authorization", &bearer)]).await.status, StatusCode::OK);
+    let (calls, _) = node.calls().await;
+    assert_eq!(calls, 1);
+    assert_eq!(get_with(b.addr, "/solo", &[("authorization", &bearer)]).await.status, StatusCode::OK);
+    assert_eq!(node.calls().await.0, calls, "the second replica used the first one's reading, through Redis");
+    // And a fact neither has read is read once, by the one that needs it.
+    let poor = idp.issue_token(CLIENT_ID, &node.account("poor"), "MAINNET", serde_json::json!({}));
+    assert_eq!(get_with(b.addr, "/solo", &[("authorization", &format!("Bearer {poor}"))]).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(get_with(a.addr, "/solo", &[("authorization", &format!("Bearer {poor}"))]).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(node.calls().await.0, calls + 1);
+}

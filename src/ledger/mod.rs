@@ -30,7 +30,7 @@ const REFRESH_RETRY: Duration = Duration::from_secs(5);
 const XUMM: &str = "XUMM";
 
 /// One thing read from the ledger (or Xumm), for one account or object.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
 pub enum FactKey {
     Lines { account: Account, issuer: Account },
     Nfts { account: Account },
@@ -43,7 +43,7 @@ pub enum FactKey {
 }
 
 /// A trust line, from the account's side.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Line {
     pub currency: String,
     pub balance: BigDecimal,
@@ -53,7 +53,7 @@ pub struct Line {
 }
 
 /// What was read.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub enum Fact {
     Lines(Vec<Line>),
     /// (issuer, taxon) of each NFToken held.
@@ -108,6 +108,16 @@ pub struct Ledger {
     networks: Vec<Network>,
     cache: Arc<Cache>,
     platform: Option<Arc<PlatformClient>>,
+    /// Redis, when replicas share state: what one replica read, the others use.
+    shared: Option<Arc<crate::shared::Shared>>,
+}
+
+/// A fact as replicas share it (in Redis, under `ledger:{network}:{key}`).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Stored {
+    fact: Fact,
+    /// Unix milliseconds when it was read from the ledger.
+    read_at: u64,
 }
 
 /// Every condition of one rule, judged leaf by leaf (for `policy explain`).
@@ -117,14 +127,14 @@ pub struct Explained {
 }
 
 impl Ledger {
-    pub fn new(cfg: &std::collections::BTreeMap<String, LedgerNetworkConfig>, cache: Arc<Cache>, platform: Option<Arc<PlatformClient>>) -> Result<Ledger, ConfigError> {
+    pub fn new(cfg: &std::collections::BTreeMap<String, LedgerNetworkConfig>, cache: Arc<Cache>, platform: Option<Arc<PlatformClient>>, shared: Option<Arc<crate::shared::Shared>>) -> Result<Ledger, ConfigError> {
         let mut networks = Vec::new();
         for (name, n) in cfg {
             let urls = crate::config::Parsed::all(&format!("ledger.{name}.urls"), &n.urls)?;
             let endpoints = rpc::Endpoints::new(urls.iter().map(|u| u.to_string()).collect(), n.timeout.get(), crate::oidc::https_client());
             networks.push(Network { name: name.to_ascii_uppercase().into(), endpoints, ttl: n.cache_ttl.get() });
         }
-        Ok(Ledger { networks, cache, platform })
+        Ok(Ledger { networks, cache, platform, shared })
     }
 
     /// The key of each fact `leaf` reads for `account` on `network`, or why it cannot be read
@@ -239,12 +249,23 @@ impl Ledger {
         fetch.await
     }
 
-    /// Reads one fact and keeps it.
+    /// Reads one fact (from another replica's reading while it is not due for refresh, else
+    /// from the ledger) and keeps it.
     async fn fetch_store(self: Arc<Self>, key: Key) -> Result<Arc<Entry>, String> {
-        let result = self.fetch(&key).await;
-        let out = result.map(|(fact, ttl)| {
-            let now = Instant::now();
-            let e = Arc::new(Entry { fact, refresh_at: now + ttl * 3 / 4, expires: now + ttl, refreshing: AtomicBool::new(false) });
+        let ttl = self.ttl(&key);
+        let (result, age) = match self.shared_read(&key, ttl).await {
+            Some((fact, age)) => (Ok(fact), age),
+            None => {
+                let r = self.fetch(&key).await;
+                if let Ok(fact) = &r {
+                    self.shared_write(&key, fact, ttl).await;
+                }
+                (r, Duration::ZERO)
+            }
+        };
+        let out = result.map(|fact| {
+            let read = Instant::now().checked_sub(age).unwrap_or_else(Instant::now);
+            let e = Arc::new(Entry { fact, refresh_at: read + ttl * 3 / 4, expires: read + ttl, refreshing: AtomicBool::new(false) });
             self.cache.entries.insert(key.clone(), e.clone());
             e
         });
@@ -255,12 +276,41 @@ impl Ledger {
         out
     }
 
-    async fn fetch(&self, key: &Key) -> Result<(Fact, Duration), String> {
+    /// How long a fact of `key` is used.
+    fn ttl(&self, key: &Key) -> Duration {
+        match key.fact {
+            FactKey::Kyc { .. } => KYC_TTL,
+            _ => self.networks.iter().find(|n| n.name == key.network).map_or(KYC_TTL, |n| n.ttl),
+        }
+    }
+
+    fn shared_key(key: &Key) -> String {
+        format!("ledger:{}:{}", key.network, serde_json::to_string(&key.fact).unwrap_or_default())
+    }
+
+    /// Another replica's reading of `key` and its age, while it is not due for refresh. A Redis
+    /// fault only means asking the ledger.
+    async fn shared_read(&self, key: &Key, ttl: Duration) -> Option<(Fact, Duration)> {
+        let text = self.shared.as_ref()?.get(&Self::shared_key(key)).await.ok()??;
+        let stored: Stored = serde_json::from_str(&text).ok()?;
+        let age = Duration::from_millis(unix_ms().saturating_sub(stored.read_at));
+        (age < ttl * 3 / 4).then_some((stored.fact, age))
+    }
+
+    async fn shared_write(&self, key: &Key, fact: &Fact, ttl: Duration) {
+        let Some(shared) = &self.shared else { return };
+        let Ok(text) = serde_json::to_string(&Stored { fact: fact.clone(), read_at: unix_ms() }) else { return };
+        if let Err(e) = shared.put(&Self::shared_key(key), text, ttl).await {
+            tracing::debug!(cause = %e, "a ledger result was not shared");
+        }
+    }
+
+    async fn fetch(&self, key: &Key) -> Result<Fact, String> {
         if let FactKey::Kyc { account } = &key.fact {
             let p = self.platform.as_ref().ok_or("no [xumm] for KYC")?;
             let v = p.call(http::Method::GET, &format!("kyc-status/{account}"), None).await.map_err(|e| e.to_string())?;
             let approved = v["kycApproved"].as_bool().ok_or("Xumm's kyc-status answer has no kycApproved")?;
-            return Ok((Fact::Kyc(approved), KYC_TTL));
+            return Ok(Fact::Kyc(approved));
         }
         let n = self.networks.iter().find(|n| n.name == key.network).ok_or("network no longer configured")?;
         let e = &n.endpoints;
@@ -274,6 +324,10 @@ impl Ledger {
             FactKey::Signers { of } => e.signers(of.as_str()).await,
             FactKey::Kyc { .. } => unreachable!("answered above"),
         };
-        fact.map(|f| (f, n.ttl)).map_err(|e| e.to_string())
+        fact.map_err(|e| e.to_string())
     }
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
