@@ -269,3 +269,16 @@ async fn an_unchecked_config_is_an_error_at_start_never_a_panic() {
     let e = xumm_gate::start(cfg).await.err().expect("refused").to_string();
     assert!(e.starts_with("headers.strip[0]:"), "{e}");
 }
+
+/// The README's worked examples of ledger conditions are a valid config, together.
+#[test]
+fn the_readme_ledger_examples_are_valid() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = readme.split("## Access by ledger holdings").nth(1).unwrap().split("\n## ").next().unwrap();
+    let blocks: Vec<&str> = section.split("```toml\n").skip(1).map(|b| b.split("```").next().unwrap()).collect();
+    assert_eq!(blocks.len(), 5);
+    let text = format!("{UP}[xumm]\napi_key = \"k\"\napi_secret = \"s\"\n{}", blocks.join("\n"));
+    let cfg = Config::from_toml(&text, &|_| None).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(cfg.routes.iter().filter(|r| r.require.is_some()).count(), 4);
+    assert_eq!(cfg.ledger["MAINNET"].urls.len(), 2);
+}
