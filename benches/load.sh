@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Whole-gateway load benchmark: upstream direct, nginx plain reverse proxy, xumm-gate (public route,
-# signed in with the memory store, signed in with the Redis store: a redis-server of its own).
+# signed in with the memory store, signed in with the Redis store: a redis-server of its own), then
+# a route with two ledger conditions (cached) against one without (LEDGER=0 skips it), then TLS.
 # Usage: [WORKERS=1] [ROUNDS=3] benches/load.sh [duration=10s] [connections=32]
 # Installs nginx and wrk from Debian when missing. Everything runs on 127.0.0.1.
 set -euo pipefail
@@ -37,9 +38,26 @@ nginx_conf upstream 1 "server { listen 127.0.0.1:$UP; location / { return 200 \"
 nginx_conf proxy "$WORKERS" "upstream app { server 127.0.0.1:$UP; keepalive 64; }
   server { listen 127.0.0.1:$NG; location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"
 
+# The ledger node stand-in of the tests (xrpl.js data): a route needing two trust lines of its
+# "rich" account, judged from the cache on every signed-in request.
+[ -d tests/browser/node_modules/xrpl ] || (cd tests/browser && npm ci --no-audit --no-fund >/dev/null)
+coproc LEDGER_NODE { cd tests/browser && exec node ledger.mjs; }
+pids+=($LEDGER_NODE_PID)
+read -r LEDGER_DATA <&"${LEDGER_NODE[0]}"
+ledger() { python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(eval(sys.argv[2]))' "$LEDGER_DATA" "$1"; }
+ISSUER=$(ledger 'd["accounts"]["issuer"]'); RICH=$(ledger 'd["accounts"]["rich"]'); SOLO=$(ledger 'd["solo"]')
 gate_toml "$work/gate.toml" "$GW" "$ADMIN" "$WORKERS" "" "" "[[route]]
 path = \"/public\"
-public = true"
+public = true
+
+[[route]]
+path = \"/held\"
+[route.require]
+all = [ { trustline = { currency = \"$SOLO\", issuer = \"$ISSUER\", min_balance = \"100\" } }, { trustline = { currency = \"USD\", issuer = \"$ISSUER\" } } ]
+
+[ledger.MAINNET]
+urls = [\"http://127.0.0.1:$(ledger 'd["port"]')/\"]
+cache_ttl = \"1h\""
 # The same gateway with its sessions in Redis (signed-in requests are served from its L1).
 redis-server --port "$REDIS" --bind 127.0.0.1 --save "" --appendonly no --dir "$work" >/dev/null 2>&1 &
 pids+=($!)
@@ -112,6 +130,27 @@ for round in $(seq "$ROUNDS"); do
 done
 printf '%s\n' "${ratios[@]}" | awk '{ p[NR] = $1; s[NR] = $2; x[NR] = $3; printf "round %d ratio xumm-gate/nginx: public %.2f, signed in %.2f; redis store/memory store signed in %.2f\n", NR, $1, $2, $3 }
   END { n = asort(p); asort(s); asort(x); m = int((n + 1) / 2); printf "median ratio xumm-gate/nginx: public %.2f, signed in %.2f; redis store/memory store, signed in: %.2f\n", p[m], s[m], x[m] }' >&2
+
+# Ledger conditions: signed in as the stand-in's account, a route with two conditions (judged
+# from the cache) against the route without any, in turns.
+if [ "${LEDGER:-1}" = 1 ]; then
+  COOKIE_L=$(python3 benches/login.py "http://127.0.0.1:$GW" "$RICH")
+  curl -sf -H "Cookie: $COOKIE_L" "http://127.0.0.1:$GW/held/" >/dev/null || { echo "ledger route refused the holder" >&2; exit 1; }
+  GATE_PIDS="$GATE_PID"
+  ledger_ratios=()
+  for round in $(seq "$ROUNDS"); do
+    echo "ledger round $round" >&2
+    for turn in 0 1; do
+      case $(( (turn + round) % 2 )) in
+        0) LN=$(run "xumm-gate signed in, no conditions" "http://127.0.0.1:$GW/" -H "Cookie: $COOKIE_L") ;;
+        1) LC=$(run "xumm-gate signed in, 2 ledger conditions" "http://127.0.0.1:$GW/held/" -H "Cookie: $COOKIE_L") ;;
+      esac
+    done
+    ledger_ratios+=("$(awk -v n="$LN" -v c="$LC" 'BEGIN { printf "%.3f", c / n }')")
+  done
+  printf '%s\n' "${ledger_ratios[@]}" | awk '{ r[NR] = $1; printf "ledger round %d ratio two conditions / none: %.2f\n", NR, $1 }
+    END { n = asort(r); m = int((n + 1) / 2); printf "median ratio, signed in, two ledger conditions / none: %.2f\n", r[m] }' >&2
+fi
 
 # HTTPS: nginx terminating TLS in front of the same upstream against xumm-gate's own TLS listener
 # (signed in, sessions in the Redis store above so the same cookie works), with the same ECDSA

@@ -180,7 +180,7 @@ fn sentence(text: &str) -> String {
 
 /// Signed in, but the route does not allow this account.
 pub fn forbidden(account: &str, sign_out: &str, unmet: Option<&str>) -> Response<Body> {
-    let why = unmet.map(|u| format!("<p>This page is for accounts holding <span id=\"unmet\">{}</span>.</p>", esc(u))).unwrap_or_default();
+    let why = unmet.map(|u| format!("<p>Not met: <span id=\"unmet\">{}</span>.</p>", esc(u))).unwrap_or_default();
     page(
         StatusCode::FORBIDDEN,
         "Not allowed",

@@ -85,8 +85,11 @@ struct Setup {
 /// A gateway whose MAINNET ledger is a dead endpoint, then the stand-in; `ledger` adds keys to
 /// `[ledger.MAINNET]`.
 async fn setup(ledger: &str) -> Setup {
+    setup_with(ledger, upstream().await).await
+}
+
+async fn setup_with(ledger: &str, up: SocketAddr) -> Setup {
     let node = LedgerNode::start();
-    let up = upstream().await;
     let idp = idp().await;
     let platform = DevPlatform::start("127.0.0.1:0".parse().unwrap(), XUMM_KEY, XUMM_SECRET).await.unwrap();
     let dead = free_port();
@@ -251,6 +254,33 @@ async fn the_signed_in_hot_path_never_asks_the_ledger() {
         assert_eq!(h.await.unwrap(), StatusCode::OK);
     }
     assert_eq!(s.node.calls().await.0, 0, "the hot path asked the ledger");
+}
+
+/// The upstream answers with a mixed-case header name, which the fast path relays as sent and
+/// hyper writes in lower case: that shows which path served.
+fn mixed_case(_: &str) -> (Vec<u8>, bool) {
+    (b"HTTP/1.1 200 OK\r\nX-Case: Mixed\r\nContent-Length: 2\r\n\r\nok".to_vec(), false)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_route_with_cached_conditions_stays_on_the_fast_path() {
+    let s = setup_with("", raw_upstream(mixed_case).await).await;
+    let gw = s.gw.addr;
+    let c = cookie(gw, &s.node.account("rich"), "MAINNET").await;
+    let head = |path: &str| format!("GET {path} HTTP/1.1\r\nHost: app\r\nCookie: {c}\r\nConnection: close\r\n\r\n");
+    // Until the facts are cached, the general path reads them; from then on, the fast path.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let got = raw(gw, head("/two").as_bytes(), Duration::from_secs(5)).await;
+        assert!(got.starts_with("HTTP/1.1 200"), "{got}");
+        if got.contains("X-Case: Mixed") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never on the fast path: {got}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let refused = raw(gw, format!("GET /kyc HTTP/1.1\r\nHost: app\r\nCookie: {c}\r\nAccept: application/json\r\nConnection: close\r\n\r\n").as_bytes(), Duration::from_secs(5)).await;
+    assert!(refused.starts_with("HTTP/1.1 403"), "{refused}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
