@@ -369,7 +369,7 @@ fn condition_mistakes_are_config_errors_naming_the_key() {
         ("[[route]]\npath = \"/a\"\nrequire = { kyc = true }".to_string(), "route[0].require.kyc: needs [xumm]"),
         (format!("{ledger}[[route]]\npath = \"/a\"\npublic = true\nrequire = {{ signer_of = {{ account = \"{issuer}\" }} }}"), "route[0].require: needs a signed-in account"),
         ("[ledger.MAINNET]\nurls = []".to_string(), "ledger.MAINNET.urls: lists no endpoint"),
-        ("[ledger.MAINNET]\nurls = [\"ws://127.0.0.1:6006\"]".to_string(), "ledger.MAINNET.urls[0]: scheme must be http or https"),
+        ("[ledger.MAINNET]\nurls = [\"ftp://127.0.0.1:6006\"]".to_string(), "ledger.MAINNET.urls[0]: must be an http(s):// (JSON-RPC) or ws(s):// (WebSocket) URL"),
         ("[ledger.main-net]\nurls = [\"http://127.0.0.1:5005\"]".to_string(), "ledger.main-net: must be a network name"),
     ];
     for (more, want) in cases {
@@ -421,4 +421,27 @@ fn policy_explain_names_the_rule_and_each_condition() {
     let (code, _, err) = explain("rNotAnAccount", "/solo");
     assert_eq!(code, Some(2));
     assert!(err.contains("is not a valid XRPL r-address"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_websocket_api_works_like_json_rpc() {
+    let node = LedgerNode::start();
+    let up = upstream().await;
+    let idp = idp().await;
+    let ws = node.url.replace("http://", "ws://");
+    // A dead WebSocket endpoint first: failover to the live one.
+    let more = format!("{}\n[ledger.MAINNET]\nurls = [\"ws://127.0.0.1:{}/\", \"{ws}\"]\ntimeout = \"1s\"\n", routes(&node).replace("\n[[route]]\npath = \"/kyc\"\nrequire = { kyc = true }\n", ""), free_port());
+    let gw = ready_gateway(&auth_config(up, &idp.issuer, "sign_in_per_minute = 10000", &more)).await;
+    let token = |who: &str| format!("Bearer {}", idp.issue_token(CLIENT_ID, &node.account(who), "MAINNET", serde_json::json!({})));
+    let got = get_with(gw.addr, "/two", &[("authorization", &token("rich"))]).await;
+    assert_eq!(got.status, StatusCode::OK, "{}", got.text());
+    assert_eq!(got.upstream_header("x-solo-balance"), vec!["1000.5"]);
+    // Paged answers, absent accounts and error answers arrive the same way.
+    assert_eq!(get_with(gw.addr, "/solo", &[("authorization", &token("paged"))]).await.status, StatusCode::OK);
+    assert_eq!(get_with(gw.addr, "/nft", &[("authorization", &token("nft_holder"))]).await.status, StatusCode::OK);
+    assert_eq!(get_with(gw.addr, "/solo", &[("authorization", &token("missing"))]).await.status, StatusCode::FORBIDDEN);
+    node.control(serde_json::json!({"mode": "slowDown"})).await;
+    assert_eq!(get_with(gw.addr, "/solo", &[("authorization", &token("exact"))]).await.status, StatusCode::SERVICE_UNAVAILABLE);
+    let (_, methods) = node.calls().await;
+    assert!(methods["account_lines"].as_u64().unwrap() >= 5, "{methods}");
 }

@@ -5,13 +5,28 @@
 use super::*;
 use crate::account::Account;
 
-/// One network's JSON-RPC endpoints (rippled or Clio), tried in order.
+/// A rippled or Clio endpoint: JSON-RPC (`http://`, `https://`) or the WebSocket API (`ws://`,
+/// `wss://`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerUrl(pub url::Url);
+
+impl FromText for LedgerUrl {
+    fn from_text(text: &str) -> Result<LedgerUrl, String> {
+        let u = url::Url::parse(text).map_err(|_| format!("invalid URL {text:?}"))?;
+        if !matches!(u.scheme(), "http" | "https" | "ws" | "wss") || u.host().is_none() {
+            return Err(format!("must be an http(s):// (JSON-RPC) or ws(s):// (WebSocket) URL with a host, got {text:?}"));
+        }
+        Ok(LedgerUrl(u))
+    }
+}
+
+/// One network's endpoints (rippled or Clio), tried in order.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct LedgerNetworkConfig {
-    /// `https://xrplcluster.com/`, `https://s1.ripple.com:51234/`, ...: the next is tried when one
-    /// fails or times out.
-    pub urls: Vec<Parsed<url::Url>>,
+    /// `https://xrplcluster.com/`, `wss://s1.ripple.com/`, ...: the next is tried when one fails
+    /// or times out.
+    pub urls: Vec<Parsed<LedgerUrl>>,
     /// Each call to one endpoint must answer within this.
     #[serde(default = "default_ledger_timeout")]
     pub timeout: Span,

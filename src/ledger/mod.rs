@@ -131,7 +131,7 @@ impl Ledger {
         let mut networks = Vec::new();
         for (name, n) in cfg {
             let urls = crate::config::Parsed::all(&format!("ledger.{name}.urls"), &n.urls)?;
-            let endpoints = rpc::Endpoints::new(urls.iter().map(|u| u.to_string()).collect(), n.timeout.get(), crate::oidc::https_client());
+            let endpoints = rpc::Endpoints::new(urls.into_iter().map(|u| u.0).collect(), n.timeout.get(), crate::oidc::https_client());
             networks.push(Network { name: name.to_ascii_uppercase().into(), endpoints, ttl: n.cache_ttl.get() });
         }
         Ok(Ledger { networks, cache, platform, shared })

@@ -1,8 +1,9 @@
-//! JSON-RPC to rippled / Clio: one call tried on each endpoint in turn, and the facts conditions
-//! read. It must never ask for anything but the validated ledger, never accept an answer that
+//! Calls to rippled / Clio (JSON-RPC over HTTP, or the WebSocket API): one call tried on each
+//! endpoint in turn, and the facts conditions read. It must never ask for anything but the validated ledger, never accept an answer that
 //! is not validated, and never take an error answer for an empty account (only `actNotFound` /
 //! `entryNotFound` mean "nothing there").
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -19,6 +20,8 @@ const FEE_SETTINGS: &str = "4BC50C9B0D8515D3EAAE1E74B29A95804346C491EE1A95BF25E4
 /// `lsfAccepted` on a Credential, `lsfMPTLocked` on an MPToken.
 const LSF_ACCEPTED: u64 = 0x0001_0000;
 const LSF_MPT_LOCKED: u64 = 0x0000_0001;
+/// The largest answer read (a page of 400 NFTs is well under it).
+const MAX_ANSWER: usize = 8 << 20;
 /// Pages read at most for one account (account_lines and account_nfts give up to 400 a page).
 const MAX_PAGES: usize = 50;
 
@@ -35,26 +38,33 @@ pub enum RpcError {
 
 /// One network's endpoints; calls start at the last one that answered.
 pub struct Endpoints {
-    urls: Vec<String>,
+    urls: Vec<url::Url>,
     timeout: Duration,
     client: HttpsClient,
+    /// For wss:// endpoints: the web PKI roots.
+    tls: Arc<rustls::ClientConfig>,
     preferred: AtomicUsize,
 }
 
 impl Endpoints {
-    pub fn new(urls: Vec<String>, timeout: Duration, client: HttpsClient) -> Endpoints {
-        Endpoints { urls, timeout, client, preferred: AtomicUsize::new(0) }
+    pub fn new(urls: Vec<url::Url>, timeout: Duration, client: HttpsClient) -> Endpoints {
+        let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .expect("ring supports the default TLS versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Endpoints { urls, timeout, client, tls: Arc::new(tls), preferred: AtomicUsize::new(0) }
     }
 
     /// `method` with `params` on the first endpoint that answers; an endpoint that fails, times
     /// out, is busy or has no validated ledger hands over to the next.
     pub async fn call(&self, method: &str, params: Value) -> Result<Value, RpcError> {
-        let body = Bytes::from(json!({"method": method, "params": [params]}).to_string());
         let start = self.preferred.load(Ordering::Relaxed);
         let mut last = String::from("no endpoint");
         for k in 0..self.urls.len() {
             let i = (start + k) % self.urls.len();
-            match self.once(&self.urls[i], body.clone()).await {
+            match self.once(&self.urls[i], method, &params).await {
                 Ok(v) => {
                     self.preferred.store(i, Ordering::Relaxed);
                     return Ok(v);
@@ -72,28 +82,24 @@ impl Endpoints {
         Err(RpcError::Failed(last))
     }
 
-    async fn once(&self, url: &str, body: Bytes) -> Result<Value, RpcError> {
+    /// One call on one endpoint, within the timeout; the answer's `result` when it is one.
+    async fn once(&self, url: &url::Url, method: &str, params: &Value) -> Result<Value, RpcError> {
         let failed = |why: String| RpcError::Failed(why);
-        let req = Request::builder()
-            .method(Method::POST)
-            .uri(url)
-            .header(header::CONTENT_TYPE, "application/json")
-            .header(header::ACCEPT, "application/json")
-            .header(header::USER_AGENT, "xumm-gate")
-            .body(Full::new(body))
-            .map_err(|e| failed(e.to_string()))?;
         let answer = async {
-            let resp = self.client.request(req).await.map_err(|e| failed(format!("unreachable: {e}")))?;
-            let status = resp.status();
-            let bytes = http_body_util::BodyExt::collect(http_body_util::Limited::new(resp.into_body(), 8 << 20)).await.map_err(|e| failed(format!("body: {e}")))?.to_bytes();
-            Ok::<_, RpcError>((status, bytes))
+            if matches!(url.scheme(), "ws" | "wss") {
+                // The WebSocket API answers {"id", "status", "result"}, or the error fields at the
+                // top level.
+                let mut call = params.clone();
+                call["id"] = json!(1);
+                call["command"] = json!(method);
+                let v = ws_call(url, (url.scheme() == "wss").then_some(&self.tls), call.to_string()).await.map_err(failed)?;
+                Ok(if v["status"] == "error" { v } else { v.get("result").cloned().ok_or_else(|| failed("answer has no result".into()))? })
+            } else {
+                let body = Bytes::from(json!({"method": method, "params": [params]}).to_string());
+                self.http_call(url.as_str(), body).await
+            }
         };
-        let (status, bytes) = tokio::time::timeout(self.timeout, answer).await.map_err(|_| failed("timed out".into()))??;
-        if status != StatusCode::OK {
-            return Err(failed(format!("answered HTTP {status}")));
-        }
-        let v: Value = serde_json::from_slice(&bytes).map_err(|_| failed("answered something that is not JSON".into()))?;
-        let result = v.get("result").cloned().ok_or_else(|| failed("answer has no result".into()))?;
+        let result = tokio::time::timeout(self.timeout, answer).await.map_err(|_| failed("timed out".into()))??;
         if result["status"] == "error" {
             let code = result["error"].as_str().unwrap_or("unknown");
             return Err(match code {
@@ -106,6 +112,27 @@ impl Endpoints {
             return Err(failed("answer is not from a validated ledger".into()));
         }
         Ok(result)
+    }
+
+    /// JSON-RPC over HTTP: the answer's `result`.
+    async fn http_call(&self, url: &str, body: Bytes) -> Result<Value, RpcError> {
+        let failed = |why: String| RpcError::Failed(why);
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri(url)
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::ACCEPT, "application/json")
+            .header(header::USER_AGENT, "xumm-gate")
+            .body(Full::new(body))
+            .map_err(|e| failed(e.to_string()))?;
+        let resp = self.client.request(req).await.map_err(|e| failed(format!("unreachable: {e}")))?;
+        let status = resp.status();
+        let bytes = http_body_util::BodyExt::collect(http_body_util::Limited::new(resp.into_body(), MAX_ANSWER)).await.map_err(|e| failed(format!("body: {e}")))?.to_bytes();
+        if status != StatusCode::OK {
+            return Err(failed(format!("answered HTTP {status}")));
+        }
+        let v: Value = serde_json::from_slice(&bytes).map_err(|_| failed("answered something that is not JSON".into()))?;
+        v.get("result").cloned().ok_or_else(|| failed("answer has no result".into()))
     }
 
     /// Every page of a marker-paged list: the first at the validated ledger, the rest at that
@@ -228,4 +255,47 @@ impl Endpoints {
             .collect();
         Ok(Fact::Signers(signers))
     }
+}
+
+/// One call on the WebSocket API: connect (TLS for wss://), send, read until the answer to it,
+/// close. A connection per call: results are cached, so calls are few.
+async fn ws_call(url: &url::Url, tls: Option<&Arc<rustls::ClientConfig>>, call: String) -> Result<Value, String> {
+    let host = url.host_str().ok_or("no host")?;
+    let port = url.port_or_known_default().ok_or("no port")?;
+    let tcp = tokio::net::TcpStream::connect(format!("{host}:{port}")).await.map_err(|e| format!("unreachable: {e}"))?;
+    let _ = tcp.set_nodelay(true);
+    let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().max_message_size(Some(MAX_ANSWER)).max_frame_size(Some(MAX_ANSWER));
+    match tls {
+        None => {
+            let (ws, _) = tokio_tungstenite::client_async_with_config(url.as_str(), tcp, Some(config)).await.map_err(|e| format!("WebSocket handshake: {e}"))?;
+            exchange(ws, call).await
+        }
+        Some(tls) => {
+            let name = rustls_pki_types::ServerName::try_from(host.trim_start_matches('[').trim_end_matches(']').to_string()).map_err(|_| format!("{host} is not a TLS server name"))?;
+            let stream = tokio_rustls::TlsConnector::from(tls.clone()).connect(name, tcp).await.map_err(|e| format!("TLS: {e}"))?;
+            let (ws, _) = tokio_tungstenite::client_async_with_config(url.as_str(), stream, Some(config)).await.map_err(|e| format!("WebSocket handshake: {e}"))?;
+            exchange(ws, call).await
+        }
+    }
+}
+
+async fn exchange<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(mut ws: tokio_tungstenite::WebSocketStream<S>, call: String) -> Result<Value, String> {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    ws.send(Message::Text(call.into())).await.map_err(|e| format!("send: {e}"))?;
+    while let Some(m) = ws.next().await {
+        match m.map_err(|e| format!("read: {e}"))? {
+            Message::Text(t) => {
+                let v: Value = serde_json::from_str(&t).map_err(|_| "answered something that is not JSON".to_string())?;
+                // Other messages (a subscription's) are not the answer.
+                if v["id"] == 1 && v["type"] == "response" {
+                    let _ = ws.close(None).await;
+                    return Ok(v);
+                }
+            }
+            Message::Close(_) => break,
+            _ => {}
+        }
+    }
+    Err("closed before answering".into())
 }

@@ -1,4 +1,5 @@
-// A rippled / Clio JSON-RPC node stand-in for the ledger-condition tests, written from the rippled
+// A rippled / Clio node stand-in (JSON-RPC over HTTP, and the WebSocket API on the same port) for
+// the ledger-condition tests, written from the rippled
 // API reference (https://xrpl.org/docs/references/http-websocket-apis/): account_info,
 // account_lines and account_nfts (both paged with `marker`), account_objects (signer_list),
 // ledger_entry (FeeSettings by index, credential, mptoken), and the error answers a real node
@@ -11,6 +12,7 @@
 // "ok" | "down" | "slowDown" | "lgrNotFound" | "timeout" | "unvalidated"} or {"set_line":
 // {"account", "currency", "balance"}}; GET /_stats answers {"total", "methods": {...}}.
 import http from 'node:http';
+import { WebSocketServer } from 'ws';
 import * as xrpl from 'xrpl';
 
 const wallet = (n) => xrpl.Wallet.fromEntropy(new Uint8Array(16).fill(n)).classicAddress;
@@ -134,6 +136,23 @@ function answer(method, p) {
   }
 }
 
+// What the node does with one call in the current mode: answer it, drop it, or never answer.
+function respond(method, p) {
+  stats.total += 1;
+  stats.methods[method] = (stats.methods[method] || 0) + 1;
+  switch (mode) {
+    case 'down':
+      return { drop: true };
+    case 'timeout':
+      return { hang: true };
+    case 'slowDown':
+      return { result: error('slowDown', p) };
+    case 'lgrNotFound':
+      return { result: { ...error('lgrNotFound', p), error_message: 'ledgerNotFound' } };
+  }
+  return { result: answer(method, p) };
+}
+
 const server = http.createServer((req, res) => {
   let body = '';
   req.on('data', (c) => (body += c));
@@ -162,21 +181,26 @@ const server = http.createServer((req, res) => {
     } catch {
       return reply(400, { error: 'not JSON' });
     }
-    stats.total += 1;
-    stats.methods[call.method] = (stats.methods[call.method] || 0) + 1;
-    const p = (call.params && call.params[0]) || {};
-    switch (mode) {
-      case 'down':
-        res.writeHead(502);
-        return res.end('bad gateway');
-      case 'timeout':
-        return; // never answers
-      case 'slowDown':
-        return reply(200, { result: error('slowDown', p) });
-      case 'lgrNotFound':
-        return reply(200, { result: { ...error('lgrNotFound', p), error_message: 'ledgerNotFound' } });
+    const r = respond(call.method, (call.params && call.params[0]) || {});
+    if (r.hang) return;
+    if (r.drop) {
+      res.writeHead(502);
+      return res.end('bad gateway');
     }
-    reply(200, { result: answer(call.method, p) });
+    reply(200, { result: r.result });
+  });
+});
+
+// The WebSocket API: {"id", "command", ...params} in; {"id", "type": "response", "status",
+// "result"} out, or the error fields at the top level.
+new WebSocketServer({ server }).on('connection', (ws) => {
+  ws.on('message', (data) => {
+    const { id, command, ...p } = JSON.parse(data.toString());
+    const r = respond(command, p);
+    if (r.hang) return;
+    if (r.drop) return ws.terminate();
+    const out = r.result.status === 'error' ? { id, type: 'response', ...r.result } : { id, type: 'response', status: 'success', result: r.result };
+    ws.send(JSON.stringify(out));
   });
 });
 
