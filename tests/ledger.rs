@@ -445,3 +445,32 @@ async fn the_websocket_api_works_like_json_rpc() {
     let (_, methods) = node.calls().await;
     assert!(methods["account_lines"].as_u64().unwrap() >= 5, "{methods}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reload_applies_new_conditions_and_keeps_what_was_read() {
+    let node = LedgerNode::start();
+    let up = upstream().await;
+    let idp = idp().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gate.toml");
+    let more = format!("{}\n[ledger.MAINNET]\nurls = [\"{}\"]\n", routes(&node).replace("\n[[route]]\npath = \"/kyc\"\nrequire = { kyc = true }\n", ""), node.url);
+    let text = auth_config(up, &idp.issuer, "", &more);
+    std::fs::write(&path, &text).unwrap();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let gw = xumm_gate::start(xumm_gate::config::Config::load(&path, &no_env).unwrap()).await.unwrap();
+    gw.live.set_source(path.clone());
+    while !gw.gateway.life.ready.load(std::sync::atomic::Ordering::Acquire) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let c = cookie(gw.addr, &node.account("rich"), "MAINNET").await;
+    assert_eq!(ask(gw.addr, "/solo", &c).await.status, StatusCode::OK);
+    node.control(serde_json::json!({"reset": true})).await;
+    // The route now needs more SOLO than the account holds.
+    std::fs::write(&path, text.replacen("min_balance = \"100\"", "min_balance = \"2000\"", 1)).unwrap();
+    let reloaded = send(http::Request::post(format!("http://{}/config/reload", gw.admin_addr.unwrap())).body(full("")).unwrap()).await;
+    assert_eq!(reloaded.status, StatusCode::OK, "{}", reloaded.text());
+    let got = ask(gw.addr, "/solo", &c).await;
+    assert_eq!(got.status, StatusCode::FORBIDDEN, "{}", got.text());
+    assert!(got.json()["unmet"].as_str().unwrap().contains("at least 2000 SOLO"), "{}", got.text());
+    assert_eq!(node.calls().await.0, 0, "the reloaded gateway judged from what was already read");
+}
