@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Whole-gateway load benchmark: upstream direct, nginx plain reverse proxy, xumm-gate (public route,
 # signed in with the memory store, signed in with the Redis store: a redis-server of its own), then
-# a route with two ledger conditions (cached) against one without (LEDGER=0 skips it), then TLS.
+# a route with two ledger conditions (cached) against one without (LEDGER=0 skips it), the access
+# log's cost (ACCESS=0 skips it), then TLS. Access logs are on, as in real deployments: nginx's
+# (combined, buffer=64k) and the gateway's (info level, to a file).
 # Usage: [WORKERS=1] [ROUNDS=3] benches/load.sh [duration=10s] [connections=32]
 # Installs nginx and wrk from Debian when missing. Everything runs on 127.0.0.1.
 set -euo pipefail
@@ -15,7 +17,7 @@ PERF=${PERF:-}          # perf arguments, e.g. PERF="record -F 2999 -o /tmp/perf
 
 # shellcheck source=benches/setup.sh
 . benches/setup.sh
-UP=$(port); NG=$(port); GW=$(port); ADMIN=$(port); IDP=$(port); GWR_PORT=$(port); ADMIN_R=$(port); REDIS=$(port)
+UP=$(port); NG=$(port); GW=$(port); ADMIN=$(port); IDP=$(port); GWR_PORT=$(port); ADMIN_R=$(port); REDIS=$(port); GWQ=$(port); ADMIN_Q=$(port)
 
 # Upstream: its own nginx process (one worker) serving a small static response, so that nginx the
 # proxy and xumm-gate both reach it across processes, as they reach a real app. (Were it a server
@@ -36,7 +38,8 @@ NGINX
 }
 nginx_conf upstream 1 "server { listen 127.0.0.1:$UP; location / { return 200 \"hello from upstream\\n\"; } }"
 nginx_conf proxy "$WORKERS" "upstream app { server 127.0.0.1:$UP; keepalive 64; }
-  server { listen 127.0.0.1:$NG; location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"
+  server { listen 127.0.0.1:$NG; access_log $work/logs/proxy-access.log combined buffer=64k flush=1s;
+    location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"
 
 # The ledger node stand-in of the tests (xrpl.js data): a route needing two trust lines of its
 # "rich" account, judged from the cache on every signed-in request.
@@ -58,6 +61,10 @@ all = [ { trustline = { currency = \"$SOLO\", issuer = \"$ISSUER\", min_balance 
 [ledger.MAINNET]
 urls = [\"http://127.0.0.1:$(ledger 'd["port"]')/\"]
 cache_ttl = \"1h\""
+# Access lines at info level (to the file stderr goes to, as under systemd or a container
+# runtime); the same gateway without them, for the access log's cost.
+sed -e "s/127.0.0.1:$GW\"/127.0.0.1:$GWQ\"/; s/127.0.0.1:$ADMIN\"/127.0.0.1:$ADMIN_Q\"/" "$work/gate.toml" >"$work/gate-quiet.toml"
+sed -i 's/^level = "warn"/level = "info"/' "$work/gate.toml"
 # The same gateway with its sessions in Redis (signed-in requests are served from its L1).
 redis-server --port "$REDIS" --bind 127.0.0.1 --save "" --appendonly no --dir "$work" >/dev/null 2>&1 &
 pids+=($!)
@@ -71,7 +78,10 @@ pids+=($GATE_PID)
 "$BIN" run --config "$work/gate-redis.toml" 2>"$work/gate-redis.log" &
 GATE_R_PID=$!
 pids+=($GATE_R_PID)
-for a in "$ADMIN" "$ADMIN_R"; do
+"$BIN" run --config "$work/gate-quiet.toml" 2>"$work/gate-quiet.log" &
+GATE_Q_PID=$!
+pids+=($GATE_Q_PID)
+for a in "$ADMIN" "$ADMIN_R" "$ADMIN_Q"; do
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$a/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
 done
 COOKIE=$(python3 benches/login.py "http://127.0.0.1:$GW" rHb9CJAWyB4rj91VRWn96DkukG4bwdtyTh)
@@ -150,6 +160,27 @@ if [ "${LEDGER:-1}" = 1 ]; then
   done
   printf '%s\n' "${ledger_ratios[@]}" | awk '{ r[NR] = $1; printf "ledger round %d ratio two conditions / none: %.2f\n", NR, $1 }
     END { n = asort(r); m = int((n + 1) / 2); printf "median ratio, signed in, two ledger conditions / none: %.2f\n", r[m] }' >&2
+fi
+
+# The access log's cost: the same signed-in request on the gateway writing an access line per
+# request (info) and on one that does not (warn), in turns.
+if [ "${ACCESS:-1}" = 1 ]; then
+  COOKIE_Q=$(python3 benches/login.py "http://127.0.0.1:$GWQ" rHb9CJAWyB4rj91VRWn96DkukG4bwdtyTh)
+  GATE_PIDS="$GATE_PID $GATE_Q_PID"
+  access_ratios=()
+  for round in $(seq "$ROUNDS"); do
+    echo "access log round $round" >&2
+    for turn in 0 1; do
+      case $(( (turn + round) % 2 )) in
+        0) AQ=$(run "xumm-gate signed in, access log off" "http://127.0.0.1:$GWQ/" -H "Cookie: $COOKIE_Q") ;;
+        1) AL=$(run "xumm-gate signed in, access log on" "http://127.0.0.1:$GW/" -H "Cookie: $COOKIE") ;;
+      esac
+    done
+    access_ratios+=("$(awk -v q="$AQ" -v l="$AL" 'BEGIN { printf "%.3f", l / q }')")
+  done
+  printf '%s\n' "${access_ratios[@]}" | awk '{ r[NR] = $1; printf "access log round %d ratio on / off: %.2f\n", NR, $1 }
+    END { n = asort(r); m = int((n + 1) / 2); printf "median ratio, signed in, access log on / off: %.2f\n", r[m] }' >&2
+  echo "access lines written: $(grep -c '"request"\|request' "$work/gate.log" || true)" >&2
 fi
 
 # HTTPS: nginx terminating TLS in front of the same upstream against xumm-gate's own TLS listener

@@ -143,7 +143,7 @@ fn main() -> ExitCode {
         }
         Command::Run => run(config, cli.config.clone()),
         Command::Policy { action: PolicyCommand::Explain { account, path, method, host, network } } => {
-            xumm_gate::logging::init(&config.log);
+            let _flush = xumm_gate::logging::init(&config.log);
             let q = xumm_gate::explain::Question { account: &account, network: &network, path: &path, method: &method, host: host.as_deref() };
             let rt = match runtime() {
                 Ok(rt) => rt,
@@ -240,7 +240,7 @@ fn demo(_: [std::net::SocketAddr; 4]) -> ExitCode {
 
 #[cfg(feature = "dev")]
 fn dev_provider(listen: std::net::SocketAddr, id: String, secret: String) -> ExitCode {
-    xumm_gate::logging::init(&Default::default());
+    let _flush = xumm_gate::logging::init(&Default::default());
     let rt = match runtime() {
         Ok(rt) => rt,
         Err(code) => return code,
@@ -263,7 +263,7 @@ fn dev_provider(listen: std::net::SocketAddr, id: String, secret: String) -> Exi
 
 #[cfg(feature = "dev")]
 fn demo([listen, admin, provider, wallet]: [std::net::SocketAddr; 4]) -> ExitCode {
-    xumm_gate::logging::init(&Default::default());
+    let _flush = xumm_gate::logging::init(&Default::default());
     let rt = match runtime() {
         Ok(rt) => rt,
         Err(code) => return code,
@@ -290,7 +290,7 @@ fn demo([listen, admin, provider, wallet]: [std::net::SocketAddr; 4]) -> ExitCod
 }
 
 fn run(config: Config, path: std::path::PathBuf) -> ExitCode {
-    xumm_gate::logging::init(&config.log);
+    let _flush = xumm_gate::logging::init(&config.log);
     // The main thread is one worker (plus admin and background tasks); `start` adds the others.
     let rt = match runtime() {
         Ok(rt) => rt,

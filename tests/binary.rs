@@ -289,3 +289,35 @@ async fn logs_carry_no_colour_codes_when_not_a_terminal() {
     assert!(seen.iter().any(|l| l.contains("xumm-gate serving")), "{seen:?}");
     assert!(seen.iter().all(|l| !l.contains('\u{1b}')), "escape codes in a piped log: {seen:?}");
 }
+
+/// Access lines are written by a thread of their own, in batches: under a burst of requests and
+/// a stop right after, every line still reaches stderr (none dropped, none left in the buffer).
+#[tokio::test(flavor = "multi_thread")]
+async fn every_access_line_is_written_even_when_stopped_right_after_a_burst() {
+    let up = upstream().await;
+    let cfg = config_text(up, "").replace("[server]", "[log]\nformat = \"json\"\n\n[server]");
+    let (p, addr, lines) = spawn_gateway(&cfg, &[]).await;
+    let mut all = Vec::new();
+    for i in 0..300 {
+        all.push(tokio::spawn(async move { get(addr, &format!("/burst/{i}")).await.status }));
+    }
+    for h in all {
+        assert_eq!(h.await.unwrap(), StatusCode::OK);
+    }
+    // SIGTERM: a graceful stop, which writes out what is buffered.
+    assert!(Command::new("kill").args(["-TERM", &p.0.id().to_string()]).status().unwrap().success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut seen = std::collections::HashSet::new();
+    while seen.len() < 300 && std::time::Instant::now() < deadline {
+        match lines.recv_timeout(Duration::from_millis(200)) {
+            Ok(line) => {
+                if let Some(i) = serde_json::from_str::<serde_json::Value>(&line).ok().and_then(|v| v["path"].as_str()?.strip_prefix("/burst/")?.parse::<u32>().ok()) {
+                    seen.insert(i);
+                }
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(_) => {}
+        }
+    }
+    assert_eq!(seen.len(), 300, "access lines written");
+}
