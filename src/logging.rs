@@ -1,21 +1,33 @@
-//! Tracing setup. It must never enable a layer that records request headers or bodies, and never
-//! make a request wait for a log line to reach the disk or the terminal.
+//! Tracing setup, and the writer that keeps log lines off the request path. It must never enable
+//! a layer that records request headers or bodies, never make a request pay a write system call
+//! for an access line, and never lose a line (buffers are written out at least every 200 ms and
+//! at exit).
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::MakeWriter;
 
 use crate::config::LogConfig;
 
-/// Bytes of log lines gathered before one write (nginx's `access_log ... buffer=` does the same).
+/// Bytes of lines a thread gathers before it writes them out itself (nginx's `access_log ...
+/// buffer=` does the same).
 const BUFFER: usize = 64 * 1024;
+/// How often gathered lines are written out at the latest (nginx's `flush=`).
+const FLUSH_EVERY: Duration = Duration::from_millis(200);
 
-/// Keeps the log writer running; dropping it writes out what is buffered. Hold it until exit.
-pub struct Flush(#[allow(dead_code)] tracing_appender::non_blocking::WorkerGuard);
+/// Writes out what is buffered when dropped. Hold it until exit.
+pub struct Flush(Arc<Batched>);
 
-/// Installs the global subscriber: text or JSON, level from config unless RUST_LOG is set. Lines
-/// go to stderr from a writer thread: a request only hands its line over (an access line per
-/// request must not cost a write system call on the request path), and the thread writes what
-/// has gathered, up to 64 KiB at once, as soon as no more lines wait. Never lossy: when the
-/// writer falls far behind, callers wait rather than drop lines.
+impl Drop for Flush {
+    fn drop(&mut self) {
+        self.0.flush_all();
+    }
+}
+
+/// Installs the global subscriber: text or JSON, level from config unless RUST_LOG is set.
 pub fn init(cfg: &LogConfig) -> Flush {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&cfg.level))
@@ -23,15 +35,114 @@ pub fn init(cfg: &LogConfig) -> Flush {
     // Colour codes only for a person at a terminal: a log file, journald or a container log
     // collector would get escape sequences in every line.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .thread_name("xumm-gate-log")
-        .finish(std::io::BufWriter::with_capacity(BUFFER, std::io::stderr()));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer).with_ansi(ansi);
+    let batched = Batched::start();
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(Writer(batched.clone())).with_ansi(ansi);
     let _ = if cfg.format.get() == crate::config::LogFormat::Json {
         builder.json().flatten_event(true).with_current_span(false).try_init()
     } else {
         builder.try_init()
     };
-    Flush(guard)
+    Flush(batched)
+}
+
+/// Lines to stderr, gathered per thread: info and below (the access log) are appended to the
+/// thread's own buffer, written out in one call when it fills or by the flusher thread; warnings
+/// and errors are written at once (after the thread's earlier lines, to keep their order).
+pub struct Batched {
+    /// Every thread's buffer, for the flusher and for exit.
+    buffers: Mutex<Vec<Arc<Mutex<Vec<u8>>>>>,
+    /// Serializes writes, so lines of different threads never interleave.
+    out: Mutex<std::io::Stderr>,
+}
+
+thread_local! {
+    static MINE: std::cell::RefCell<Option<Arc<Mutex<Vec<u8>>>>> = const { std::cell::RefCell::new(None) };
+}
+
+impl Batched {
+    fn start() -> Arc<Batched> {
+        let b = Arc::new(Batched { buffers: Mutex::new(Vec::new()), out: Mutex::new(std::io::stderr()) });
+        let weak = Arc::downgrade(&b);
+        let _ = std::thread::Builder::new().name("xumm-gate-log".into()).spawn(move || {
+            while let Some(b) = weak.upgrade() {
+                b.flush_all();
+                drop(b);
+                std::thread::sleep(FLUSH_EVERY);
+            }
+        });
+        b
+    }
+
+    fn mine(&self) -> Arc<Mutex<Vec<u8>>> {
+        MINE.with(|m| {
+            m.borrow_mut()
+                .get_or_insert_with(|| {
+                    let buf = Arc::new(Mutex::new(Vec::new()));
+                    self.buffers.lock().unwrap_or_else(|p| p.into_inner()).push(buf.clone());
+                    buf
+                })
+                .clone()
+        })
+    }
+
+    fn write_out(&self, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
+        // Nowhere to report a failed write to stderr.
+        let _ = out.write_all(bytes);
+        let _ = out.flush();
+    }
+
+    /// Writes out every thread's lines; forgets the buffers of threads that ended.
+    fn flush_all(&self) {
+        let buffers: Vec<_> = self.buffers.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        for buf in &buffers {
+            let taken = std::mem::take(&mut *buf.lock().unwrap_or_else(|p| p.into_inner()));
+            self.write_out(&taken);
+        }
+        drop(buffers);
+        // Held only here (and by no thread): its thread ended, and its lines were written above.
+        self.buffers.lock().unwrap_or_else(|p| p.into_inner()).retain(|b| Arc::strong_count(b) > 1 || !b.lock().map(|v| v.is_empty()).unwrap_or(true));
+    }
+}
+
+#[derive(Clone)]
+struct Writer(Arc<Batched>);
+
+/// One event's line (the fmt layer writes each event whole, with one call).
+struct Line {
+    batched: Arc<Batched>,
+    urgent: bool,
+}
+
+impl Write for Line {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let buf = self.batched.mine();
+        let mut b = buf.lock().unwrap_or_else(|p| p.into_inner());
+        b.extend_from_slice(bytes);
+        if self.urgent || b.len() >= BUFFER {
+            let full = std::mem::take(&mut *b);
+            drop(b);
+            self.batched.write_out(&full);
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for Writer {
+    type Writer = Line;
+
+    fn make_writer(&'a self) -> Line {
+        Line { batched: self.0.clone(), urgent: true }
+    }
+
+    fn make_writer_for(&'a self, meta: &tracing::Metadata<'_>) -> Line {
+        Line { batched: self.0.clone(), urgent: *meta.level() <= tracing::Level::WARN }
+    }
 }
