@@ -141,46 +141,40 @@ done
 printf '%s\n' "${ratios[@]}" | awk '{ p[NR] = $1; s[NR] = $2; x[NR] = $3; printf "round %d ratio xumm-gate/nginx: public %.2f, signed in %.2f; redis store/memory store signed in %.2f\n", NR, $1, $2, $3 }
   END { n = asort(p); asort(s); asort(x); m = int((n + 1) / 2); printf "median ratio xumm-gate/nginx: public %.2f, signed in %.2f; redis store/memory store, signed in: %.2f\n", p[m], s[m], x[m] }' >&2
 
+# A against B in turns, round after round: "versus TITLE A-LABEL A-URL A-COOKIE B-LABEL B-URL
+# B-COOKIE" prints each round's B / A and the median.
+versus() {
+  local rs=() a b round turn
+  for round in $(seq "$ROUNDS"); do
+    echo "$1 round $round" >&2
+    for turn in 0 1; do
+      case $(( (turn + round) % 2 )) in
+        0) a=$(run "$2" "$3" -H "Cookie: $4") ;;
+        1) b=$(run "$5" "$6" -H "Cookie: $7") ;;
+      esac
+    done
+    rs+=("$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.3f", b / a }')")
+  done
+  printf '%s\n' "${rs[@]}" | awk -v t="$1" -v a="$2" -v b="$5" '{ r[NR] = $1; printf "%s round %d ratio (%s) / (%s): %.2f\n", t, NR, b, a, $1 }
+    END { n = asort(r); m = int((n + 1) / 2); printf "median ratio %s, (%s) / (%s): %.2f\n", t, b, a, r[m] }' >&2
+}
+
 # Ledger conditions: signed in as the stand-in's account, a route with two conditions (judged
-# from the cache) against the route without any, in turns.
+# from the cache) against the route without any.
 if [ "${LEDGER:-1}" = 1 ]; then
   COOKIE_L=$(python3 benches/login.py "http://127.0.0.1:$GW" "$RICH")
   curl -sf -H "Cookie: $COOKIE_L" "http://127.0.0.1:$GW/held/" >/dev/null || { echo "ledger route refused the holder" >&2; exit 1; }
   GATE_PIDS="$GATE_PID"
-  ledger_ratios=()
-  for round in $(seq "$ROUNDS"); do
-    echo "ledger round $round" >&2
-    for turn in 0 1; do
-      case $(( (turn + round) % 2 )) in
-        0) LN=$(run "xumm-gate signed in, no conditions" "http://127.0.0.1:$GW/" -H "Cookie: $COOKIE_L") ;;
-        1) LC=$(run "xumm-gate signed in, 2 ledger conditions" "http://127.0.0.1:$GW/held/" -H "Cookie: $COOKIE_L") ;;
-      esac
-    done
-    ledger_ratios+=("$(awk -v n="$LN" -v c="$LC" 'BEGIN { printf "%.3f", c / n }')")
-  done
-  printf '%s\n' "${ledger_ratios[@]}" | awk '{ r[NR] = $1; printf "ledger round %d ratio two conditions / none: %.2f\n", NR, $1 }
-    END { n = asort(r); m = int((n + 1) / 2); printf "median ratio, signed in, two ledger conditions / none: %.2f\n", r[m] }' >&2
+  versus ledger "signed in, no conditions" "http://127.0.0.1:$GW/" "$COOKIE_L" "signed in, 2 ledger conditions" "http://127.0.0.1:$GW/held/" "$COOKIE_L"
 fi
 
 # The access log's cost: the same signed-in request on the gateway writing an access line per
-# request (info) and on one that does not (warn), in turns.
+# request (info) and on one that does not (warn).
 if [ "${ACCESS:-1}" = 1 ]; then
   COOKIE_Q=$(python3 benches/login.py "http://127.0.0.1:$GWQ" rHb9CJAWyB4rj91VRWn96DkukG4bwdtyTh)
   GATE_PIDS="$GATE_PID $GATE_Q_PID"
-  access_ratios=()
-  for round in $(seq "$ROUNDS"); do
-    echo "access log round $round" >&2
-    for turn in 0 1; do
-      case $(( (turn + round) % 2 )) in
-        0) AQ=$(run "xumm-gate signed in, access log off" "http://127.0.0.1:$GWQ/" -H "Cookie: $COOKIE_Q") ;;
-        1) AL=$(run "xumm-gate signed in, access log on" "http://127.0.0.1:$GW/" -H "Cookie: $COOKIE") ;;
-      esac
-    done
-    access_ratios+=("$(awk -v q="$AQ" -v l="$AL" 'BEGIN { printf "%.3f", l / q }')")
-  done
-  printf '%s\n' "${access_ratios[@]}" | awk '{ r[NR] = $1; printf "access log round %d ratio on / off: %.2f\n", NR, $1 }
-    END { n = asort(r); m = int((n + 1) / 2); printf "median ratio, signed in, access log on / off: %.2f\n", r[m] }' >&2
-  echo "access lines written: $(grep -c '"request"\|request' "$work/gate.log" || true)" >&2
+  versus "access log" "signed in, access log off" "http://127.0.0.1:$GWQ/" "$COOKIE_Q" "signed in, access log on" "http://127.0.0.1:$GW/" "$COOKIE"
+  echo "access lines written: $(grep -c 'request' "$work/gate.log" || true)" >&2
 fi
 
 # HTTPS: nginx terminating TLS in front of the same upstream against xumm-gate's own TLS listener
