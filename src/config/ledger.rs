@@ -51,13 +51,13 @@ pub enum ConditionConfig {
     /// A trust line to `issuer` in `currency` (3 letters or 40 hex digits), not frozen, holding
     /// at least `min_balance` (a decimal string, compared exactly; default: any line).
     Trustline {
-        currency: String,
+        currency: Parsed<crate::ledger::Currency>,
         issuer: Parsed<Account>,
-        #[serde(default)]
-        min_balance: String,
+        #[serde(default = "unset")]
+        min_balance: Parsed<Option<bigdecimal::BigDecimal>>,
         /// Send the balance upstream in this header.
-        #[serde(default)]
-        header: String,
+        #[serde(default = "unset")]
+        header: Parsed<Option<http::HeaderName>>,
     },
     /// At least one NFToken by `issuer` (of `taxon`, when set).
     Nft {
@@ -70,16 +70,16 @@ pub enum ConditionConfig {
         min: u64,
         #[serde(default)]
         spendable: bool,
-        #[serde(default)]
-        header: String,
+        #[serde(default = "unset")]
+        header: Parsed<Option<http::HeaderName>>,
     },
     /// At least `min` of a Multi-Purpose Token (48 hex digits of issuance id), not locked.
     Mpt {
         issuance_id: String,
         #[serde(default)]
         min: u64,
-        #[serde(default)]
-        header: String,
+        #[serde(default = "unset")]
+        header: Parsed<Option<http::HeaderName>>,
     },
     /// An accepted, unexpired Credential (XLS-70) from `issuer` of `type` (text; hex-encoded
     /// for the ledger).
@@ -109,22 +109,18 @@ impl ConditionConfig {
             }
             ConditionConfig::Trustline { currency, issuer, min_balance, header } => {
                 let k = format!("{key}.trustline");
-                if let Err(e) = crate::ledger::Currency::parse(currency) {
-                    p.add(format!("{k}.currency"), e);
-                }
+                p.parsed(&format!("{k}.currency"), currency);
                 p.parsed(&format!("{k}.issuer"), issuer);
-                if !min_balance.is_empty() && crate::ledger::parse_amount(min_balance).is_none() {
-                    p.add(format!("{k}.min_balance"), format!("must be a decimal number like \"100\" or \"0.5\", got {min_balance:?}"));
-                }
-                check_header(&format!("{k}.header"), header, p);
+                p.parsed(&format!("{k}.min_balance"), min_balance);
+                p.parsed(&format!("{k}.header"), header);
             }
             ConditionConfig::Nft { issuer, .. } => p.parsed(&format!("{key}.nft.issuer"), issuer),
-            ConditionConfig::XrpBalance { header, .. } => check_header(&format!("{key}.xrp_balance.header"), header, p),
+            ConditionConfig::XrpBalance { header, .. } => p.parsed(&format!("{key}.xrp_balance.header"), header),
             ConditionConfig::Mpt { issuance_id, header, .. } => {
                 if issuance_id.len() != 48 || !issuance_id.bytes().all(|b| b.is_ascii_hexdigit()) {
                     p.add(format!("{key}.mpt.issuance_id"), format!("must be 48 hex digits, got {issuance_id:?}"));
                 }
-                check_header(&format!("{key}.mpt.header"), header, p);
+                p.parsed(&format!("{key}.mpt.header"), header);
             }
             ConditionConfig::Credential { issuer, credential_type } => {
                 p.parsed(&format!("{key}.credential.issuer"), issuer);
@@ -149,10 +145,9 @@ impl ConditionConfig {
     }
 }
 
-fn check_header(key: &str, header: &str, p: &mut Problems) {
-    if !header.is_empty() && http::HeaderName::from_bytes(header.as_bytes()).is_err() {
-        p.add(key, format!("invalid header name {header:?}"));
-    }
+/// An optional value left out: "".
+fn unset<T: FromText>() -> Parsed<Option<T>> {
+    "".into()
 }
 
 /// `[ledger.X]` tables: names are networks, each with at least one http(s) endpoint.

@@ -8,7 +8,7 @@ use http::{HeaderName, HeaderValue};
 
 use super::{Fact, FactKey};
 use crate::account::Account;
-use crate::config::{ConditionConfig, ConfigError};
+use crate::config::{ConditionConfig, ConfigError, FromText};
 
 /// Seconds between the Unix epoch and the Ripple epoch (2000-01-01).
 const RIPPLE_EPOCH: u64 = 946_684_800;
@@ -19,7 +19,7 @@ const RIPPLE_EPOCH: u64 = 946_684_800;
 pub struct Currency(String);
 
 impl Currency {
-    pub fn parse(text: &str) -> Result<Currency, String> {
+    fn parse(text: &str) -> Result<Currency, String> {
         let std_char = |c: char| c.is_ascii_alphanumeric() || "?!@#$%^&*<>(){}[]|".contains(c);
         if text.len() == 3 && text.chars().all(std_char) {
             if text == "XRP" {
@@ -61,6 +61,20 @@ impl Currency {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+/// `trustline.currency`.
+impl FromText for Currency {
+    fn from_text(text: &str) -> Result<Currency, String> {
+        Currency::parse(text)
+    }
+}
+
+/// `trustline.min_balance`.
+impl FromText for BigDecimal {
+    fn from_text(text: &str) -> Result<BigDecimal, String> {
+        parse_amount(text).ok_or_else(|| format!("must be a decimal number like \"100\" or \"0.5\", got {text:?}"))
     }
 }
 
@@ -119,19 +133,16 @@ pub enum Judged {
 impl Condition {
     /// From a checked `require` (a value that skipped the check is an error naming `key`).
     pub fn new(key: &str, c: &ConditionConfig) -> Result<Condition, ConfigError> {
-        let bad = |k: &str, m: String| crate::config::err(format!("{key}.{k}"), m);
-        let header = |k: &str, h: &str| -> Result<Option<HeaderName>, ConfigError> {
-            if h.is_empty() { Ok(None) } else { HeaderName::from_bytes(h.as_bytes()).map(Some).map_err(|_| bad(k, format!("invalid header name {h:?}"))) }
-        };
+        let header = |k: &str, h: &crate::config::Parsed<Option<HeaderName>>| h.checked(&format!("{key}.{k}")).cloned();
         let leaf = |test, header| Ok(Condition::Leaf(Leaf { test, header }));
         match c {
             ConditionConfig::All(l) => Ok(Condition::All(l.iter().enumerate().map(|(i, c)| Condition::new(&format!("{key}.all[{i}]"), c)).collect::<Result<_, _>>()?)),
             ConditionConfig::Any(l) => Ok(Condition::Any(l.iter().enumerate().map(|(i, c)| Condition::new(&format!("{key}.any[{i}]"), c)).collect::<Result<_, _>>()?)),
             ConditionConfig::Trustline { currency, issuer, min_balance, header: h } => {
-                let currency = Currency::parse(currency).map_err(|e| bad("trustline.currency", e))?;
-                let min = if min_balance.is_empty() { None } else { Some(parse_amount(min_balance).ok_or_else(|| bad("trustline.min_balance", format!("{min_balance:?} is not a decimal number")))?) };
+                let currency = currency.checked(&format!("{key}.trustline.currency"))?.clone();
+                let min = min_balance.checked(&format!("{key}.trustline.min_balance"))?.clone();
                 let issuer = issuer.checked(&format!("{key}.trustline.issuer"))?.clone();
-                leaf(Test::Trustline { currency, issuer, min, min_text: min_balance.clone() }, header("trustline.header", h)?)
+                leaf(Test::Trustline { currency, issuer, min, min_text: min_balance.text().to_string() }, header("trustline.header", h)?)
             }
             ConditionConfig::Nft { issuer, taxon } => leaf(Test::Nft { issuer: issuer.checked(&format!("{key}.nft.issuer"))?.clone(), taxon: *taxon }, None),
             ConditionConfig::XrpBalance { min, spendable, header: h } => leaf(Test::XrpBalance { min: *min, spendable: *spendable }, header("xrp_balance.header", h)?),
