@@ -95,13 +95,9 @@ impl Admission {
     async fn admit_on<'g, H: Headers + ?Sized>(&'g self, decision: Decision<'g>, path: Option<&str>, query: Option<&str>, headers: &H, client_subject: Option<&str>) -> Admitted<'g> {
         let verdict = match self.before_identity(path, query, &decision, client_subject) {
             Err(v) => v,
-            Ok(auth) => match self.verdict(path, &decision, auth.identify(headers).await) {
-                Verdict::Pass { who: Some(s), upstream, .. } if decision.route.is_some_and(|r| r.require.is_some()) => {
-                    let cond = decision.route.and_then(|r| r.require.as_ref()).expect("checked above");
-                    let judged = self.ledger.check(cond, &s.account, s.network.as_deref()).await;
-                    judgement(judged, s, upstream)
-                }
-                v => v,
+            Ok(auth) => match (self.verdict(path, &decision, auth.identify(headers).await), required(&decision)) {
+                (Verdict::Pass { who: Some(s), upstream, .. }, Some(cond)) => judgement(self.ledger.check(cond, &s.account, s.network.as_deref()).await, s, upstream),
+                (v, _) => v,
             },
         };
         Admitted { decision, verdict }
@@ -115,14 +111,10 @@ impl Admission {
         // The fast path serves only connections without a client certificate.
         let verdict = match self.before_identity(Some(path), query, &decision, None) {
             Err(v) => v,
-            Ok(auth) => match self.verdict(Some(path), &decision, identify_now(auth, headers)?) {
+            Ok(auth) => match (self.verdict(Some(path), &decision, identify_now(auth, headers)?), required(&decision)) {
                 // From the cache only: a fact not at hand is read off the fast path.
-                Verdict::Pass { who: Some(s), upstream, .. } if decision.route.is_some_and(|r| r.require.is_some()) => {
-                    let cond = decision.route.and_then(|r| r.require.as_ref()).expect("checked above");
-                    let judged = self.ledger.now(cond, &s.account, s.network.as_deref()).ok_or(Wait::Ledger)?;
-                    judgement(judged, s, upstream)
-                }
-                v => v,
+                (Verdict::Pass { who: Some(s), upstream, .. }, Some(cond)) => judgement(self.ledger.now(cond, &s.account, s.network.as_deref()).ok_or(Wait::Ledger)?, s, upstream),
+                (v, _) => v,
             },
         };
         Ok(Admitted { decision, verdict })
@@ -181,6 +173,11 @@ impl Admission {
             }
         }
     }
+}
+
+/// What the decision's rule requires the account to hold, if anything.
+fn required<'g>(decision: &Decision<'g>) -> Option<&'g crate::ledger::Condition> {
+    decision.route.and_then(|r| r.require.as_deref())
 }
 
 /// The verdict a route's conditions give a signed-in user: held, not held (403 naming what),

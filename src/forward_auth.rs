@@ -47,8 +47,10 @@ impl Gateway {
         // The original request's method and host, for rules naming them (Traefik sends
         // X-Forwarded-*, ingress-nginx X-Original-Method and an absolute X-Original-URL).
         let method = trusted.then(|| header(h, "x-forwarded-method").or_else(|| header(h, "x-original-method")).and_then(|m| m.parse::<Method>().ok())).flatten().unwrap_or_else(|| req.method().clone());
-        let absolute = trusted.then(|| header(h, "x-original-url").and_then(|u| url::Url::parse(u).ok())).flatten();
-        let host = trusted.then(|| header(h, "x-forwarded-host")).flatten().or_else(|| absolute.as_ref().and_then(|u| u.host_str()));
+        let forwarded_host = trusted.then(|| header(h, "x-forwarded-host")).flatten();
+        // (Parsed only when no X-Forwarded-Host names the host.)
+        let absolute = (trusted && forwarded_host.is_none()).then(|| header(h, "x-original-url").and_then(|u| url::Url::parse(u).ok())).flatten();
+        let host = forwarded_host.or_else(|| absolute.as_ref().and_then(|u| u.host_str()));
         let path = match original {
             Some(u) => match original_path(u) {
                 Some(p) => Some(p),

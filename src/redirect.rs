@@ -49,9 +49,7 @@ fn is_safe(rd: &str, allowed_hosts: &[String], own_host: Option<&str>) -> bool {
 /// An allowed-hosts entry: a host name, or `.example.com` for it and every host under it.
 fn host_allowed(entry: &str, host: &str) -> bool {
     match entry.strip_prefix('.') {
-        Some(domain) => {
-            host.eq_ignore_ascii_case(domain) || (host.len() > domain.len() + 1 && host.as_bytes()[host.len() - domain.len() - 1] == b'.' && host[host.len() - domain.len()..].eq_ignore_ascii_case(domain))
-        }
+        Some(domain) => host.eq_ignore_ascii_case(domain) || crate::config::is_under(host, entry),
         None => entry.eq_ignore_ascii_case(host),
     }
 }

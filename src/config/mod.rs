@@ -27,7 +27,7 @@ pub use ledger::{ConditionConfig, LedgerNetworkConfig};
 pub use routing::{CorsConfig, PagesConfig, PolicyConfig, RouteConfig, UpstreamConfig};
 pub use server::{Server, ServerConfig, SniConfig, TlsConfig};
 pub use session::{OneOrMany, SessionConfig};
-pub(crate) use values::{err, read_file};
+pub(crate) use values::{err, is_under, read_file};
 pub use values::{Choice, ClientAuth, DefaultRule, HostPattern, ConfigError, TlsVersion, ForwardAuthMode, ProviderKind, FromText, LogFormat, Network, Origin, Parsed, RedisMode, Secret, Span, StoreKind, TokenAuth, UpstreamUrl};
 pub use xumm::{BrokerAppConfig, BrokerConfig, XappConfig, XummConfig};
 use session::{check_cookie_domain, check_redis_urls};

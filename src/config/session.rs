@@ -156,8 +156,7 @@ pub(super) fn check_cookie_domain(s: &SessionConfig, public_url: Option<&url::Ur
         return p.add("session.cookie_domain", format!("must be a domain like \"example.com\" (no scheme, port or wildcard), got {:?}", s.cookie_domain));
     }
     if let Some(host) = public_url.and_then(|u| u.host_str()) {
-        let host = host.to_ascii_lowercase();
-        if host != d && !host.ends_with(&format!(".{d}")) {
+        if !host.eq_ignore_ascii_case(&d) && !is_under(host, &format!(".{d}")) {
             p.add("session.cookie_domain", format!("{d:?} does not cover server.public_url's host {host:?}: browsers would drop the cookie"));
         }
     }

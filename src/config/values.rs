@@ -549,9 +549,15 @@ impl HostPattern {
         let h = crate::policy::bare_host(host);
         match self {
             HostPattern::Exact(e) => h.eq_ignore_ascii_case(e),
-            HostPattern::Under(suffix) => h.len() > suffix.len() && h.get(h.len() - suffix.len()..).is_some_and(|t| t.eq_ignore_ascii_case(suffix)),
+            HostPattern::Under(suffix) => is_under(h, suffix),
         }
     }
+}
+
+/// True when `host` is a name under `dotted` (`.example.com`), ignoring ASCII case: at least
+/// one label before it, never `example.com` itself.
+pub(crate) fn is_under(host: &str, dotted: &str) -> bool {
+    host.len() > dotted.len() && host.get(host.len() - dotted.len()..).is_some_and(|t| t.eq_ignore_ascii_case(dotted))
 }
 
 /// A DNS name: labels of letters, digits and '-', none empty or over 63 bytes.
