@@ -474,3 +474,34 @@ async fn a_reload_applies_new_conditions_and_keeps_what_was_read() {
     assert!(got.json()["unmet"].as_str().unwrap().contains("at least 2000 SOLO"), "{}", got.text());
     assert_eq!(node.calls().await.0, 0, "the reloaded gateway judged from what was already read");
 }
+
+/// The same request on a ledger route gets the same answer on the fast path, the general path
+/// (a hop-by-hop option only it handles), HTTP/2 and forward auth.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_entry_point_renders_the_same_ledger_decision() {
+    let s = setup_with("", raw_upstream(mixed_case).await).await;
+    let gw = s.gw.addr;
+    let h2: hyper_util::client::legacy::Client<_, TestBody> = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build(hyper_util::client::legacy::connect::HttpConnector::new());
+    for (who, path, want) in [("rich", "/two", 200), ("exact", "/two", 403), ("poor", "/solo", 403), ("nobody", "/usd", 403)] {
+        let c = cookie(gw, &s.node.account(who), "MAINNET").await;
+        // Until the sign-in's reading is cached, the general path answers; then the fast path.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let fast = raw(gw, format!("GET {path} HTTP/1.1\r\nHost: app\r\nCookie: {c}\r\nConnection: close\r\n\r\n").as_bytes(), Duration::from_secs(5)).await;
+            if want != 200 || fast.contains("X-Case: Mixed") {
+                assert!(fast.starts_with(&format!("HTTP/1.1 {want}")), "{who} {path} fast: {fast}");
+                break;
+            }
+            assert!(Instant::now() < deadline, "{who} {path}: never on the fast path");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let general = raw(gw, format!("GET {path} HTTP/1.1\r\nHost: app\r\nCookie: {c}\r\nConnection: close, x-general\r\nX-General: 1\r\n\r\n").as_bytes(), Duration::from_secs(5)).await;
+        assert!(general.starts_with(&format!("HTTP/1.1 {want}")) && !general.contains("X-Case: Mixed"), "{who} {path} general: {general}");
+        let req = http::Request::get(format!("http://{gw}{path}")).header("cookie", &c).body(full("")).unwrap();
+        assert_eq!(h2.request(req).await.unwrap().status().as_u16(), want, "{who} {path} HTTP/2");
+        let fa = get_with(gw, "/.xumm/auth", &[("cookie", &c), ("x-original-uri", path)]).await;
+        assert_eq!(fa.status.as_u16(), want, "{who} {path} forward auth: {}", fa.text());
+    }
+}
