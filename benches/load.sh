@@ -4,7 +4,7 @@
 # a route with two ledger conditions (cached) against one without (LEDGER=0 skips it), the access
 # log's cost (ACCESS=0 skips it), then TLS. Access logs are on, as in real deployments: nginx's
 # (combined, buffer=64k) and the gateway's (info level, to a file).
-# Usage: [WORKERS=1] [ROUNDS=3] benches/load.sh [duration=10s] [connections=32]
+# Usage: [WORKERS=1] [ROUNDS=3] [BASELINE=older/xumm-gate] benches/load.sh [duration=10s] [connections=32]
 # Installs nginx and wrk from Debian when missing. Everything runs on 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -175,6 +175,22 @@ if [ "${ACCESS:-1}" = 1 ]; then
   GATE_PIDS="$GATE_PID $GATE_Q_PID"
   versus "access log" "signed in, access log off" "http://127.0.0.1:$GWQ/" "$COOKIE_Q" "signed in, access log on" "http://127.0.0.1:$GW/" "$COOKIE"
   echo "access lines written: $(grep -c 'request' "$work/gate.log" || true)" >&2
+fi
+
+# This build against an earlier one (BASELINE=path/to/its/xumm-gate): the same config and
+# signed-in request, for what a change costs (request ids and metrics: within 3%).
+if [ -n "${BASELINE:-}" ]; then
+  GWB=$(port); ADMIN_B=$(port)
+  sed -e "s/127.0.0.1:$GW\"/127.0.0.1:$GWB\"/; s/127.0.0.1:$ADMIN\"/127.0.0.1:$ADMIN_B\"/" "$work/gate.toml" >"$work/gate-base.toml"
+  # An older build may not know keys added since: its own defaults apply.
+  sed -i '/^audit = /d' "$work/gate-base.toml"
+  "$BASELINE" run --config "$work/gate-base.toml" 2>"$work/gate-base.log" &
+  GATE_B_PID=$!
+  pids+=($GATE_B_PID)
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$ADMIN_B/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
+  COOKIE_B=$(python3 benches/login.py "http://127.0.0.1:$GWB" rHb9CJAWyB4rj91VRWn96DkukG4bwdtyTh)
+  GATE_PIDS="$GATE_PID $GATE_B_PID"
+  versus baseline "signed in, baseline build" "http://127.0.0.1:$GWB/" "$COOKIE_B" "signed in, this build" "http://127.0.0.1:$GW/" "$COOKIE"
 fi
 
 # HTTPS: nginx terminating TLS in front of the same upstream against xumm-gate's own TLS listener

@@ -12,9 +12,11 @@ fn path(c: &mut Criterion) {
 }
 
 fn routes(c: &mut Criterion) {
-    let r = |p: &str, public| RouteConfig { path: p.into(), public, allow_accounts: vec![], allow_networks: vec![], allow_account_access: vec![], strict_path: true };
-    let table = xumm_gate::policy::RouteTable::new(&[r("/public", true), r("/admin", false), r("/api/v1", false), r("/static", true)], true).unwrap();
-    c.bench_function("route decision (4 rules)", |b| b.iter(|| table.decide(black_box("/api/v1/users/42")).public));
+    let r = |p: &str, public: bool| toml::from_str::<RouteConfig>(&format!("path = {p:?}\npublic = {public}")).unwrap();
+    let rules = [r("/public", true), r("/admin", false), r("/api/v1", false), r("/static", true)];
+    let table = xumm_gate::policy::RouteTable::new(&rules, true, xumm_gate::config::DefaultRule::Authenticated).unwrap();
+    let target = xumm_gate::policy::Target { path: "/api/v1/users/42", method: "GET", host: Some("app.example.com") };
+    c.bench_function("route decision (4 rules)", |b| b.iter(|| table.decide(black_box(&target)).public));
 }
 
 fn account(c: &mut Criterion) {
@@ -99,9 +101,10 @@ fn tokens(c: &mut Criterion) {
     let mut parsed = httparse::Request::new(&mut slots);
     parsed.parse(head.as_bytes()).unwrap();
     let fields: &[httparse::Header<'_>] = parsed.headers;
-    assert!(matches!(gw.admission.admit_now("/app/dashboard", Some("tab=2"), fields).map(|a| a.verdict), Ok(xumm_gate::admission::Verdict::Pass { who: Some(_), .. })));
+    let target = xumm_gate::policy::Target { path: "/app/dashboard", method: "GET", host: Some("127.0.0.1") };
+    assert!(matches!(gw.admission.admit_now(&target, Some("tab=2"), fields).map(|a| a.verdict), Ok(xumm_gate::admission::Verdict::Pass { who: Some(_), .. })));
     c.bench_function("admission decision: signed-in request, fast path headers", |b| {
-        b.iter(|| matches!(gw.admission.admit_now(black_box("/app/dashboard"), black_box(Some("tab=2")), black_box(fields)).map(|a| a.verdict), Ok(xumm_gate::admission::Verdict::Pass { .. })))
+        b.iter(|| matches!(gw.admission.admit_now(black_box(&target), black_box(Some("tab=2")), black_box(fields)).map(|a| a.verdict), Ok(xumm_gate::admission::Verdict::Pass { .. })))
     });
     drop(gw);
     rt.block_on(running.shutdown());

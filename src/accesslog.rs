@@ -19,6 +19,7 @@ pub struct AccessLog {
     pub body_error: bool,
     /// Keeps the in-flight gauge up until the response body ends.
     pub inflight: crate::metrics::InFlight,
+    pub request_id: crate::request_id::RequestId,
 }
 
 impl Drop for AccessLog {
@@ -27,6 +28,7 @@ impl Drop for AccessLog {
         self.route.done(self.status);
         tracing::info!(
             target: "xumm_gate::access",
+            request_id = %self.request_id,
             method = %self.method,
             path = self.path.as_ref().map_or("<invalid>", |p| p.path()),
             status = self.status.as_u16(),

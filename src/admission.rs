@@ -56,6 +56,41 @@ pub enum Verdict<'g> {
     Refused(GatewayError),
 }
 
+impl Verdict<'_> {
+    /// What the decision was, as the per-route decision counter names it.
+    pub fn outcome(&self) -> crate::metrics::Outcome {
+        use crate::metrics::Outcome;
+        match self {
+            Verdict::Pass { .. } => Outcome::Allowed,
+            Verdict::Challenge { .. } | Verdict::Launch(_) => Outcome::Challenged,
+            Verdict::Forbidden { .. } => Outcome::Forbidden,
+            Verdict::Refused(e) => match e.status() {
+                http::StatusCode::UNAUTHORIZED => Outcome::Challenged,
+                http::StatusCode::SERVICE_UNAVAILABLE => Outcome::Unavailable,
+                _ => Outcome::Forbidden,
+            },
+        }
+    }
+}
+
+impl Admitted<'_> {
+    /// Counts the decision on its route (or the unmatched requests' `default` label) and audits
+    /// a refusal: each entry point calls this once for the decision it renders.
+    pub fn record(&self, default: &crate::metrics::RouteMetrics, audit: &crate::audit::Audit) {
+        let route = self.decision.route.map_or(default, |r| &*r.metrics);
+        let outcome = self.verdict.outcome();
+        route.decided(outcome);
+        if outcome == crate::metrics::Outcome::Forbidden {
+            let (account, reason) = match &self.verdict {
+                Verdict::Forbidden { who, unmet } => (Some(who.account.as_str()), unmet.as_deref().unwrap_or("account not allowed")),
+                Verdict::Refused(e) => (None, e.code()),
+                _ => (None, "forbidden"),
+            };
+            audit.record(crate::audit::Event::Forbidden { account, route: &route.label, reason });
+        }
+    }
+}
+
 /// A decision and the route it was made on (for the access log and metrics).
 pub struct Admitted<'g> {
     pub decision: Decision<'g>,

@@ -36,6 +36,16 @@ pub enum BearerError {
     NotReady,
 }
 
+impl BearerError {
+    /// Why, as the verification counter's `reason` label.
+    pub fn label(&self) -> &'static str {
+        match self {
+            BearerError::Invalid(t) => t.label(),
+            BearerError::NotReady => "provider_not_ready",
+        }
+    }
+}
+
 impl BearerVerifier {
     pub fn new(cfg: &BearerConfig, client_id: &str) -> Result<BearerVerifier, ConfigError> {
         let algorithms = cfg
@@ -59,6 +69,7 @@ impl BearerVerifier {
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         if let Some(s) = self.cache.get(&key) {
             if !s.expired() {
+                crate::metrics::bearer_verification(true, "cached");
                 return Ok(s);
             }
         }
@@ -69,7 +80,9 @@ impl BearerVerifier {
                 OidcError::Token(t) => BearerError::Invalid(t),
                 OidcError::NotReady => BearerError::NotReady,
                 _ => BearerError::Invalid(TokenError::Signature),
-            })?;
+            })
+            .inspect_err(|e| crate::metrics::bearer_verification(false, e.label()))?;
+        crate::metrics::bearer_verification(true, "ok");
         let s = Arc::new(Session::new(v.account, v.network, v.user_token, Source::Bearer, v.expires_at));
         self.cache.insert(key, s.clone());
         Ok(s)

@@ -237,15 +237,14 @@ fn render(status: StatusCode, code: &str, reason: &str, accepts: Accepts) -> Res
         let title = format!("{} {}", status.as_u16(), status.canonical_reason().unwrap_or("Error"));
         return crate::pages::page(status, &title, &format!("<p id=\"reason\">{}</p><p><a href=\"/\">Home</a></p>", crate::pages::esc(reason)));
     }
-    let (ctype, body) = if accepts == Accepts::Json {
-        let v = serde_json::json!({ "error": code, "reason": reason });
-        ("application/json", v.to_string())
-    } else {
-        ("text/plain; charset=utf-8", format!("{} {}: {reason}\n", status.as_u16(), status.canonical_reason().unwrap_or("")))
-    };
+    if accepts == Accepts::Json {
+        return crate::pages::json(status, &serde_json::json!({ "error": code, "reason": reason }));
+    }
+    let rid = crate::request_id::current().map(|id| format!(" (request id {id})")).unwrap_or_default();
+    let body = format!("{} {}: {reason}{rid}\n", status.as_u16(), status.canonical_reason().unwrap_or(""));
     let mut resp = Response::new(Body::full(Bytes::from(body)));
     *resp.status_mut() = status;
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
 }

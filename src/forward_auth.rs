@@ -64,6 +64,7 @@ impl Gateway {
             Some(p) => self.admission.admit(&crate::policy::Target { path: p, method: method.as_str(), host }, query, h).await,
             None => self.admission.admit_unrouted(h).await,
         };
+        admitted.record(&self.admission.default_route, &self.audit);
         match admitted.verdict {
             // 403, not 400: nginx auth_request turns anything but 2xx/401/403 into a 500.
             Verdict::Refused(GatewayError::BadPath(e)) => crate::pages::json(StatusCode::FORBIDDEN, &serde_json::json!({"error": "bad_path", "reason": e.to_string()})),

@@ -4,6 +4,7 @@
 
 pub mod accesslog;
 pub mod admission;
+pub mod audit;
 pub mod assertion;
 pub mod auth;
 pub mod account;
@@ -35,6 +36,7 @@ pub mod ratelimit;
 pub mod redirect;
 pub mod redis_conn;
 pub mod reload;
+pub mod request_id;
 pub mod router;
 pub mod server;
 pub mod session;
@@ -69,6 +71,8 @@ pub struct Gateway {
     pub endpoints: Endpoints,
     /// The sign-request broker, when `[xumm]` is configured.
     pub broker: Option<xumm::broker::Broker>,
+    /// The audit log (security events).
+    pub audit: Arc<audit::Audit>,
 }
 
 /// Settings of the gateway's own endpoints: where sign-in may send people back to, how forward

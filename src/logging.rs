@@ -38,7 +38,8 @@ pub fn init(cfg: &LogConfig) -> Flush {
     let batched = Batched::start();
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(Writer(batched.clone())).with_ansi(ansi);
     let _ = if cfg.format.get() == crate::config::LogFormat::Json {
-        builder.json().flatten_event(true).with_current_span(false).try_init()
+        // The request's span (its id) on each line, once; not the list of every span around it.
+        builder.json().flatten_event(true).with_current_span(true).with_span_list(false).try_init()
     } else {
         builder.try_init()
     };

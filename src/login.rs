@@ -7,6 +7,7 @@ use std::time::Duration;
 use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 use serde::{Deserialize, Serialize};
 
+use crate::metrics::{SignInFailure, SignInKind};
 use crate::Gateway;
 use crate::auth::{Auth, Found};
 use crate::body::Body;
@@ -93,6 +94,7 @@ impl Gateway {
             }
         }
         let Some(meta) = auth.provider.metadata() else {
+            self.sign_in_failed(SignInKind::Oauth2, SignInFailure::ProviderUnavailable);
             return GatewayError::ProviderStartingUp.render(PAGE);
         };
         let (challenge, verifier) = openidconnect::PkceCodeChallenge::new_random_sha256();
@@ -113,6 +115,7 @@ impl Gateway {
             .append_pair("nonce", &pending.n)
             .append_pair("code_challenge", challenge.as_str())
             .append_pair("code_challenge_method", "S256");
+        crate::metrics::sign_in_started(SignInKind::Oauth2);
         let mut resp = pages::redirect(StatusCode::FOUND, url.as_str());
         let h = resp.headers_mut();
         append_cookie(h, &auth.sealer.set_cookie(&cookie_name, sealed, &self.server.prefix, Some(PENDING_TTL as i64)));
@@ -141,11 +144,13 @@ impl Gateway {
     pub async fn login_callback(&self, auth: &Auth, headers: &HeaderMap, query: Option<&str>) -> Response<Body> {
         let retry = self.start_path();
         let Some(pairs) = query_pairs(query, &["state", "code", "authorization_code", "error", "nonce"]) else {
+            self.sign_in_failed(SignInKind::Oauth2, SignInFailure::State);
             return problem(StatusCode::BAD_REQUEST, "The sign-in response repeated a parameter; it was refused.", &retry);
         };
         if let Some(err) = param(&pairs, "error") {
             let what = if err == "access_denied" { "The sign-in request was rejected in Xumm." } else { "The identity provider reported an error." };
             tracing::info!(error = %err, "sign-in ended with a provider error");
+            self.sign_in_failed(SignInKind::Oauth2, if err == "access_denied" { SignInFailure::Rejected } else { SignInFailure::Token });
             return problem(StatusCode::UNAUTHORIZED, what, &retry);
         }
         let code = match (param(&pairs, "code"), param(&pairs, "authorization_code")) {
@@ -154,6 +159,7 @@ impl Gateway {
             (None, None) => None,
         };
         let (Some(state), Some(code)) = (param(&pairs, "state"), code) else {
+            self.sign_in_failed(SignInKind::Oauth2, SignInFailure::State);
             return problem(StatusCode::BAD_REQUEST, "The sign-in response is missing its state or code.", &retry);
         };
         let cookie_name = format!("{}{}", auth.login_prefix, state);
@@ -163,6 +169,7 @@ impl Gateway {
             .and_then(|p| serde_json::from_str::<Pending>(&p).ok())
             .filter(|p| p.s == state && now().saturating_sub(p.t) <= PENDING_TTL);
         let Some(pending) = pending else {
+            self.sign_in_failed(SignInKind::Oauth2, SignInFailure::State);
             return problem(StatusCode::BAD_REQUEST, "This sign-in is unknown or expired (state mismatch).", &retry);
         };
         let clear_pending = auth.sealer.clear_cookie(&cookie_name, &self.server.prefix);
@@ -174,9 +181,13 @@ impl Gateway {
         let owner = crate::session::sha256_hex(code.as_bytes());
         match auth.shared.claim_for(&format!("state:{state}"), &owner, Duration::from_secs(PENDING_TTL + 60)).await {
             Ok(true) => {}
-            Ok(false) => return problem(StatusCode::BAD_REQUEST, "This sign-in response was already used.", &retry),
+            Ok(false) => {
+                self.sign_in_failed(SignInKind::Oauth2, SignInFailure::State);
+                return problem(StatusCode::BAD_REQUEST, "This sign-in response was already used.", &retry);
+            }
             Err(e) => {
                 tracing::error!(cause = %e, "session store unavailable");
+                self.sign_in_failed(SignInKind::Oauth2, SignInFailure::StoreUnavailable);
                 // The code is not spent yet: reloading this page once the store is back
                 // finishes the sign-in, so the pending cookie stays.
                 return GatewayError::StoreUnavailable.render(PAGE);
@@ -193,6 +204,7 @@ impl Gateway {
             Ok(v) => v,
             Err(e) => {
                 tracing::warn!(cause = %e, "sign-in failed");
+                self.sign_in_failed(SignInKind::Oauth2, SignInFailure::of_oidc(&e));
                 let (status, what) = match &e {
                     OidcError::Token(t) => (StatusCode::BAD_REQUEST, format!("The identity token was refused: {t}.")),
                     OidcError::Status { status, .. } if status.is_client_error() => (StatusCode::BAD_REQUEST, "The identity provider refused the sign-in code.".to_string()),
@@ -207,7 +219,7 @@ impl Gateway {
         let session = Session::new(verified.account, verified.network, verified.user_token, Source::Session, expires_at);
         tracing::info!(account = %session.account, network = session.network.as_deref().unwrap_or("-"), "signed in");
         // Should the store fail, the sign-in can be retried from the start once it is back.
-        let mut r = signed_in(self, auth, session, headers, &pending.r).await.unwrap_or_else(|e| e.render(PAGE));
+        let mut r = signed_in(self, auth, session, SignInKind::Oauth2, headers, &pending.r).await.unwrap_or_else(|e| e.render(PAGE));
         append_cookie(r.headers_mut(), &clear_pending);
         r
     }
@@ -220,19 +232,26 @@ impl Gateway {
     /// Secure on https, lasting as long as the session.
     pub async fn xapp_launch(&self, launch: &crate::xapp::Launch, back: &str, headers: &HeaderMap) -> Result<Response<Body>, GatewayError> {
         let (Some(xapp), Some(auth)) = (&self.admission.xapp, &self.admission.auth) else { return Err(GatewayError::NotFound) };
-        let opened = xapp.resolve(launch).await.inspect_err(|e| tracing::warn!(cause = %e, "xApp launch refused"))?;
+        crate::metrics::sign_in_started(SignInKind::Xapp);
+        let opened = xapp.resolve(launch).await.inspect_err(|e| {
+            tracing::warn!(cause = %e, "xApp launch refused");
+            self.sign_in_failed(SignInKind::Xapp, SignInFailure::of_xapp(e));
+        })?;
         let expires_at = now() + auth.ttl.as_secs();
         let session = Session::new(opened.account, opened.network, None, Source::Xapp, expires_at).with_xapp(opened.access, opened.style);
         tracing::info!(account = %session.account, network = session.network.as_deref().unwrap_or("-"), access = session.xapp.as_ref().map_or("-", |x| x.access.as_str()), "signed in from an xApp");
-        signed_in(self, auth, session, headers, back).await
+        signed_in(self, auth, session, SignInKind::Xapp, headers, back).await
     }
 
     /// GET/POST {prefix}/sign_out: deletes the session server-side, clears the cookie.
     pub async fn sign_out(&self, auth: &Auth, headers: &HeaderMap, query: Option<&str>) -> Response<Body> {
         if let Some(id) = auth.session_id(headers) {
+            // Who signs out, for the audit log (the session may be gone already).
+            let account = auth.store.get_now(&id).map(|s| s.account.to_string());
             if let Err(e) = auth.store.delete(&id).await {
                 tracing::error!(cause = %e, "cannot delete session");
             }
+            self.audit.record(crate::audit::Event::SignedOut { account: account.as_deref() });
         }
         let rd = query_pairs(query, &["rd"]).and_then(|p| param(&p, "rd").map(|r| self.return_url(Some(r))));
         let mut r = match rd {
@@ -259,16 +278,26 @@ impl Gateway {
 
 /// The end of every sign-in: the session opened (`Auth::open_session`) and the browser sent to
 /// `to` with its cookie; a store outage is a retryable 503, never a loop back to sign-in.
-pub(crate) async fn signed_in(gw: &Gateway, auth: &Auth, session: Session, headers: &HeaderMap, to: &str) -> Result<Response<Body>, GatewayError> {
+pub(crate) async fn signed_in(gw: &Gateway, auth: &Auth, session: Session, kind: SignInKind, headers: &HeaderMap, to: &str) -> Result<Response<Body>, GatewayError> {
     // The routes' ledger conditions are read now, while the browser follows the redirect.
     gw.admission.ledger.warm(gw.admission.routes.conditions(), &session.account, session.network.as_deref());
+    let (account, network) = (session.account.clone(), session.network.clone());
     let cookie = auth.open_session(session, headers).await.map_err(|e| {
         tracing::error!(cause = %e, "session store unavailable");
+        gw.audit.record(crate::audit::Event::SignInFailed { kind, reason: SignInFailure::StoreUnavailable, account: Some(account.as_str()) });
         GatewayError::StoreUnavailable
     })?;
+    gw.audit.record(crate::audit::Event::SignInSucceeded { kind, account: account.as_str(), network: network.as_deref() });
     let mut r = pages::redirect(StatusCode::FOUND, to);
     append_cookie(r.headers_mut(), &cookie);
     Ok(r)
+}
+
+impl Gateway {
+    /// A sign-in that did not complete: counted and audited (no account is known yet).
+    pub(crate) fn sign_in_failed(&self, kind: SignInKind, reason: SignInFailure) {
+        self.audit.record(crate::audit::Event::SignInFailed { kind, reason, account: None });
+    }
 }
 
 /// The sign-in page when both ways are on: Xumm's OAuth2 sign-in, or a QR code / push.

@@ -71,6 +71,25 @@ pub enum TokenError {
     AuthorizedParty,
 }
 
+impl TokenError {
+    /// A short fixed name for metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            TokenError::Malformed => "malformed",
+            TokenError::Algorithm => "algorithm",
+            TokenError::Signature => "signature",
+            TokenError::Expired => "expired",
+            TokenError::NotYetValid => "not_yet_valid",
+            TokenError::Issuer => "issuer",
+            TokenError::Audience => "audience",
+            TokenError::Nonce => "nonce",
+            TokenError::Account => "account",
+            TokenError::Claim(_) => "claim",
+            TokenError::AuthorizedParty => "authorized_party",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct Metadata {
     pub issuer: String,
@@ -224,7 +243,7 @@ impl Provider {
         let url = format!("{}/.well-known/openid-configuration", self.cfg.issuer.text().trim_end_matches('/'));
         let meta: Metadata = get_json(&self.client, &url).await?;
         let meta = meta.with_fallbacks(self.cfg.issuer.text());
-        self.load_keys(&meta.jwks_uri).await?;
+        self.load_keys(&meta.jwks_uri, "startup").await?;
         self.meta.store(Some(Arc::new(meta)));
         Ok(())
     }
@@ -256,7 +275,13 @@ impl Provider {
     /// dropped stops verifying); on any failure the last good keys stay. Also sets when the
     /// background refresh fetches next: the response's `max-age` within
     /// [`jwks_min_refresh`, 24 h], else an hour.
-    async fn load_keys(&self, jwks_uri: &str) -> Result<(), OidcError> {
+    async fn load_keys(&self, jwks_uri: &str, cause: &'static str) -> Result<(), OidcError> {
+        let r = self.load_keys_now(jwks_uri).await;
+        crate::metrics::jwks_fetch(cause, r.is_ok());
+        r
+    }
+
+    async fn load_keys_now(&self, jwks_uri: &str) -> Result<(), OidcError> {
         *self.last_fetch.lock().unwrap() = Some(Instant::now());
         self.jwks_fetches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let req = Request::get(jwks_uri)
@@ -298,7 +323,7 @@ impl Provider {
     /// Fetches the JWKS now; false (the last good keys kept, the cause logged) when that fails.
     async fn refetch_keys(&self) -> bool {
         let Some(meta) = self.metadata() else { return false };
-        match self.load_keys(&meta.jwks_uri).await {
+        match self.load_keys(&meta.jwks_uri, "unknown_key").await {
             Ok(()) => true,
             Err(e) => {
                 tracing::warn!(cause = %e, "JWKS refetch failed; keeping the last good keys");
@@ -470,7 +495,7 @@ async fn refresh_keys_in_background(provider: std::sync::Weak<Provider>) {
         tokio::time::sleep(wait).await;
         let Some(p) = provider.upgrade() else { return };
         let Some(meta) = p.metadata() else { continue };
-        if let Err(e) = p.load_keys(&meta.jwks_uri).await {
+        if let Err(e) = p.load_keys(&meta.jwks_uri, "scheduled").await {
             tracing::warn!(cause = %e, "background JWKS refresh failed; keeping the last good keys");
             *p.next_refresh.lock().unwrap() = p.jwks_min_refresh;
         }

@@ -118,7 +118,12 @@ const STYLE: &str = ":root{--bg:#fff;--fg:#1a1a1a;--muted:#f4f4f4;--line:#ddd;--
 
 /// A page; `body_html` must already be escaped.
 pub fn page(status: StatusCode, title: &str, body_html: &str) -> Response<Body> {
-    let html = document_with(title, &format!("<h1>{}</h1>{body_html}", esc(title)), Branding::current().as_deref());
+    // An error page names the request, so a person can quote it and an operator find its lines.
+    let rid = crate::request_id::current()
+        .filter(|_| status.as_u16() >= 400)
+        .map(|id| format!("<p class=\"rid\">Request id: <code id=\"request-id\">{}</code></p>", esc(id.as_str())))
+        .unwrap_or_default();
+    let html = document_with(title, &format!("<h1>{}</h1>{body_html}{rid}", esc(title)), Branding::current().as_deref());
     let mut r = Response::new(Body::full(Bytes::from(html)));
     *r.status_mut() = status;
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
@@ -205,6 +210,10 @@ pub fn redirect(status: StatusCode, location: &str) -> Response<Body> {
 }
 
 pub fn json(status: StatusCode, v: &serde_json::Value) -> Response<Body> {
+    let mut v = std::borrow::Cow::Borrowed(v);
+    if let (true, Some(id), Some(_)) = (status.as_u16() >= 400, crate::request_id::current(), v.as_object()) {
+        v.to_mut()["request_id"] = id.as_str().into();
+    }
     let mut r = Response::new(Body::full(Bytes::from(v.to_string())));
     *r.status_mut() = status;
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));

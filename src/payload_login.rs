@@ -11,6 +11,7 @@ use http::{HeaderMap, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde::{Deserialize, Serialize};
 
+use crate::metrics::{SignInFailure, SignInKind};
 use crate::Gateway;
 use crate::account::Account;
 use crate::auth::Auth;
@@ -74,6 +75,19 @@ pub enum PayloadError {
     Unknown,
     #[error("Xumm cannot be reached")]
     Unavailable { retry_after: u64 },
+}
+
+impl PayloadError {
+    /// The reason a sign-in failed, as counted and audited.
+    pub fn reason(&self) -> SignInFailure {
+        match self {
+            PayloadError::Rejected => SignInFailure::Rejected,
+            PayloadError::Expired | PayloadError::Cancelled => SignInFailure::Expired,
+            PayloadError::NotYet | PayloadError::Mismatch | PayloadError::Used | PayloadError::Unknown => SignInFailure::State,
+            PayloadError::OtherAccount | PayloadError::BadAnswer => SignInFailure::Account,
+            PayloadError::Unavailable { .. } => SignInFailure::ProviderUnavailable,
+        }
+    }
 }
 
 /// What a signed SignIn payload says.
@@ -223,8 +237,12 @@ impl Gateway {
         let done = format!("{base}{prefix}/qr/{id}/done");
         let (uuid, next) = match pl.create(&id, &done, returning.as_ref().map(|(_, t)| t.as_str()), &host).await {
             Ok(created) => created,
-            Err(e) => return problem(e, self.start_url(&rd)),
+            Err(e) => {
+                self.sign_in_failed(SignInKind::Payload, e.reason());
+                return problem(e, self.start_url(&rd));
+            }
         };
+        crate::metrics::sign_in_started(SignInKind::Payload);
         pl.cancel_when_expired(uuid.clone());
         let pending = Pending { i: id.clone(), u: uuid, a: next, r: rd, t: now(), p: returning.map(|(a, _)| a) };
         let name = Gateway::pending_name(auth, &id);
@@ -258,6 +276,7 @@ impl Gateway {
             Err(PayloadError::NotYet) => return pages::redirect(StatusCode::FOUND, &format!("{}/qr/{}", self.server.prefix, p.i)),
             Err(e) => {
                 tracing::info!(cause = %e, "payload sign-in did not complete");
+                self.sign_in_failed(SignInKind::Payload, e.reason());
                 let (retryable, other_account) = (matches!(e, PayloadError::Unavailable { .. }), matches!(e, PayloadError::OtherAccount));
                 let mut r = problem(e, retry);
                 if !retryable {
@@ -272,16 +291,20 @@ impl Gateway {
         };
         match pl.shared.claim(&format!("payload-login:{}", p.u), Duration::from_secs(pl.pending_secs() + 60)).await {
             Ok(true) => {}
-            Ok(false) => return problem(PayloadError::Used, retry),
+            Ok(false) => {
+                self.sign_in_failed(SignInKind::Payload, PayloadError::Used.reason());
+                return problem(PayloadError::Used, retry);
+            }
             Err(e) => {
                 tracing::error!(cause = %e, "shared store unavailable");
+                self.sign_in_failed(SignInKind::Payload, SignInFailure::StoreUnavailable);
                 return GatewayError::StoreUnavailable.render(PAGE);
             }
         }
         let remember = signed.user_token.as_ref().map(|t| format!("{}\n{t}", signed.account));
         let session = Session::new(signed.account, signed.network, signed.user_token, Source::Session, now() + auth.ttl.as_secs());
         tracing::info!(account = %session.account, network = session.network.as_deref().unwrap_or("-"), "signed in with a SignIn payload");
-        let mut r = match crate::login::signed_in(self, auth, session, headers, &p.r).await {
+        let mut r = match crate::login::signed_in(self, auth, session, SignInKind::Payload, headers, &p.r).await {
             Ok(r) => r,
             Err(e) => return e.render(PAGE),
         };

@@ -305,14 +305,25 @@ impl Proxy {
         let mut resp = match result {
             Err(_) => return Err(upstream_timed_out(&up.label)),
             Ok(Err(e)) if caused_by::<crate::body::BodyTimeout>(&e) => return Err(GatewayError::BodyTimeout),
-            Ok(Err(e)) => return Err(upstream_failed(&up.label, &error_chain(&e), is_timeout(&e))),
+            Ok(Err(e)) => {
+                let kind = if is_timeout(&e) {
+                    UpstreamFailure::Timeout
+                } else if e.is_connect() {
+                    UpstreamFailure::Connect
+                } else if chain(&e).any(|c| c.downcast_ref::<hyper::Error>().is_some_and(|h| h.is_parse())) {
+                    UpstreamFailure::Protocol
+                } else {
+                    UpstreamFailure::Reset
+                };
+                return Err(upstream_failed(&up.label, kind, &error_chain(&e)));
+            }
             Ok(Ok(resp)) => resp,
         };
 
         if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
             let Some(client_upgrade) = client_upgrade else {
                 // A switch nobody asked for would leave the gateway out of the connection.
-                return Err(upstream_failed(&up.label, &"101 Switching Protocols without an upgrade request", false));
+                return Err(upstream_failed(&up.label, UpstreamFailure::Protocol, &"101 Switching Protocols without an upgrade request"));
             };
             let proto = resp.headers().get(header::UPGRADE).cloned();
             let upstream_upgrade = hyper::upgrade::on(&mut resp);
@@ -449,13 +460,39 @@ pub fn sets_own(trusted: bool, client_sent: bool) -> bool {
 /// Logs that `upstream` sent no response head within `upstream_timeout`; the client gets 504.
 pub fn upstream_timed_out(upstream: &str) -> GatewayError {
     tracing::warn!(upstream, cause = "no response head within upstream_timeout", "upstream timeout");
+    crate::metrics::upstream_error(upstream, UpstreamFailure::Timeout.label());
     GatewayError::UpstreamTimeout
 }
 
-/// Logs why `upstream` failed; the client gets 504 when connecting timed out, else 502.
-pub fn upstream_failed(upstream: &str, cause: &dyn std::fmt::Display, timed_out: bool) -> GatewayError {
-    tracing::warn!(upstream, cause = %cause, "upstream failed");
-    if timed_out { GatewayError::UpstreamTimeout } else { GatewayError::UpstreamUnavailable }
+/// How an upstream failed, as `xumm_gate_upstream_errors_total` counts it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UpstreamFailure {
+    /// No connection (refused, unreachable).
+    Connect,
+    /// Connecting or answering took too long.
+    Timeout,
+    /// The connection broke or closed before a response.
+    Reset,
+    /// A response the gateway cannot relay (malformed, misframed, an unasked protocol switch).
+    Protocol,
+}
+
+impl UpstreamFailure {
+    pub fn label(self) -> &'static str {
+        match self {
+            UpstreamFailure::Connect => "connect",
+            UpstreamFailure::Timeout => "timeout",
+            UpstreamFailure::Reset => "reset",
+            UpstreamFailure::Protocol => "protocol",
+        }
+    }
+}
+
+/// Logs and counts why `upstream` failed; the client gets 504 for a timeout, else 502.
+pub fn upstream_failed(upstream: &str, kind: UpstreamFailure, cause: &dyn std::fmt::Display) -> GatewayError {
+    tracing::warn!(upstream, kind = kind.label(), cause = %cause, "upstream failed");
+    crate::metrics::upstream_error(upstream, kind.label());
+    if kind == UpstreamFailure::Timeout { GatewayError::UpstreamTimeout } else { GatewayError::UpstreamUnavailable }
 }
 
 /// `e` and every error behind it, outermost first.

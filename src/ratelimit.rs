@@ -51,6 +51,12 @@ impl PerClient {
 /// trusted proxy, the nearest address in X-Forwarded-For that is not one of the trusted
 /// proxies. IPv6 addresses count per /64 (one subscriber's network).
 pub fn client_key(peer: SocketAddr, headers: &HeaderMap, is_trusted: impl Fn(IpAddr) -> bool) -> IpAddr {
+    network_of(client_ip(peer, headers, is_trusted))
+}
+
+/// The client's address: the peer's, or behind trusted proxies the last address they name that
+/// is not one of theirs.
+pub fn client_ip(peer: SocketAddr, headers: &HeaderMap, is_trusted: impl Fn(IpAddr) -> bool) -> IpAddr {
     let mut ip = peer.ip().to_canonical();
     if is_trusted(ip) {
         let hops = headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(','));
@@ -59,7 +65,7 @@ pub fn client_key(peer: SocketAddr, headers: &HeaderMap, is_trusted: impl Fn(IpA
             ip = found;
         }
     }
-    network_of(ip)
+    ip
 }
 
 /// One client's network as a limit key: an IPv4 address, or an IPv6 /64 (one subscriber's

@@ -26,6 +26,8 @@ pub struct Lasting {
     payload_login: Option<Arc<payload_login::PayloadLogin>>,
     /// What accounts hold (a reload must not send every signed-in user to the ledger at once).
     ledger_cache: Arc<crate::ledger::Cache>,
+    /// Where security events go (`log.audit`, a restart setting like the rest of `[log]`).
+    audit: Arc<crate::audit::Audit>,
 }
 
 impl Lasting {
@@ -47,7 +49,8 @@ impl Lasting {
             conns: Arc::new(conns::Conns::new(conns::fit_to_fd_limit(server.max_connections), server.max_connections_per_ip)),
             tls: tls::Tls::load(server)?,
         });
-        Ok(Lasting { life, shared, auth, platform, payload_login, ledger_cache: Arc::new(crate::ledger::Cache::new(LEDGER_CACHE_ENTRIES)) })
+        let audit = Arc::new(crate::audit::Audit::open(&config.log.audit)?);
+        Ok(Lasting { life, shared, auth, platform, payload_login, ledger_cache: Arc::new(crate::ledger::Cache::new(LEDGER_CACHE_ENTRIES)), audit })
     }
 }
 
@@ -85,7 +88,8 @@ pub fn build(config: &Config, server: Server, lasting: &Lasting) -> Result<Gatew
             cors: cors::Cors::new(&config.cors.allowed_origins)?,
             payload_login: lasting.payload_login.clone(),
         },
-        broker: lasting.platform.as_ref().zip(config.xumm.as_ref()).map(|(p, x)| xumm::broker::Broker::new(x, p.clone(), &config.broker.app, shared.clone())),
+        broker: lasting.platform.as_ref().zip(config.xumm.as_ref()).map(|(p, x)| xumm::broker::Broker::new(x, p.clone(), &config.broker.app, shared.clone(), lasting.audit.clone())),
+        audit: lasting.audit.clone(),
         proxy,
         life: lasting.life.clone(),
         server,
@@ -160,6 +164,8 @@ impl Live {
     pub fn reload_logged(&self) -> Result<Reloaded, ConfigError> {
         let r = self.reload();
         log_outcome(&r);
+        let error = r.as_ref().err().map(|e| e.to_string());
+        self.lasting.audit.record(crate::audit::Event::ConfigReloaded { ok: r.is_ok(), error: error.as_deref() });
         r
     }
 
@@ -181,8 +187,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 fn log_outcome(r: &Result<Reloaded, ConfigError>) {
     match r {
-        Ok(r) if r.restart_needed.is_empty() => tracing::info!(target: "xumm_gate::audit", "config reloaded"),
-        Ok(r) => tracing::warn!(target: "xumm_gate::audit", restart_needed = ?r.restart_needed, "config reloaded; these keys changed but need a restart, the running values stay"),
+        Ok(r) if r.restart_needed.is_empty() => tracing::info!("config reloaded"),
+        Ok(r) => tracing::warn!(restart_needed = ?r.restart_needed, "config reloaded; these keys changed but need a restart, the running values stay"),
         Err(e) => tracing::error!(cause = %e, "config reload refused; the running config stays"),
     }
 }

@@ -15,12 +15,26 @@ use crate::accesslog::AccessLog;
 use crate::body::Body;
 use crate::error::GatewayError;
 use crate::pages;
+use crate::request_id::{self, RequestId};
+use tracing::Instrument;
 use crate::admission::Verdict;
 use crate::session::Session;
 
 impl Gateway {
-    /// Entry point for every request on the public listener.
+    /// Entry point for every request on the public listener: names the request (its id goes to
+    /// the upstream, back to the client, into its log lines and error pages), then answers it.
     pub async fn handle(self: Arc<Self>, mut req: Request<Incoming>, peer: SocketAddr) -> Result<Response<Body>, Infallible> {
+        let id = RequestId::of(self.proxy.is_trusted(&peer), req.headers().get(request_id::HEADER).map(|v| v.as_bytes()));
+        // Whatever id a client sent, the upstream gets this one.
+        req.headers_mut().insert(request_id::HEADER, id.header_value());
+        let span = tracing::info_span!("request", request_id = %id);
+        let client = crate::ratelimit::client_ip(peer, req.headers(), |ip| self.proxy.is_trusted_ip(ip));
+        let mut resp = request_id::within(id, client, self.answer(req, peer, id)).instrument(span).await?;
+        resp.headers_mut().insert(request_id::HEADER, id.header_value());
+        Ok(resp)
+    }
+
+    async fn answer(self: Arc<Self>, mut req: Request<Incoming>, peer: SocketAddr, id: RequestId) -> Result<Response<Body>, Infallible> {
         let start = Instant::now();
         let inflight = crate::metrics::InFlight::start();
         let method = req.method().clone();
@@ -44,6 +58,7 @@ impl Gateway {
                     bytes: 0,
                     body_error: false,
                     inflight,
+                    request_id: id,
                 };
                 resp.body_mut().set_log(log);
                 return Ok(resp);
@@ -77,7 +92,9 @@ impl Gateway {
             crate::proxy::strip_hop_by_hop(req.headers_mut());
             let client = crate::error::Client::of(req.method(), req.headers());
             let subject = req.extensions().get::<crate::tls::ClientSubject>().cloned();
-            match self.admission.admit_decided(decision, path, req.uri().query(), req.headers(), subject.as_ref().map(|s| &*s.0)).await.verdict {
+            let admitted = self.admission.admit_decided(decision, path, req.uri().query(), req.headers(), subject.as_ref().map(|s| &*s.0)).await;
+            admitted.record(&self.admission.default_route, &self.audit);
+            match admitted.verdict {
                 Verdict::Pass { who, upstream: Some(up), granted } => {
                     upstream_label = Some(up.label.clone());
                     self.upstream_identity(&mut req, who.as_deref(), up, &granted);
@@ -116,6 +133,7 @@ impl Gateway {
             bytes: 0,
             body_error: false,
             inflight,
+            request_id: id,
         };
         resp.body_mut().set_log(log);
         Ok(resp)

@@ -229,7 +229,14 @@ async fn admin(live: Arc<Live>, req: Request<Incoming>) -> Result<Response<Body>
                 text(StatusCode::OK, "ready\n".into(), "text/plain")
             }
         }
-        "/metrics" => text(StatusCode::OK, gw.life.metrics.render(), "text/plain; version=0.0.4"),
+        "/metrics" => {
+            // Gauges read when scraped rather than kept up to date on every request.
+            if let Some(auth) = &gw.admission.auth {
+                let (store, n) = auth.store.held();
+                crate::metrics::sessions_active(store, n);
+            }
+            text(StatusCode::OK, gw.life.metrics.render(), "text/plain; version=0.0.4")
+        }
         _ => text(StatusCode::NOT_FOUND, "not found\n".into(), "text/plain"),
     })
 }
@@ -248,7 +255,7 @@ async fn revoke(gw: &Gateway, query: Option<&str>) -> Response<Body> {
     };
     match auth.store.revoke_account(&account).await {
         Ok(n) => {
-            tracing::info!(target: "xumm_gate::audit", account = %account, sessions = n, "sessions revoked");
+            gw.audit.record(crate::audit::Event::SessionsRevoked { account: &account, sessions: n });
             json(StatusCode::OK, serde_json::json!({"account": account, "revoked": n}))
         }
         Err(e) => {

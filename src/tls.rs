@@ -147,7 +147,7 @@ impl Files {
 /// A new rustls configuration from the files `cfg` names, as `files` read them.
 fn build(cfg: &TlsConfig, files: &Files, sessions: &Arc<dyn StoresServerSessions>) -> Result<Current, ConfigError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut pairs = files.pairs.iter().map(|p| certified(p, &provider));
+    let mut pairs = files.pairs.iter().map(|p| certified(p, &provider).inspect(|ck| expiry_metric(&p[0].0, ck)));
     let default = pairs.next().expect("the main pair is always read")?;
     let mut resolver = Resolver { default, exact: HashMap::new(), wildcard: Vec::new() };
     for (i, (e, ck)) in cfg.sni.iter().zip(pairs).enumerate() {
@@ -187,6 +187,15 @@ fn build(cfg: &TlsConfig, files: &Files, sessions: &Arc<dyn StoresServerSessions
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     config.session_storage = sessions.clone();
     Ok(Current { config: Arc::new(config), resolver })
+}
+
+/// `xumm_gate_tls_certificate_expiry_timestamp_seconds{cert}`: when the certificate configured
+/// under `key` (`server.tls.cert`, `server.tls.sni[0].cert`) stops being valid, for alerts.
+fn expiry_metric(key: &str, ck: &CertifiedKey) {
+    let Some(der) = ck.cert.first() else { return };
+    if let Ok((_, cert)) = x509_parser::parse_x509_certificate(der) {
+        metrics::gauge!("xumm_gate_tls_certificate_expiry_timestamp_seconds", "cert" => key.to_string()).set(cert.validity().not_after.timestamp() as f64);
+    }
 }
 
 /// A certificate chain and its key, checked to belong together.

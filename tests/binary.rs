@@ -321,3 +321,33 @@ async fn every_access_line_is_written_even_when_stopped_right_after_a_burst() {
     }
     assert_eq!(seen.len(), 300, "access lines written");
 }
+
+#[tokio::test]
+async fn every_log_line_of_a_request_carries_its_id() {
+    // Nothing listens upstream: each request logs a warning and its access line.
+    let dead = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let cfg = config_text(dead, "").replace("[server]", "[log]\nformat = \"json\"\n\n[server]");
+    let (_p, addr, lines) = spawn_gateway(&cfg, &[]).await;
+    let fast = get(addr, "/a").await;
+    let general = send(Request::post(format!("http://{addr}/b")).body(full("x")).unwrap()).await;
+    let mut seen: Vec<serde_json::Value> = Vec::new();
+    for (got, path) in [(&fast, "/a"), (&general, "/b")] {
+        assert_eq!(got.status, StatusCode::BAD_GATEWAY);
+        let id = got.headers["x-request-id"].to_str().unwrap().to_string();
+        let mut warned = false;
+        let mut access = false;
+        for _ in 0..60 {
+            while let Ok(line) = lines.try_recv() {
+                seen.push(serde_json::from_str(&line).unwrap_or_else(|_| panic!("not JSON: {line}")));
+            }
+            let mine = |v: &&serde_json::Value| v["request_id"] == id.as_str() || v["span"]["request_id"] == id.as_str();
+            warned = seen.iter().filter(mine).any(|v| v["fields"]["message"] == "upstream failed" || v["message"] == "upstream failed");
+            access = seen.iter().filter(mine).any(|v| v["path"] == path && v["status"] == 502);
+            if warned && access {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(warned && access, "{path}: warning {warned}, access line {access}; lines: {seen:?}");
+    }
+}

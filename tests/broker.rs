@@ -370,6 +370,9 @@ async fn xumms_429_retry_after_holds_later_calls_back() {
     let held = call(gw.addr, "GET", &format!("payload/{uuid}"), &shop(), None).await;
     assert_eq!(held.status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(platform.calls().len(), sent, "no piling on while Xumm said to wait");
+    let m = scrape(gw.admin_addr.unwrap()).await;
+    assert!(m.value("xumm_gate_xumm_rate_limit_pauses_total", &[]) >= 1.0);
+    assert!(m.value("xumm_gate_xumm_api_requests_total", &[("endpoint", "payload"), ("method", "GET"), ("status", "429")]) >= 1.0);
 }
 
 #[tokio::test]
@@ -537,9 +540,9 @@ async fn post_webhook(gw: std::net::SocketAddr, uuid: &str) -> StatusCode {
 #[tokio::test]
 async fn a_resolved_payload_is_audited_and_called_back_exactly_once_however_the_news_races() {
     use futures_util::StreamExt;
-    captured_logs(); // start capturing
+    let audit = AuditFile::new();
     let (receiver, deliveries) = counting_receiver().await;
-    let (gw, platform) = setup_with(&format!("max_per_minute = 100\ncallback_url = \"http://{receiver}/xumm\"\ncallback_secret = \"callback-secret-0123456789\"")).await;
+    let (gw, platform) = setup_with(&format!("max_per_minute = 100\ncallback_url = \"http://{receiver}/xumm\"\ncallback_secret = \"callback-secret-0123456789\"\n{}", audit.config())).await;
     const PAYLOADS: usize = 12;
     let mut uuids = Vec::new();
     let mut sockets = Vec::new();
@@ -574,12 +577,61 @@ async fn a_resolved_payload_is_audited_and_called_back_exactly_once_however_the_
     for r in racers {
         r.abort();
     }
-    let logs = captured_logs();
+    let logs = audit.lines();
     let delivered = deliveries.lock().unwrap().clone();
     for uuid in &uuids {
-        let audits: Vec<&serde_json::Value> = logs.iter().filter(|l| l["target"] == "xumm_gate::audit" && l["uuid"] == uuid.as_str() && l["outcome"] != "created").collect();
+        let created: Vec<&serde_json::Value> = logs.iter().filter(|l| l["event"] == "payload_created" && l["uuid"] == uuid.as_str()).collect();
+        assert_eq!(created.len(), 1, "{created:?}");
+        assert_eq!((created[0]["app"].as_str(), created[0]["tx_type"].as_str(), created[0]["log"].as_str()), (Some("shop"), Some("Payment"), Some("audit")));
+        assert!(created[0]["request_id"].as_str().is_some_and(|r| !r.is_empty()) && created[0]["client_ip"] == "127.0.0.1", "{:?}", created[0]);
+        let audits: Vec<&serde_json::Value> = logs.iter().filter(|l| l["event"] == "payload_resolved" && l["uuid"] == uuid.as_str()).collect();
         assert_eq!(audits.len(), 1, "one audit line per outcome for {uuid}: {audits:?}");
         assert_eq!(audits[0]["outcome"], "signed");
+        assert_eq!(audits[0]["account"], serde_json::Value::Null, "an app's payload names no signed-in user");
         assert_eq!(delivered.iter().filter(|d| *d == uuid).count(), 1, "one callback per outcome for {uuid}: {delivered:?}");
+    }
+}
+
+#[tokio::test]
+async fn broker_webhook_and_callback_metrics_and_audit_lines() {
+    let audit = AuditFile::new();
+    let (receiver, deliveries) = counting_receiver().await;
+    let (gw, platform) = setup_with(&format!("max_per_minute = 100\ncallback_url = \"http://{receiver}/xumm\"\ncallback_secret = \"callback-secret-0123456789\"\n{}", audit.config())).await;
+    let admin = gw.admin_addr.unwrap();
+    let before = scrape(admin).await;
+    let uuid = call(gw.addr, "POST", "payload", &shop(), Some(payment())).await.json()["uuid"].as_str().unwrap().to_string();
+    // A webhook with a bad signature is refused and audited; the real one is accepted.
+    let forged = Request::post(format!("http://{}/.xumm/webhook", gw.addr))
+        .header("x-xumm-request-timestamp", xumm_gate::session::now().to_string())
+        .header("x-xumm-request-signature", "00".repeat(20))
+        .body(full(format!(r#"{{"meta":{{"payload_uuidv4":"{uuid}"}}}}"#)))
+        .unwrap();
+    assert_eq!(send(forged).await.status, StatusCode::UNAUTHORIZED);
+    platform.resolve(&uuid, true, ACCOUNT, "MAINNET");
+    assert_eq!(post_webhook(gw.addr, &uuid).await, StatusCode::OK);
+    for _ in 0..100 {
+        if deliveries.lock().unwrap().contains(&uuid) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(deliveries.lock().unwrap().contains(&uuid), "callback delivered");
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let after = scrape(admin).await;
+    let grew = |name: &str, labels: &[(&str, &str)]| after.value(name, labels) - before.value(name, labels);
+    assert!(grew("xumm_gate_broker_payloads_total", &[("app", "shop"), ("tx_type", "Payment"), ("outcome", "created")]) >= 1.0);
+    assert!(grew("xumm_gate_broker_payloads_total", &[("app", "shop"), ("tx_type", "Payment"), ("outcome", "signed")]) >= 1.0);
+    assert!(grew("xumm_gate_xumm_api_requests_total", &[("endpoint", "payload"), ("method", "POST"), ("status", "200")]) >= 1.0);
+    assert!(grew("xumm_gate_xumm_api_duration_seconds", &[("endpoint", "payload")]) >= 2.0);
+    assert!(grew("xumm_gate_webhooks_total", &[("result", "signature")]) >= 1.0);
+    assert!(grew("xumm_gate_webhooks_total", &[("result", "accepted")]) >= 1.0);
+    assert!(grew("xumm_gate_callback_deliveries_total", &[("result", "delivered")]) >= 1.0);
+    let text = get(admin, "/metrics").await.text();
+    assert!(!text.contains(&uuid), "a payload uuid became a label");
+    let lines = audit.lines();
+    assert!(lines.iter().any(|l| l["event"] == "webhook_refused" && l["reason"] == "signature"), "{lines:?}");
+    let log = audit.text();
+    for secret in [XUMM_SECRET, SHOP_SECRET, "callback-secret-0123456789"] {
+        assert!(!log.contains(secret), "{secret} in the audit log");
     }
 }

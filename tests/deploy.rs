@@ -120,3 +120,84 @@ fn the_container_and_compose_example_fit_together() {
     let lookup = |n: &str| env[n].as_str().map(|v| if v.starts_with("${") { "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".to_string() } else { v.to_string() });
     xumm_gate::config::Config::from_toml(&config, &lookup).expect("compose env + container config are valid");
 }
+
+/// Every `xumm_gate_*` metric family the gateway's source defines.
+fn defined_metrics() -> std::collections::BTreeSet<String> {
+    let mut names = std::collections::BTreeSet::new();
+    let mut dirs = vec![std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/src"))];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(d).unwrap().map(Result::unwrap) {
+            if e.path().is_dir() {
+                dirs.push(e.path());
+            } else if e.path().extension().is_some_and(|x| x == "rs") {
+                names.extend(metric_names(&std::fs::read_to_string(e.path()).unwrap()).into_iter().filter(|n| !n.ends_with('_')));
+            }
+        }
+    }
+    names
+}
+
+/// The `xumm_gate_*` names in `text`, with a histogram's `_bucket`/`_count`/`_sum` taken off.
+fn metric_names(text: &str) -> std::collections::BTreeSet<String> {
+    let mut out = std::collections::BTreeSet::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("xumm_gate_") {
+        let name: String = rest[i..].chars().take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_').collect();
+        rest = &rest[i + name.len()..];
+        let base = ["_bucket", "_count", "_sum"].iter().find_map(|s| name.strip_suffix(s).filter(|b| b.ends_with("_seconds"))).unwrap_or(&name);
+        out.insert(base.to_string());
+    }
+    out
+}
+
+fn promtool_check_rules(path: &std::path::Path) {
+    let out = std::process::Command::new("promtool").arg("check").arg("rules").arg(path).output().expect("promtool is installed (.ci/run installs Debian's prometheus)");
+    assert!(out.status.success(), "promtool: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn alert_rules_and_dashboard_use_only_metrics_the_gateway_exports_and_the_readme_lists_them_all() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let defined = defined_metrics();
+    assert!(defined.len() >= 20, "{defined:?}");
+    // The rules: valid for Prometheus, and about metrics that exist.
+    let rules_path = std::path::PathBuf::from(format!("{root}/deploy/observability/alerts.yml"));
+    promtool_check_rules(&rules_path);
+    let rules = &docs("deploy/observability/alerts.yml")[0];
+    let alerts: Vec<&str> = rules["groups"][0]["rules"].as_sequence().unwrap().iter().map(|r| r["alert"].as_str().unwrap()).collect();
+    for want in ["SignInFailureRatio", "XummUnavailable", "StoreUnavailable", "UpstreamErrorRatio", "CertificateExpiresSoon"] {
+        assert!(alerts.iter().any(|a| a.ends_with(want)), "no {want} alert in {alerts:?}");
+    }
+    let used = metric_names(&std::fs::read_to_string(&rules_path).unwrap());
+    assert!(used.is_subset(&defined), "alerts.yml names metrics the gateway does not export: {:?}", used.difference(&defined).collect::<Vec<_>>());
+
+    // The dashboard: JSON Grafana imports, every query valid PromQL (checked by promtool as
+    // recording rules, Grafana's $__range made concrete) and about metrics that exist.
+    let text = std::fs::read_to_string(format!("{root}/deploy/observability/grafana-dashboard.json")).unwrap();
+    let dash: serde_json::Value = serde_json::from_str(&text).expect("the dashboard is JSON");
+    assert_eq!(dash["uid"], "xumm-gate");
+    let panels = dash["panels"].as_array().unwrap();
+    let mut exprs = Vec::new();
+    for p in panels {
+        assert!(p["title"].is_string() && p["datasource"]["uid"] == "${datasource}", "{p}");
+        let g = &p["gridPos"];
+        assert!(g["x"].as_u64().unwrap() + g["w"].as_u64().unwrap() <= 24, "{p}");
+        for t in p["targets"].as_array().unwrap() {
+            exprs.push(t["expr"].as_str().unwrap().replace("$__range", "1h"));
+        }
+    }
+    let used = metric_names(&text);
+    assert!(used.is_subset(&defined), "the dashboard names metrics the gateway does not export: {:?}", used.difference(&defined).collect::<Vec<_>>());
+    let as_rules = tempfile::NamedTempFile::new().unwrap();
+    let records: Vec<serde_json::Value> = exprs.iter().enumerate().map(|(i, e)| serde_json::json!({"record": format!("dashboard:query_{i}"), "expr": e})).collect();
+    std::fs::write(as_rules.path(), serde_json::json!({"groups": [{"name": "dashboard", "rules": records}]}).to_string()).unwrap();
+    promtool_check_rules(as_rules.path());
+
+    // The README's Operating section lists every metric, and the dashboard shows most of them.
+    let readme = std::fs::read_to_string(format!("{root}/README.md")).unwrap();
+    let operating = readme.split("\n## Operating").nth(1).expect("README has an Operating section").split("\n## ").next().unwrap();
+    let listed = metric_names(operating);
+    assert!(defined.is_subset(&listed), "README's Operating section misses {:?}", defined.difference(&listed).collect::<Vec<_>>());
+    assert!(listed.is_subset(&defined), "README's Operating section names metrics that do not exist: {:?}", listed.difference(&defined).collect::<Vec<_>>());
+    assert!(used.len() * 10 >= defined.len() * 8, "the dashboard shows {} of {} metrics", used.len(), defined.len());
+}

@@ -128,6 +128,12 @@ async fn rejected_expired_and_unknown_sign_ins_say_so_with_a_retry() {
     assert!(stranger.text().contains("unknown or too old"));
     let made_up = get_with(gw.addr, "/.xumm/qr/nonsense", &[HTML, ("cookie", &cookie_header(&rejected.cookies))]).await;
     assert_eq!(made_up.status, StatusCode::BAD_REQUEST);
+    // Counted by kind and reason (other tests in this binary count too: at least ours).
+    let m = scrape(gw.admin_addr.unwrap()).await;
+    assert!(m.value("xumm_gate_sign_ins_started_total", &[("kind", "payload")]) >= 2.0);
+    for reason in ["rejected", "expired"] {
+        assert!(m.value("xumm_gate_sign_ins_failed_total", &[("kind", "payload"), ("reason", reason)]) >= 1.0, "{reason}");
+    }
 }
 
 #[tokio::test]

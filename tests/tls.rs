@@ -144,6 +144,13 @@ async fn sni_chooses_the_certificate_for_the_host_asked_for() {
     }
     // A wildcard covers one label only: a.b.wild.test gets the default, which does not name it.
     assert!(TlsConn::open(gw.addr, "a.b.wild.test", cfg).await.is_err());
+    // Each certificate's expiry, for the alert, named by the key that configures it.
+    let m = common::scrape(gw.admin_addr.unwrap()).await;
+    let now = xumm_gate::session::now() as f64;
+    for cert in ["server.tls.cert", "server.tls.sni[0].cert", "server.tls.sni[1].cert"] {
+        let at = m.value("xumm_gate_tls_certificate_expiry_timestamp_seconds", &[("cert", cert)]);
+        assert!(at > now, "{cert}: {at}");
+    }
     gw.shutdown().await;
 }
 

@@ -102,6 +102,12 @@ async fn replayed_expired_unknown_foreign_and_malformed_tokens_open_nothing() {
         assert_eq!(api.json()["error"], "xapp_link_unusable", "{what}");
     }
     assert!(!platform.calls().iter().any(|c| c.contains("..")), "a malformed token is never sent to Xumm: {:?}", platform.calls());
+    let m = scrape(gw.admin_addr.unwrap()).await;
+    assert!(m.value("xumm_gate_sign_ins_completed_total", &[("kind", "xapp")]) >= 1.0);
+    for reason in ["state", "expired"] {
+        assert!(m.value("xumm_gate_sign_ins_failed_total", &[("kind", "xapp"), ("reason", reason)]) >= 1.0, "{reason}");
+    }
+    assert!(m.value("xumm_gate_xumm_api_requests_total", &[("endpoint", "xapp/ott")]) >= 1.0);
 }
 
 #[tokio::test]

@@ -82,11 +82,14 @@ pub struct LogConfig {
     pub format: Choice<LogFormat>,
     /// tracing filter, e.g. "info" or "xumm_gate=debug"; RUST_LOG wins when set.
     pub level: String,
+    /// Where the audit log goes: "stdout" (default, each line marked `"log":"audit"`),
+    /// "stderr", "off", or a file path (appended to).
+    pub audit: String,
 }
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig { format: Choice::default(), level: "info".into() }
+        LogConfig { format: Choice::default(), level: "info".into(), audit: "stdout".into() }
     }
 }
 

@@ -179,24 +179,26 @@ impl<S: ClientIo> Conn<S> {
             bytes: 0,
             body_error: false,
             inflight: crate::metrics::InFlight::start(),
+            request_id: plan.request_id,
         };
         let mut upstream = match self.exchange(gw, &plan, start).await {
             Ok(u) => u,
-            Err(e) => return self.fail(gw, &plan, e.into_error(&plan), &mut log).await,
+            Err(e) => return self.fail(gw, &plan, e, &mut log).await,
         };
         let head_request = plan.method == http::Method::HEAD;
         let head = loop {
-            match response::response_head(&self.ubuf, head_request, plan.close, gw.server.hsts.as_ref().map(|v| v.as_bytes()), &mut self.out) {
+            let ours = response::Ours { hsts: gw.server.hsts.as_ref().map(|v| v.as_bytes()), request_id: plan.request_id.as_bytes() };
+            match response::response_head(&self.ubuf, head_request, plan.close, ours, &mut self.out) {
                 Parsed::Head(h) => break h,
                 Parsed::Informational(n) => {
                     self.ubuf.advance(n);
                     continue; // the real head may be in the buffer already
                 }
                 Parsed::Partial => {}
-                Parsed::Bad(cause) => return self.fail(gw, &plan, Failure::Bad(cause).into_error(&plan), &mut log).await,
+                Parsed::Bad(cause) => return self.fail(gw, &plan, Failure::Bad(cause), &mut log).await,
             }
             if let Err(e) = self.read_upstream(&mut upstream).await {
-                return self.fail(gw, &plan, e.into_error(&plan), &mut log).await;
+                return self.fail(gw, &plan, e, &mut log).await;
             }
         };
         crate::metrics::record(&plan.up.latency, start.elapsed());
@@ -212,8 +214,8 @@ impl<S: ClientIo> Conn<S> {
             }
             Err(e) => {
                 match e {
-                    response::RelayError::Upstream(cause) => tracing::warn!(upstream = %plan.up.label, cause, "upstream body cut short"),
-                    response::RelayError::Client(e) => tracing::debug!(cause = %e, "client went away mid-response"),
+                    response::RelayError::Upstream(cause) => tracing::warn!(request_id = %plan.request_id, upstream = %plan.up.label, cause, "upstream body cut short"),
+                    response::RelayError::Client(e) => tracing::debug!(request_id = %plan.request_id, cause = %e, "client went away mid-response"),
                 }
                 log.body_error = true;
                 Step::Close
@@ -267,9 +269,11 @@ impl<S: ClientIo> Conn<S> {
 
     /// Answers an upstream failure with the gateway's error response (the client connection
     /// stays usable). Failures count in the upstream latency histogram, as on the hyper path.
-    async fn fail(&mut self, gw: &Gateway, plan: &Plan<'_>, e: GatewayError, log: &mut AccessLog) -> Step {
+    async fn fail(&mut self, gw: &Gateway, plan: &Plan<'_>, failure: Failure, log: &mut AccessLog) -> Step {
         crate::metrics::record(&plan.up.latency, log.start.elapsed());
-        let resp = e.response_for(plan.accepts);
+        // The failure's log line and page carry the request's id, as on the general path.
+        let resp = tracing::info_span!("request", request_id = %plan.request_id)
+            .in_scope(|| crate::request_id::rendering(plan.request_id, || failure.into_error(plan).response_for(plan.accepts)));
         log.status = resp.status();
         let (parts, body) = resp.into_parts();
         let body = body.into_full().unwrap_or_default();
@@ -281,6 +285,7 @@ impl<S: ClientIo> Conn<S> {
         if let Some(v) = gw.server.hsts.as_ref().map(|v| v.as_bytes()) {
             header_line(out, b"strict-transport-security", v);
         }
+        header_line(out, b"x-request-id", plan.request_id.as_bytes());
         header_line(out, b"content-length", body.len().to_string().as_bytes());
         if plan.close {
             out.extend_from_slice(b"connection: close\r\n");
@@ -333,14 +338,15 @@ enum Failure {
 impl Failure {
     /// Logs the cause and maps it to the client's error, with the general path's helpers.
     fn into_error(self, plan: &Plan<'_>) -> GatewayError {
-        use crate::proxy::{upstream_failed, upstream_timed_out};
+        use crate::proxy::{UpstreamFailure as Kind, upstream_failed, upstream_timed_out};
         let label = &plan.up.label;
         match self {
             Failure::Timeout => upstream_timed_out(label),
-            Failure::Connect(e) => upstream_failed(label, &e, e.kind() == std::io::ErrorKind::TimedOut),
-            Failure::Io(e) => upstream_failed(label, &e, false),
-            Failure::Closed => upstream_failed(label, &"closed without a response", false),
-            Failure::Bad(cause) => upstream_failed(label, &cause, false),
+            Failure::Connect(e) if e.kind() == std::io::ErrorKind::TimedOut => upstream_failed(label, Kind::Timeout, &e),
+            Failure::Connect(e) => upstream_failed(label, Kind::Connect, &e),
+            Failure::Io(e) => upstream_failed(label, Kind::Reset, &e),
+            Failure::Closed => upstream_failed(label, Kind::Reset, &"closed without a response"),
+            Failure::Bad(cause) => upstream_failed(label, Kind::Protocol, &cause),
         }
     }
 }

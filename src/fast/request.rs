@@ -15,6 +15,7 @@ use crate::admission::{Verdict, Wait};
 use crate::error::Accepts;
 use crate::metrics::RouteMetrics;
 use crate::proxy::Upstream;
+use crate::request_id::RequestId;
 use crate::session::Session;
 
 /// Request heads with more headers than this go to the general path (which applies
@@ -41,6 +42,7 @@ pub struct Plan<'g> {
     /// The request target, checked as the general path's URI parser checks it.
     pub target: PathAndQuery,
     pub route: Arc<RouteMetrics>,
+    pub request_id: RequestId,
 }
 
 pub enum Planned<'g> {
@@ -65,6 +67,8 @@ enum Name {
     ForwardedFor,
     ForwardedProto,
     ForwardedHost,
+    /// Replaced by the request's id (a trusted proxy's, or one made here).
+    RequestId,
     /// Never forwarded for a signed-in request (the upstream gets identity headers instead).
     Authorization,
     /// Keep-Alive, Proxy-*, TE, Trailer: hop-by-hop, never forwarded.
@@ -92,6 +96,7 @@ fn classify(n: &str) -> Name {
         16 if is("x-forwarded-host") => Name::ForwardedHost,
         17 if is("x-forwarded-proto") => Name::ForwardedProto,
         13 if is("authorization") => Name::Authorization,
+        12 if is("x-request-id") => Name::RequestId,
         _ if n.len() > 6 && n[..6].eq_ignore_ascii_case("proxy-") => Name::Hop,
         _ => Name::Other,
     }
@@ -115,12 +120,12 @@ pub fn plan<'g>(gw: &'g Gateway, buf: &[u8], peer: &Peer, out: &mut Vec<u8>) -> 
     };
     let mut lookup = None;
     match take(gw, &req, &target, peer, out, &mut lookup) {
-        Some((up, method, close, accepts, route)) => Planned::Ready(Plan { head_len, up, method, close, accepts, target, route }),
+        Some((up, method, close, accepts, route, request_id)) => Planned::Ready(Plan { head_len, up, method, close, accepts, target, route, request_id }),
         None => lookup.map_or(Planned::Handover, Planned::Lookup),
     }
 }
 
-type Taken<'g> = (&'g Upstream, Method, bool, Accepts, Arc<RouteMetrics>);
+type Taken<'g> = (&'g Upstream, Method, bool, Accepts, Arc<RouteMetrics>, RequestId);
 
 /// The fast path's decision on a parsed request, and the upstream head when it takes it. A
 /// session that only the shared store may hold is named in `lookup`.
@@ -156,9 +161,11 @@ fn take<'g>(gw: &'g Gateway, req: &httparse::Request<'_, '_>, target: &PathAndQu
     if !up.is_plain_http() {
         return None;
     }
-    write_head(gw, out, &method, target, up, req.headers, &scan, peer, who.as_deref().map(|s| (s, &granted)));
+    let id = RequestId::of(peer.trusted, scan.request_id);
+    write_head(gw, out, &method, target, up, req.headers, &scan, peer, who.as_deref().map(|s| (s, &granted)), &id);
     let route = admitted.decision.route.map(|r| r.metrics.clone()).unwrap_or_else(|| gw.admission.default_route.clone());
-    Some((up, method, scan.close, scan.accepts, route))
+    route.decided(crate::metrics::Outcome::Allowed);
+    Some((up, method, scan.close, scan.accepts, route, id))
 }
 
 /// What one pass over the request headers found.
@@ -170,6 +177,7 @@ struct Scan<'b> {
     accepts: Accepts,
     host: Option<&'b [u8]>,
     xff: Option<&'b [u8]>,
+    request_id: Option<&'b [u8]>,
     has_xfp: bool,
     has_xfh: bool,
     /// Bit i: header i is a Cookie header carrying one of the gateway's own cookies.
@@ -180,7 +188,7 @@ struct Scan<'b> {
 
 /// One pass over the headers; None when one of them is the general path's.
 fn scan<'b>(gw: &Gateway, headers: &[httparse::Header<'b>]) -> Option<Scan<'b>> {
-    let mut sc = Scan { kinds: [Name::Other; MAX_HEADERS], close: false, accepts: Accepts::Other, host: None, xff: None, has_xfp: false, has_xfh: false, own: 0, foreign: 0 };
+    let mut sc = Scan { kinds: [Name::Other; MAX_HEADERS], close: false, accepts: Accepts::Other, host: None, xff: None, request_id: None, has_xfp: false, has_xfh: false, own: 0, foreign: 0 };
     for (i, h) in headers.iter().enumerate() {
         sc.kinds[i] = classify(h.name);
         match sc.kinds[i] {
@@ -204,6 +212,7 @@ fn scan<'b>(gw: &Gateway, headers: &[httparse::Header<'b>]) -> Option<Scan<'b>> 
             }
             Name::Host if sc.host.is_none() => sc.host = Some(h.value),
             Name::ForwardedFor if sc.xff.is_none() => sc.xff = Some(h.value),
+            Name::RequestId if sc.request_id.is_none() => sc.request_id = Some(h.value),
             Name::ForwardedProto => sc.has_xfp = true,
             Name::ForwardedHost => sc.has_xfh = true,
             Name::Cookie => {
@@ -236,6 +245,7 @@ fn write_head(
     sc: &Scan<'_>,
     peer: &Peer,
     session: Option<(&Session, &crate::admission::Granted)>,
+    id: &RequestId,
 ) {
     out.clear();
     out.extend_from_slice(method.as_str().as_bytes());
@@ -253,7 +263,7 @@ fn write_head(
     line(out, b"host", up.host.as_bytes());
     for (i, h) in headers.iter().enumerate() {
         let kind = sc.kinds[i];
-        if matches!(kind, Name::Host | Name::Hop | Name::Connection | Name::ForwardedFor) || gw.admission.identity.is_stripped(h.name) {
+        if matches!(kind, Name::Host | Name::Hop | Name::Connection | Name::ForwardedFor | Name::RequestId) || gw.admission.identity.is_stripped(h.name) {
             continue;
         }
         if matches!(kind, Name::ForwardedProto | Name::ForwardedHost) && !peer.trusted {
@@ -285,6 +295,7 @@ fn write_head(
         line(out, b"x-forwarded-host", h);
     }
     line(out, b"via", b"1.1 xumm-gate");
+    line(out, b"x-request-id", id.as_bytes());
     if let Some((s, granted)) = session {
         gw.admission.identity_for_upstream(s, up, granted, |n, v| line(out, n.as_str().as_bytes(), v.as_bytes()));
     }

@@ -112,8 +112,9 @@ pub enum Parsed {
 /// hop-by-hop headers removed, `Content-Length` dropped when `Transfer-Encoding` frames the body
 /// (which is relayed as it comes, so its coding header stays), `Connection: close` when the
 /// client connection will close.
-/// `hsts`: the gateway's Strict-Transport-Security value, which replaces the upstream's.
-pub fn response_head(buf: &[u8], head_request: bool, close_client: bool, hsts: Option<&[u8]>, out: &mut Vec<u8>) -> Parsed {
+/// `ours`: the headers the gateway sets on every response, replacing the upstream's.
+pub fn response_head(buf: &[u8], head_request: bool, close_client: bool, ours: Ours<'_>, out: &mut Vec<u8>) -> Parsed {
+    let hsts = ours.hsts;
     let mut slots = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
     let mut resp = httparse::Response::new(&mut []);
     let len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(&mut resp, buf, &mut slots) {
@@ -183,7 +184,8 @@ pub fn response_head(buf: &[u8], head_request: bool, close_client: bool, hsts: O
         let drop = (crate::proxy::is_hop_by_hop(n) && !coding)
             || (length && (coded || length_sent))
             || (!length && !coding && named.iter().any(|x| x.eq_ignore_ascii_case(n)))
-            || (hsts.is_some() && n.eq_ignore_ascii_case("strict-transport-security"));
+            || (hsts.is_some() && n.eq_ignore_ascii_case("strict-transport-security"))
+            || (!ours.request_id.is_empty() && n.eq_ignore_ascii_case("x-request-id"));
         length_sent |= length && !drop;
         dated |= !drop && n.eq_ignore_ascii_case("date");
         if !drop {
@@ -197,11 +199,23 @@ pub fn response_head(buf: &[u8], head_request: bool, close_client: bool, hsts: O
     if let Some(v) = hsts {
         super::header_line(out, b"strict-transport-security", v);
     }
+    if !ours.request_id.is_empty() {
+        super::header_line(out, b"x-request-id", ours.request_id);
+    }
     if close_client || framing == Framing::Close {
         out.extend_from_slice(b"connection: close\r\n");
     }
     out.extend_from_slice(b"\r\n");
     Parsed::Head(Head { len, status, framing, reusable })
+}
+
+/// Headers the gateway puts on every response in place of the upstream's.
+#[derive(Clone, Copy, Default)]
+pub struct Ours<'a> {
+    /// The gateway's Strict-Transport-Security value.
+    pub hsts: Option<&'a [u8]>,
+    /// The request's id (none when empty).
+    pub request_id: &'a [u8],
 }
 
 /// Why a relay stopped early. Either way the client connection closes: its response is cut.
@@ -403,7 +417,7 @@ mod tests {
 
     #[test]
     fn response_framing() {
-        let head = |raw: &str, head_req: bool| match response_head(raw.as_bytes(), head_req, false, None, &mut Vec::new()) {
+        let head = |raw: &str, head_req: bool| match response_head(raw.as_bytes(), head_req, false, Ours::default(), &mut Vec::new()) {
             Parsed::Head(h) => Ok((h.framing, h.reusable)),
             Parsed::Bad(r) => Err(r),
             Parsed::Partial => Err("partial"),
@@ -427,7 +441,7 @@ mod tests {
     fn client_head_drops_hop_by_hop_and_connection_named_headers() {
         let mut out = Vec::new();
         let raw = "HTTP/1.1 200 OK\r\nConnection: x-private, keep-alive\r\nX-Private: 1\r\nKeep-Alive: timeout=5\r\nProxy-Authenticate: Basic\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\nX-End: kept\r\n\r\n";
-        assert!(matches!(response_head(raw.as_bytes(), false, true, None, &mut out), Parsed::Head(_)));
+        assert!(matches!(response_head(raw.as_bytes(), false, true, Ours::default(), &mut out), Parsed::Head(_)));
         let out = String::from_utf8(out).unwrap();
         assert!(out.starts_with("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-End: kept\r\ndate: "), "{out}");
         assert!(out.ends_with(" GMT\r\nconnection: close\r\n\r\n"), "{out}");
@@ -479,7 +493,7 @@ mod tests {
             let raw = format!("{version} {status} X\r\n{}\r\n\r\n", lines.join("\r\n"));
             let raw = &raw.as_bytes()[..raw.len().min(cut.max(1) * 4)]; // some heads end early
             let mut out = Vec::new();
-            let Parsed::Head(h) = response_head(raw, head_req, close, None, &mut out) else { return Ok(()) };
+            let Parsed::Head(h) = response_head(raw, head_req, close, Ours::default(), &mut out) else { return Ok(()) };
             proptest::prop_assert!(h.len <= raw.len());
             let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS + 4];
             let mut resp = httparse::Response::new(&mut headers);

@@ -34,7 +34,12 @@ impl MemoryStore {
 
     /// The live session under `id`, without yielding (a lookup in memory).
     pub fn get_now(&self, id: &str) -> Option<Arc<Session>> {
-        self.cache.get(id).filter(|s| !s.expired())
+        crate::metrics::session_lookups("memory").count(self.cache.get(id).filter(|s| !s.expired()))
+    }
+
+    pub fn held(&self) -> u64 {
+        self.cache.run_pending_tasks();
+        self.cache.entry_count()
     }
 }
 

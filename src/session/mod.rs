@@ -174,10 +174,30 @@ impl Store {
     /// Ends every session of `account` (on every replica with Redis); how many there were.
     /// Bearer JWTs are not sessions: they stay valid until their own `exp`.
     pub async fn revoke_account(&self, account: &str) -> Result<usize, StoreError> {
-        match self {
+        let start = std::time::Instant::now();
+        let r = match self {
             Store::Memory(m) => Ok(m.revoke_account(account)),
             Store::Redis(r) => r.revoke_account(account).await,
+        };
+        crate::metrics::store_operation(self.label(), "revoke", r.is_ok(), start.elapsed());
+        r
+    }
+
+    /// The store's metric label.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Store::Memory(_) => "memory",
+            Store::Redis(_) => "redis",
         }
+    }
+
+    /// Sessions this process holds (memory: every live one; Redis: those in this replica's L1).
+    pub fn held(&self) -> (&'static str, u64) {
+        let n = match self {
+            Store::Memory(m) => m.held(),
+            Store::Redis(r) => r.held(),
+        };
+        (self.label(), n)
     }
 
     /// Whether the store can serve (for /readyz).
@@ -189,23 +209,34 @@ impl Store {
     }
 }
 
+/// Every store operation is counted and timed here (`xumm_gate_session_store_*`), whichever
+/// store serves it.
 impl SessionStore for Store {
     async fn get(&self, id: &str) -> Result<Option<Arc<Session>>, StoreError> {
-        match self {
+        let start = std::time::Instant::now();
+        let r = match self {
             Store::Memory(m) => m.get(id).await,
             Store::Redis(r) => r.get(id).await,
-        }
+        };
+        crate::metrics::store_operation(self.label(), "get", r.is_ok(), start.elapsed());
+        r
     }
     async fn put(&self, id: String, session: Arc<Session>) -> Result<(), StoreError> {
-        match self {
+        let start = std::time::Instant::now();
+        let r = match self {
             Store::Memory(m) => m.put(id, session).await,
             Store::Redis(r) => r.put(id, session).await,
-        }
+        };
+        crate::metrics::store_operation(self.label(), "put", r.is_ok(), start.elapsed());
+        r
     }
     async fn delete(&self, id: &str) -> Result<(), StoreError> {
-        match self {
+        let start = std::time::Instant::now();
+        let r = match self {
             Store::Memory(m) => m.delete(id).await,
             Store::Redis(r) => r.delete(id).await,
-        }
+        };
+        crate::metrics::store_operation(self.label(), "delete", r.is_ok(), start.elapsed());
+        r
     }
 }

@@ -158,7 +158,13 @@ impl RedisStore {
 
     /// The session in this replica's L1, without a network call (the fast path's lookup).
     pub fn get_now(&self, id: &str) -> Option<Arc<Session>> {
-        self.local.l1.get(id).filter(|s| !s.expired())
+        crate::metrics::session_lookups("redis").count(self.local.l1.get(id).filter(|s| !s.expired()))
+    }
+
+    /// Sessions in this replica's L1.
+    pub fn held(&self) -> u64 {
+        self.local.l1.run_pending_tasks();
+        self.local.l1.entry_count()
     }
 
     /// Whether Redis answers (for /readyz).

@@ -164,6 +164,7 @@ pub struct Broker {
     shared: std::sync::Arc<crate::shared::Shared>,
     /// For app callbacks (a client of its own: callbacks go to the apps, not to Xumm).
     notifier: crate::oidc::HttpsClient,
+    audit: Arc<crate::audit::Audit>,
 }
 
 /// How long the gateway remembers a payload it created.
@@ -176,7 +177,7 @@ fn sha256(s: &str) -> [u8; 32] {
 impl Broker {
     /// The broker for `apps`, calling Xumm through `client` (shared with xApp sessions: Xumm's
     /// rate limit is per app, so one client paces every call).
-    pub fn new(xumm: &XummConfig, client: Arc<PlatformClient>, apps: &[BrokerAppConfig], shared: std::sync::Arc<crate::shared::Shared>) -> Broker {
+    pub fn new(xumm: &XummConfig, client: Arc<PlatformClient>, apps: &[BrokerAppConfig], shared: std::sync::Arc<crate::shared::Shared>, audit: Arc<crate::audit::Audit>) -> Broker {
         let apps = apps
             .iter()
             .map(|a| {
@@ -207,6 +208,7 @@ impl Broker {
             apps,
             shared,
             notifier: crate::oidc::https_client(),
+            audit,
         }
     }
 
@@ -280,7 +282,8 @@ impl Broker {
                 return Err(BrokerError::Unavailable);
             }
         }
-        tracing::info!(target: "xumm_gate::audit", owner = %owner, tx_type = %tx_type, uuid = %uuid, outcome = "created", "sign request");
+        let (app, user) = (app_of(&owner), owner.strip_prefix("user:"));
+        self.audit.record(crate::audit::Event::PayloadCreated { app, account: user, tx_type: &tx_type, uuid: &uuid });
         Ok(resp)
     }
 
@@ -373,7 +376,8 @@ impl Broker {
             async move { self.shared.claim(&key, RECORD_TTL).await.unwrap_or(false) }
         };
         if claim("audit").await {
-            tracing::info!(target: "xumm_gate::audit", owner = %rec.owner, account = rec.account.as_ref().map_or("-", |a| a.as_str()), tx_type = %rec.tx_type, uuid = %uuid, outcome, via, "sign request");
+            let account = rec.account.as_ref().map(|a| a.as_str());
+            self.audit.record(crate::audit::Event::PayloadResolved { app: app_of(&rec.owner), account, tx_type: &rec.tx_type, uuid, outcome, via });
         }
         // The app asked itself when the outcome came from its own read; otherwise it is told.
         let app = rec.app.as_deref().and_then(|a| self.app_named(a)).cloned();
@@ -405,4 +409,9 @@ impl Broker {
 
 fn constant_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The app a payload's owner names (`app:NAME`), or None for a signed-in user's.
+fn app_of(owner: &str) -> Option<&str> {
+    owner.strip_prefix("app:")
 }

@@ -56,10 +56,13 @@ impl Callback {
                 .body(Full::new(body.clone()));
             let Ok(req) = req else { return };
             match fetch(client, req).await {
-                Ok((status, _)) if status.is_success() => return,
+                Ok((status, _)) if status.is_success() => return crate::metrics::callback_delivery("delivered"),
                 Ok((status, _)) => tracing::warn!(app, uuid, attempt = n + 1, %status, "app callback refused"),
                 Err(e) => tracing::warn!(app, uuid, attempt = n + 1, cause = %e, "app callback failed"),
             }
+            crate::metrics::callback_delivery("failed");
         }
+        tracing::error!(app, uuid, "app callback given up after every attempt");
+        crate::metrics::callback_delivery("given_up");
     }
 }

@@ -62,6 +62,7 @@ impl PlatformClient {
     }
 
     fn pause(&self, d: Duration) {
+        crate::metrics::xumm_rate_limit_pause();
         let until = Instant::now() + d.min(MAX_PAUSE);
         let mut p = self.paused_until.lock().unwrap();
         if p.is_none_or(|old| old < until) {
@@ -152,7 +153,10 @@ impl PlatformClient {
             .header(header::ACCEPT, "application/json")
             .body(Full::new(bytes))
             .map_err(|e| XummError::Unavailable(e.to_string()))?;
-        let (status, headers, body) = fetch_with_headers(&self.client, req).await.map_err(|e| XummError::Unavailable(e.to_string()))?;
+        let start = Instant::now();
+        let answer = fetch_with_headers(&self.client, req).await;
+        crate::metrics::xumm_call(method, path, answer.as_ref().ok().map(|a| a.0), start.elapsed());
+        let (status, headers, body) = answer.map_err(|e| XummError::Unavailable(e.to_string()))?;
         self.observe(status, &headers);
         if status == StatusCode::TOO_MANY_REQUESTS {
             return Err(XummError::RateLimited { retry_after: self.paused().unwrap_or(1) });

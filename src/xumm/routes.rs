@@ -34,6 +34,7 @@ impl Gateway {
         };
         if let Some(e) = refused {
             tracing::warn!(cause = %e, "webhook refused");
+            self.audit.record(crate::audit::Event::WebhookRefused { reason: e.label() });
             return BrokerError::InvalidWebhook(e.to_string()).render();
         }
         let uuid = serde_json::from_slice::<serde_json::Value>(&body)
@@ -47,6 +48,7 @@ impl Gateway {
                 }
             });
         }
+        crate::metrics::webhook("accepted");
         crate::pages::json(StatusCode::OK, &serde_json::json!({"ok": true}))
     }
 

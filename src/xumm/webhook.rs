@@ -20,6 +20,18 @@ pub enum WebhookError {
     Replay,
 }
 
+impl WebhookError {
+    /// The reason as a metric label and audit field.
+    pub fn label(&self) -> &'static str {
+        match self {
+            WebhookError::Malformed => "malformed",
+            WebhookError::Signature => "signature",
+            WebhookError::Stale => "stale",
+            WebhookError::Replay => "replay",
+        }
+    }
+}
+
 pub struct WebhookVerifier {
     key: Vec<u8>,
 }

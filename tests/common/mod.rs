@@ -467,3 +467,68 @@ pub async fn raw_upstream(reply: fn(&str) -> (Vec<u8>, bool)) -> SocketAddr {
     addr
 }
 
+
+/// One scrape of `/metrics`, parsed by a Prometheus text-format parser.
+pub struct Metrics(pub prometheus_parse::Scrape);
+
+pub async fn scrape(admin: SocketAddr) -> Metrics {
+    let got = get(admin, "/metrics").await;
+    assert_eq!(got.status, StatusCode::OK);
+    let text = got.text();
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap_or_else(|e| panic!("/metrics does not parse: {e}\n{text}"));
+    Metrics(scrape)
+}
+
+impl Metrics {
+    /// The sum of the samples of `name` whose labels include `labels` (a histogram: its count).
+    pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        use prometheus_parse::Value;
+        // A histogram's count is its `_count` series.
+        let count = format!("{name}_count");
+        if self.0.samples.iter().any(|s| s.metric == count) {
+            return self.value(&count, labels);
+        }
+        self.0
+            .samples
+            .iter()
+            .filter(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+            .map(|s| match &s.value {
+                Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => *v,
+                Value::Histogram(b) => b.last().map_or(0.0, |b| b.count),
+                Value::Summary(_) => 0.0,
+            })
+            .sum()
+    }
+
+    /// Every metric family name in the scrape.
+    pub fn names(&self) -> std::collections::BTreeSet<String> {
+        self.0.samples.iter().map(|s| s.metric.clone()).collect()
+    }
+
+    /// The label values `label` takes across the samples of `name`.
+    pub fn label_values(&self, name: &str, label: &str) -> std::collections::BTreeSet<String> {
+        self.0.samples.iter().filter(|s| s.metric == name).filter_map(|s| s.labels.get(label).map(str::to_string)).collect()
+    }
+}
+
+/// A fresh file for a gateway's audit log (`log.audit`), and its lines so far.
+pub struct AuditFile(pub tempfile::TempPath);
+
+impl AuditFile {
+    pub fn new() -> AuditFile {
+        AuditFile(tempfile::NamedTempFile::new().unwrap().into_temp_path())
+    }
+
+    /// The `[log]` table that sends the audit log here.
+    pub fn config(&self) -> String {
+        format!("\n[log]\naudit = {:?}\n", self.0.to_str().unwrap())
+    }
+
+    pub fn lines(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&self.0).unwrap().lines().map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("audit line is not JSON: {l}"))).collect()
+    }
+
+    pub fn text(&self) -> String {
+        std::fs::read_to_string(&self.0).unwrap()
+    }
+}
