@@ -2,7 +2,7 @@
 # Whole-gateway load benchmark: upstream direct, nginx plain reverse proxy, xumm-gate (public route,
 # signed in with the memory store, signed in with the Redis store: a redis-server of its own), then
 # a route with two ledger conditions (cached) against one without (LEDGER=0 skips it), the access
-# log's cost (ACCESS=0 skips it), then TLS. Access logs are on, as in real deployments: nginx's
+# log's cost (ACCESS=0 skips it), tracing's (TRACING=0), this build against BASELINE's, then TLS. Access logs are on, as in real deployments: nginx's
 # (combined, buffer=64k) and the gateway's (info level, to a file).
 # Usage: [WORKERS=1] [ROUNDS=3] [BASELINE=older/xumm-gate] benches/load.sh [duration=10s] [connections=32]
 # Installs nginx and wrk from Debian when missing. Everything runs on 127.0.0.1.
@@ -175,6 +175,21 @@ if [ "${ACCESS:-1}" = 1 ]; then
   GATE_PIDS="$GATE_PID $GATE_Q_PID"
   versus "access log" "signed in, access log off" "http://127.0.0.1:$GWQ/" "$COOKIE_Q" "signed in, access log on" "http://127.0.0.1:$GW/" "$COOKIE"
   echo "access lines written: $(grep -c 'request' "$work/gate.log" || true)" >&2
+fi
+
+# Tracing's cost: the same gateway exporting spans for 1% of requests (OTLP/HTTP, to the
+# upstream nginx standing in for a collector) against it with tracing off. TRACING=0 skips it.
+if [ "${TRACING:-1}" = 1 ]; then
+  GWT=$(port); ADMIN_T=$(port)
+  sed -e "s/127.0.0.1:$GW\"/127.0.0.1:$GWT\"/; s/127.0.0.1:$ADMIN\"/127.0.0.1:$ADMIN_T\"/" "$work/gate.toml" >"$work/gate-traced.toml"
+  printf '\n[tracing]\notlp_endpoint = "http://127.0.0.1:%s/v1/traces"\nsample_ratio = 0.01\n' "$UP" >>"$work/gate-traced.toml"
+  "$BIN" run --config "$work/gate-traced.toml" 2>"$work/gate-traced.log" &
+  GATE_T_PID=$!
+  pids+=($GATE_T_PID)
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$ADMIN_T/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
+  COOKIE_T=$(python3 benches/login.py "http://127.0.0.1:$GWT" rHb9CJAWyB4rj91VRWn96DkukG4bwdtyTh)
+  GATE_PIDS="$GATE_PID $GATE_T_PID"
+  versus tracing "signed in, tracing off" "http://127.0.0.1:$GW/" "$COOKIE" "signed in, tracing on (1%)" "http://127.0.0.1:$GWT/" "$COOKIE_T"
 fi
 
 # This build against an earlier one (BASELINE=path/to/its/xumm-gate): the same config and

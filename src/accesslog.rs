@@ -20,12 +20,18 @@ pub struct AccessLog {
     /// Keeps the in-flight gauge up until the response body ends.
     pub inflight: crate::metrics::InFlight,
     pub request_id: crate::request_id::RequestId,
+    /// The fast path's spans (request, upstream), ended with the response.
+    pub trace: Option<(crate::telemetry::Traced, crate::telemetry::Child)>,
 }
 
 impl Drop for AccessLog {
     fn drop(&mut self) {
         let ms = self.start.elapsed().as_secs_f64() * 1000.0;
         self.route.done(self.status);
+        if let Some((request, upstream)) = self.trace.take() {
+            drop(upstream);
+            request.end(None, self.status);
+        }
         tracing::info!(
             target: "xumm_gate::access",
             request_id = %self.request_id,

@@ -41,6 +41,7 @@ pub mod router;
 pub mod server;
 pub mod session;
 pub mod shared;
+pub mod telemetry;
 pub mod tls;
 pub mod worker;
 pub mod xapp;
@@ -148,6 +149,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let server = config.server()?;
     // Installed before anything registers metric handles.
     let prometheus = metrics::install();
+    telemetry::install(&config.tracing)?;
     let (tx, rx) = watch::channel(false);
     // What lives as long as the process, whatever the config file says later: the listeners'
     // state, the state replicas share, sign-in (store, provider, keys) and the Xumm client.

@@ -285,7 +285,7 @@ pub fn xumm_call(method: &http::Method, path: &str, status: Option<StatusCode>, 
 }
 
 /// The endpoint's name without ids (`payload/<uuid>` -> `payload`).
-fn xumm_endpoint(path: &str) -> &'static str {
+pub(crate) fn xumm_endpoint(path: &str) -> &'static str {
     const KNOWN: [&str; 5] = ["payload", "xapp/ott", "user-tokens", "kyc-status", "ping"];
     KNOWN.into_iter().find(|k| path == *k || path.strip_prefix(k).is_some_and(|r| r.starts_with('/'))).unwrap_or("other")
 }

@@ -276,6 +276,8 @@ impl Provider {
     /// background refresh fetches next: the response's `max-age` within
     /// [`jwks_min_refresh`, 24 h], else an hour.
     async fn load_keys(&self, jwks_uri: &str, cause: &'static str) -> Result<(), OidcError> {
+        let step = crate::telemetry::child("identity_provider", opentelemetry::trace::SpanKind::Client);
+        step.note("xumm_gate.provider.call", "jwks");
         let r = self.load_keys_now(jwks_uri).await;
         crate::metrics::jwks_fetch(cause, r.is_ok());
         r
@@ -347,6 +349,8 @@ impl Provider {
     /// Exchanges an authorization code; returns the id_token (Xumm: the same JWT as the access token).
     pub async fn exchange(&self, code: &str, verifier: &str, redirect_uri: &str) -> Result<String, OidcError> {
         let meta = self.metadata().ok_or(OidcError::NotReady)?;
+        let _step = crate::telemetry::child("identity_provider", opentelemetry::trace::SpanKind::Client);
+        _step.note("xumm_gate.provider.call", "token");
         let basic = self.cfg.token_auth.get() == crate::config::TokenAuth::ClientSecretBasic;
         let body = {
             let mut form = url::form_urlencoded::Serializer::new(String::new());

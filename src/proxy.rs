@@ -298,10 +298,17 @@ impl Proxy {
             headers.insert(header::UPGRADE, proto.clone());
         }
 
+        // The upstream call as a span of its own; the upstream continues the trace from it.
+        let step = crate::telemetry::child("upstream", opentelemetry::trace::SpanKind::Client);
+        step.inject(req.headers_mut());
         let started = Instant::now();
         let req = req.map(|b| IdleBody::new(b, self.body_timeout));
         let result = tokio::time::timeout(self.timeout, self.request(req, up, upgrade.is_some())).await;
         crate::metrics::record(&up.latency, started.elapsed());
+        if !matches!(result, Ok(Ok(_))) {
+            step.failed("upstream failed");
+        }
+        drop(step);
         let mut resp = match result {
             Err(_) => return Err(upstream_timed_out(&up.label)),
             Ok(Err(e)) if caused_by::<crate::body::BodyTimeout>(&e) => return Err(GatewayError::BodyTimeout),

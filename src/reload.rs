@@ -251,6 +251,7 @@ fn keep_restart_only(old: &Config, new: &mut Config) -> Vec<&'static str> {
         "server.max_connections_per_ip" => server.max_connections_per_ip;
         "server.sign_in_per_minute" => server.sign_in_per_minute;
         "log" => log;
+        "tracing" => tracing;
         "provider" => provider;
         "session" => session;
         "bearer" => bearer;

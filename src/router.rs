@@ -16,6 +16,7 @@ use crate::body::Body;
 use crate::error::GatewayError;
 use crate::pages;
 use crate::request_id::{self, RequestId};
+use crate::telemetry;
 use tracing::Instrument;
 use crate::admission::Verdict;
 use crate::session::Session;
@@ -28,8 +29,19 @@ impl Gateway {
         // Whatever id a client sent, the upstream gets this one.
         req.headers_mut().insert(request_id::HEADER, id.header_value());
         let span = tracing::info_span!("request", request_id = %id);
+        let trusted = self.proxy.is_trusted(&peer);
         let client = crate::ratelimit::client_ip(peer, req.headers(), |ip| self.proxy.is_trusted_ip(ip));
-        let mut resp = request_id::within(id, client, self.answer(req, peer, id)).instrument(span).await?;
+        let header = |n: &str| req.headers().get(n).and_then(|v| v.to_str().ok());
+        let parent = telemetry::Parent { traceparent: header("traceparent"), tracestate: header("tracestate") };
+        let trace = telemetry::begin(trusted, parent, req.method().as_str(), id.as_str(), std::time::SystemTime::now());
+        let answer = self.answer(req, peer, id);
+        let mut resp = match &trace {
+            Some(t) => request_id::within(id, client, opentelemetry::trace::FutureExt::with_context(answer, t.context())).instrument(span).await?,
+            None => request_id::within(id, client, answer).instrument(span).await?,
+        };
+        if let Some(t) = trace {
+            t.end(None, resp.status());
+        }
         resp.headers_mut().insert(request_id::HEADER, id.header_value());
         Ok(resp)
     }
@@ -59,6 +71,7 @@ impl Gateway {
                     body_error: false,
                     inflight,
                     request_id: id,
+            trace: None,
                 };
                 resp.body_mut().set_log(log);
                 return Ok(resp);
@@ -69,6 +82,7 @@ impl Gateway {
         let target = crate::policy::Target { path, method: req.method().as_str(), host: crate::policy::request_host(req.uri(), req.headers()) };
         let decision = self.admission.routes.decide(&target);
         let route_label = decision.route.map(|r| r.metrics.clone()).unwrap_or_else(|| self.admission.default_route.clone());
+        telemetry::route(&route_label.label);
         let mut upstream_label = None;
         // Client-sent identity headers never survive, on any route or endpoint.
         self.admission.identity.strip(req.headers_mut());
@@ -92,7 +106,9 @@ impl Gateway {
             crate::proxy::strip_hop_by_hop(req.headers_mut());
             let client = crate::error::Client::of(req.method(), req.headers());
             let subject = req.extensions().get::<crate::tls::ClientSubject>().cloned();
+            let step = telemetry::child("admission", opentelemetry::trace::SpanKind::Internal);
             let admitted = self.admission.admit_decided(decision, path, req.uri().query(), req.headers(), subject.as_ref().map(|s| &*s.0)).await;
+            drop(step);
             admitted.record(&self.admission.default_route, &self.audit);
             match admitted.verdict {
                 Verdict::Pass { who, upstream: Some(up), granted } => {
@@ -134,6 +150,7 @@ impl Gateway {
             body_error: false,
             inflight,
             request_id: id,
+            trace: None,
         };
         resp.body_mut().set_log(log);
         Ok(resp)

@@ -250,3 +250,39 @@ async fn a_reload_is_audited_whether_it_applies_or_not() {
     assert!(reloads[1]["error"].as_str().is_some_and(|e| e.contains("route")), "{:?}", reloads[1]);
     gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn with_tracing_off_a_trace_context_passes_through_untouched() {
+    // (This test binary never configures [tracing].)
+    let up = upstream().await;
+    let gw = gateway(&config_text(up, "")).await;
+    let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    for fast in [true, false] {
+        let h = [("traceparent", tp), ("tracestate", "vendor=1")];
+        let got = if fast { get_with(gw.addr, "/", &h).await } else { post(gw.addr, "/", &h).await };
+        assert_eq!(got.upstream_header("traceparent"), vec![tp.to_string()], "fast path {fast}");
+        assert_eq!(got.upstream_header("tracestate"), vec!["vendor=1".to_string()]);
+    }
+    assert!(!xumm_gate::telemetry::enabled());
+}
+
+#[test]
+fn tracing_and_audit_settings_are_checked() {
+    let up: std::net::SocketAddr = "127.0.0.1:9".parse().unwrap();
+    for (extra, key) in [
+        ("[tracing]\notlp_endpoint = \"collector:4318\"", "tracing.otlp_endpoint"),
+        ("[tracing]\notlp_endpoint = \"http://127.0.0.1:4318/v1/traces\"\nsample_ratio = 1.5", "tracing.sample_ratio"),
+        ("[log]\naudit = \"/nonexistent-dir/audit.log\"", "log.audit"),
+    ] {
+        let text = config_text(up, "") + "\n" + extra + "\n";
+        let outcome = match xumm_gate::config::Config::from_toml(&text, &no_env) {
+            Err(e) => e.to_string(),
+            // log.audit is opened when the gateway starts.
+            Ok(cfg) => match xumm_gate::audit::Audit::open(&cfg.log.audit) {
+                Err(e) => e.to_string(),
+                Ok(_) => String::new(),
+            },
+        };
+        assert!(outcome.contains(key), "{extra}: {outcome}");
+    }
+}

@@ -40,6 +40,9 @@ pub struct Config {
     pub server: ServerConfig,
     #[serde(default)]
     pub log: LogConfig,
+    /// OpenTelemetry traces (off unless `otlp_endpoint` is set).
+    #[serde(default)]
+    pub tracing: TracingConfig,
     #[serde(default)]
     pub provider: Option<ProviderConfig>,
     #[serde(default)]
@@ -90,6 +93,24 @@ pub struct LogConfig {
 impl Default for LogConfig {
     fn default() -> Self {
         LogConfig { format: Choice::default(), level: "info".into(), audit: "stdout".into() }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TracingConfig {
+    /// The collector's OTLP/HTTP traces URL (JSON encoding), e.g.
+    /// "http://127.0.0.1:4318/v1/traces"; empty: no traces.
+    pub otlp_endpoint: String,
+    /// The share of requests traced when no trusted proxy decided (0 to 1).
+    pub sample_ratio: f64,
+    /// `service.name` on every span.
+    pub service_name: String,
+}
+
+impl Default for TracingConfig {
+    fn default() -> Self {
+        TracingConfig { otlp_endpoint: String::new(), sample_ratio: 0.01, service_name: "xumm-gate".into() }
     }
 }
 
@@ -239,6 +260,16 @@ impl Config {
             p.add("xumm", "[xumm] api_key and api_secret are required when [[broker.app]] is set");
         }
         p.take(self.log.format.checked("log.format"));
+        let t = &self.tracing;
+        if !t.otlp_endpoint.is_empty() && !url::Url::parse(&t.otlp_endpoint).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host()) {
+            p.add("tracing.otlp_endpoint", format!("must be an http(s) URL like \"http://127.0.0.1:4318/v1/traces\", got {:?}", t.otlp_endpoint));
+        }
+        if !(0.0..=1.0).contains(&t.sample_ratio) {
+            p.add("tracing.sample_ratio", format!("must be between 0 and 1, got {}", t.sample_ratio));
+        }
+        if t.service_name.is_empty() {
+            p.add("tracing.service_name", "must not be empty");
+        }
         if let Some(s) = &self.session {
             p.take(bounded("session.ttl", &s.ttl, Duration::from_secs(60), Duration::from_secs(90 * 24 * 3600)));
             p.take(bounded("session.idle_timeout", &s.idle_timeout, Duration::from_secs(60), Duration::from_secs(90 * 24 * 3600)));

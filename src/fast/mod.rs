@@ -166,7 +166,7 @@ impl<S: ClientIo> Conn<S> {
         self.answer(gw, plan).await
     }
 
-    async fn answer(&mut self, gw: &Gateway, plan: Plan<'_>) -> Step {
+    async fn answer(&mut self, gw: &Gateway, mut plan: Plan<'_>) -> Step {
         let start = Instant::now();
         self.buf.advance(plan.head_len);
         let mut log = AccessLog {
@@ -180,6 +180,7 @@ impl<S: ClientIo> Conn<S> {
             body_error: false,
             inflight: crate::metrics::InFlight::start(),
             request_id: plan.request_id,
+            trace: plan.trace.take(),
         };
         let mut upstream = match self.exchange(gw, &plan, start).await {
             Ok(u) => u,

@@ -43,6 +43,8 @@ pub struct Plan<'g> {
     pub target: PathAndQuery,
     pub route: Arc<RouteMetrics>,
     pub request_id: RequestId,
+    /// With tracing on: the request's span and its upstream step's.
+    pub trace: Option<(crate::telemetry::Traced, crate::telemetry::Child)>,
 }
 
 pub enum Planned<'g> {
@@ -69,6 +71,8 @@ enum Name {
     ForwardedHost,
     /// Replaced by the request's id (a trusted proxy's, or one made here).
     RequestId,
+    /// `traceparent` / `tracestate`: replaced by the gateway's own when it traces.
+    Trace,
     /// Never forwarded for a signed-in request (the upstream gets identity headers instead).
     Authorization,
     /// Keep-Alive, Proxy-*, TE, Trailer: hop-by-hop, never forwarded.
@@ -97,6 +101,8 @@ fn classify(n: &str) -> Name {
         17 if is("x-forwarded-proto") => Name::ForwardedProto,
         13 if is("authorization") => Name::Authorization,
         12 if is("x-request-id") => Name::RequestId,
+        11 if is("traceparent") => Name::Trace,
+        10 if is("tracestate") => Name::Trace,
         _ if n.len() > 6 && n[..6].eq_ignore_ascii_case("proxy-") => Name::Hop,
         _ => Name::Other,
     }
@@ -120,12 +126,12 @@ pub fn plan<'g>(gw: &'g Gateway, buf: &[u8], peer: &Peer, out: &mut Vec<u8>) -> 
     };
     let mut lookup = None;
     match take(gw, &req, &target, peer, out, &mut lookup) {
-        Some((up, method, close, accepts, route, request_id)) => Planned::Ready(Plan { head_len, up, method, close, accepts, target, route, request_id }),
+        Some((up, method, close, accepts, route, request_id, trace)) => Planned::Ready(Plan { head_len, up, method, close, accepts, target, route, request_id, trace }),
         None => lookup.map_or(Planned::Handover, Planned::Lookup),
     }
 }
 
-type Taken<'g> = (&'g Upstream, Method, bool, Accepts, Arc<RouteMetrics>, RequestId);
+type Taken<'g> = (&'g Upstream, Method, bool, Accepts, Arc<RouteMetrics>, RequestId, Option<(crate::telemetry::Traced, crate::telemetry::Child)>);
 
 /// The fast path's decision on a parsed request, and the upstream head when it takes it. A
 /// session that only the shared store may hold is named in `lookup`.
@@ -149,6 +155,8 @@ fn take<'g>(gw: &'g Gateway, req: &httparse::Request<'_, '_>, target: &PathAndQu
     // (the general path renders the same decision), or fetches a session from the shared store
     // first.
     let host = scan.host.and_then(|h| std::str::from_utf8(h).ok());
+    // (Tracing on: the decision's start, for its span, recorded once the request is taken.)
+    let decided_from = crate::telemetry::enabled().then(std::time::SystemTime::now);
     let admitted = match gw.admission.admit_now(&crate::policy::Target { path, method: method.as_str(), host }, target.query(), req.headers) {
         Ok(a) => a,
         Err(Wait::Store(id)) => {
@@ -162,10 +170,30 @@ fn take<'g>(gw: &'g Gateway, req: &httparse::Request<'_, '_>, target: &PathAndQu
         return None;
     }
     let id = RequestId::of(peer.trusted, scan.request_id);
-    write_head(gw, out, &method, target, up, req.headers, &scan, peer, who.as_deref().map(|s| (s, &granted)), &id);
     let route = admitted.decision.route.map(|r| r.metrics.clone()).unwrap_or_else(|| gw.admission.default_route.clone());
+    let trace = decided_from.and_then(|at| trace(&scan, peer, &method, &id, &route.label, at));
+    let traceparent = trace.as_ref().map(|(t, up)| up.traceparent().unwrap_or_else(|| t.traceparent()));
+    write_head(gw, out, &method, target, up, req.headers, &scan, peer, who.as_deref().map(|s| (s, &granted)), &id, traceparent.as_deref());
     route.decided(crate::metrics::Outcome::Allowed);
-    Some((up, method, scan.close, scan.accepts, route, id))
+    Some((up, method, scan.close, scan.accepts, route, id, trace))
+}
+
+/// The spans of a request the fast path takes: the request, its admission (from `at` to now)
+/// and the upstream step, whose context the upstream gets.
+fn trace(sc: &Scan<'_>, peer: &Peer, method: &Method, id: &RequestId, route: &str, at: std::time::SystemTime) -> Option<(crate::telemetry::Traced, crate::telemetry::Child)> {
+    use opentelemetry::trace::SpanKind;
+    fn text(v: Option<&[u8]>) -> Option<&str> {
+        v.and_then(|v| std::str::from_utf8(v).ok())
+    }
+    let parent = crate::telemetry::Parent { traceparent: text(sc.traceparent), tracestate: text(sc.tracestate) };
+    let traced = crate::telemetry::begin(peer.trusted, parent, method.as_str(), id.as_str(), at)?;
+    if !traced.sampled() {
+        return Some((traced, crate::telemetry::Child::none()));
+    }
+    crate::telemetry::route_of(&traced, route);
+    drop(traced.child("admission", SpanKind::Internal, at));
+    let up = traced.child("upstream", SpanKind::Client, std::time::SystemTime::now());
+    Some((traced, up))
 }
 
 /// What one pass over the request headers found.
@@ -178,6 +206,8 @@ struct Scan<'b> {
     host: Option<&'b [u8]>,
     xff: Option<&'b [u8]>,
     request_id: Option<&'b [u8]>,
+    traceparent: Option<&'b [u8]>,
+    tracestate: Option<&'b [u8]>,
     has_xfp: bool,
     has_xfh: bool,
     /// Bit i: header i is a Cookie header carrying one of the gateway's own cookies.
@@ -188,7 +218,7 @@ struct Scan<'b> {
 
 /// One pass over the headers; None when one of them is the general path's.
 fn scan<'b>(gw: &Gateway, headers: &[httparse::Header<'b>]) -> Option<Scan<'b>> {
-    let mut sc = Scan { kinds: [Name::Other; MAX_HEADERS], close: false, accepts: Accepts::Other, host: None, xff: None, request_id: None, has_xfp: false, has_xfh: false, own: 0, foreign: 0 };
+    let mut sc = Scan { kinds: [Name::Other; MAX_HEADERS], close: false, accepts: Accepts::Other, host: None, xff: None, request_id: None, traceparent: None, tracestate: None, has_xfp: false, has_xfh: false, own: 0, foreign: 0 };
     for (i, h) in headers.iter().enumerate() {
         sc.kinds[i] = classify(h.name);
         match sc.kinds[i] {
@@ -213,6 +243,8 @@ fn scan<'b>(gw: &Gateway, headers: &[httparse::Header<'b>]) -> Option<Scan<'b>> 
             Name::Host if sc.host.is_none() => sc.host = Some(h.value),
             Name::ForwardedFor if sc.xff.is_none() => sc.xff = Some(h.value),
             Name::RequestId if sc.request_id.is_none() => sc.request_id = Some(h.value),
+            Name::Trace if h.name.len() == 11 && sc.traceparent.is_none() => sc.traceparent = Some(h.value),
+            Name::Trace if h.name.len() == 10 && sc.tracestate.is_none() => sc.tracestate = Some(h.value),
             Name::ForwardedProto => sc.has_xfp = true,
             Name::ForwardedHost => sc.has_xfh = true,
             Name::Cookie => {
@@ -246,6 +278,7 @@ fn write_head(
     peer: &Peer,
     session: Option<(&Session, &crate::admission::Granted)>,
     id: &RequestId,
+    traceparent: Option<&str>,
 ) {
     out.clear();
     out.extend_from_slice(method.as_str().as_bytes());
@@ -268,6 +301,9 @@ fn write_head(
         }
         if matches!(kind, Name::ForwardedProto | Name::ForwardedHost) && !peer.trusted {
             continue;
+        }
+        if kind == Name::Trace && traceparent.is_some() {
+            continue; // the gateway's own trace context replaces the client's
         }
         if kind == Name::Authorization && session.is_some() {
             continue; // as on the general path: no credential goes up beside the identity
@@ -296,6 +332,9 @@ fn write_head(
     }
     line(out, b"via", b"1.1 xumm-gate");
     line(out, b"x-request-id", id.as_bytes());
+    if let Some(tp) = traceparent {
+        line(out, b"traceparent", tp.as_bytes());
+    }
     if let Some((s, granted)) = session {
         gw.admission.identity_for_upstream(s, up, granted, |n, v| line(out, n.as_str().as_bytes(), v.as_bytes()));
     }

@@ -154,7 +154,10 @@ impl PlatformClient {
             .body(Full::new(bytes))
             .map_err(|e| XummError::Unavailable(e.to_string()))?;
         let start = Instant::now();
+        let step = crate::telemetry::child("xumm", opentelemetry::trace::SpanKind::Client);
+        step.note("xumm.endpoint", crate::metrics::xumm_endpoint(path));
         let answer = fetch_with_headers(&self.client, req).await;
+        drop(step);
         crate::metrics::xumm_call(method, path, answer.as_ref().ok().map(|a| a.0), start.elapsed());
         let (status, headers, body) = answer.map_err(|e| XummError::Unavailable(e.to_string()))?;
         self.observe(status, &headers);

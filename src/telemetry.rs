@@ -1,0 +1,294 @@
+//! OpenTelemetry traces, exported over OTLP/HTTP (JSON) when `[tracing] otlp_endpoint` is set:
+//! a server span per request, children for admission, the session store, the identity provider,
+//! Xumm and the upstream, and W3C `traceparent` sent to the upstream. It must never cost a
+//! request more than one load when tracing is off, never put a query string, header value,
+//! cookie, token or account into a span, and never take a trace parent from a peer that is not
+//! a trusted proxy (a client could otherwise force every request to be sampled).
+
+use std::sync::OnceLock;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
+use opentelemetry::trace::{SpanKind, TraceContextExt, Tracer as _, TracerProvider as _};
+use opentelemetry::{Context, KeyValue};
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::{Sampler, SdkTracer, SdkTracerProvider};
+
+use crate::config::{ConfigError, TracingConfig, err};
+
+struct Tracing {
+    tracer: SdkTracer,
+    provider: SdkTracerProvider,
+    propagator: TraceContextPropagator,
+    /// `sample_ratio`: decided here, before any span exists, so an unsampled request costs no
+    /// span at all (the SDK's sampler then only follows the parent's decision).
+    ratio: f64,
+}
+
+/// One per process, like the metrics registry: `[tracing]` needs a restart to change.
+static TRACING: OnceLock<Tracing> = OnceLock::new();
+
+/// Starts exporting when `cfg` names an endpoint (and no gateway in this process did before).
+/// Call inside the tokio runtime that will carry the exports.
+pub fn install(cfg: &TracingConfig) -> Result<(), ConfigError> {
+    if cfg.otlp_endpoint.is_empty() || TRACING.get().is_some() {
+        return Ok(());
+    }
+    use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
+    let client = Exporting { runtime: tokio::runtime::Handle::current(), client: crate::oidc::https_client() };
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_protocol(opentelemetry_otlp::Protocol::HttpJson)
+        .with_endpoint(cfg.otlp_endpoint.clone())
+        .with_http_client(client)
+        .build()
+        .map_err(|e| err("tracing.otlp_endpoint", e.to_string()))?;
+    let resource = opentelemetry_sdk::Resource::builder()
+        .with_service_name(cfg.service_name.clone())
+        .with_attribute(KeyValue::new("service.version", env!("CARGO_PKG_VERSION")))
+        .build();
+    let provider = SdkTracerProvider::builder()
+        .with_sampler(Sampler::ParentBased(Box::new(Sampler::AlwaysOn)))
+        .with_batch_exporter(exporter)
+        .with_resource(resource)
+        .build();
+    let tracer = provider.tracer("xumm-gate");
+    let _ = TRACING.set(Tracing { tracer, provider, propagator: TraceContextPropagator::new(), ratio: cfg.sample_ratio });
+    Ok(())
+}
+
+/// Sends every finished span now (blocking: call off the runtime's threads, e.g. in
+/// `spawn_blocking`, or at exit).
+pub fn flush() {
+    if let Some(t) = TRACING.get() {
+        let _ = t.provider.force_flush();
+    }
+}
+
+/// Whether traces are on in this process.
+pub fn enabled() -> bool {
+    TRACING.get().is_some()
+}
+
+/// The W3C trace headers a request came with, as far as the gateway believes them.
+#[derive(Default, Clone, Copy)]
+pub struct Parent<'a> {
+    pub traceparent: Option<&'a str>,
+    pub tracestate: Option<&'a str>,
+}
+
+impl Parent<'_> {
+    fn of(trusted: bool, self_: Parent<'_>) -> Parent<'_> {
+        if trusted { self_ } else { Parent::default() }
+    }
+}
+
+impl Extractor for Parent<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        match key {
+            "traceparent" => self.traceparent,
+            "tracestate" => self.tracestate,
+            _ => None,
+        }
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        vec!["traceparent", "tracestate"]
+    }
+}
+
+/// A request being traced (sampled or not: an unsampled one still tells the upstream so).
+pub struct Traced {
+    cx: Context,
+    sampled: bool,
+}
+
+/// Starts the server span of a request (None when tracing is off). `parent` is only believed
+/// from a trusted proxy.
+pub fn begin(trusted: bool, parent: Parent<'_>, method: &str, request_id: &str, at: SystemTime) -> Option<Traced> {
+    use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
+    let t = TRACING.get()?;
+    let parent = Parent::of(trusted, parent);
+    let parent_cx = if parent.traceparent.is_some() { t.propagator.extract(&parent) } else { Context::new() };
+    let from = parent_cx.span().span_context().clone();
+    let sampled = if from.is_valid() { from.is_sampled() } else { rand::random::<f64>() < t.ratio };
+    if !sampled {
+        // No span: the upstream still learns the trace and that it is not sampled (W3C).
+        let trace = if from.is_valid() { from.trace_id() } else { TraceId::from(rand::random::<u128>()) };
+        let state = if from.is_valid() { from.trace_state().clone() } else { TraceState::default() };
+        let own = SpanContext::new(trace, SpanId::from(rand::random::<u64>().max(1)), TraceFlags::default(), true, state);
+        return Some(Traced { cx: parent_cx.with_remote_span_context(own), sampled: false });
+    }
+    let span = t
+        .tracer
+        .span_builder("request")
+        .with_kind(SpanKind::Server)
+        .with_start_time(at)
+        .with_attributes([KeyValue::new("http.request.method", method.to_string()), KeyValue::new("xumm_gate.request_id", request_id.to_string())])
+        .start_with_context(&t.tracer, &parent_cx);
+    Some(Traced { cx: parent_cx.with_span(span), sampled: true })
+}
+
+impl Traced {
+    /// The context the request's own work runs in (the general path attaches it to its future).
+    pub fn context(&self) -> Context {
+        self.cx.clone()
+    }
+
+    /// Whether this request's spans are recorded and exported.
+    pub fn sampled(&self) -> bool {
+        self.sampled
+    }
+
+    /// A child span of the request, started at `at` (the fast path records its steps after
+    /// the fact); none when the request is not sampled.
+    pub fn child(&self, name: &'static str, kind: SpanKind, at: SystemTime) -> Child {
+        if !self.sampled {
+            return Child(None);
+        }
+        child_in(&self.cx, name, kind, Some(at))
+    }
+
+    /// The `traceparent` for the upstream of an unsampled request (the sampled one's is its
+    /// upstream step's).
+    pub fn traceparent(&self) -> String {
+        let sc = self.cx.span().span_context().clone();
+        format!("00-{}-{}-{:02x}", sc.trace_id(), sc.span_id(), sc.trace_flags().to_u8())
+    }
+
+    /// Ends the request's span with what it became (`route`: when the path did not note it).
+    pub fn end(self, route: Option<&str>, status: http::StatusCode) {
+        if !self.sampled {
+            return;
+        }
+        let span = self.cx.span();
+        if let Some(route) = route {
+            span.set_attribute(KeyValue::new("http.route", route.to_string()));
+        }
+        span.set_attribute(KeyValue::new("http.response.status_code", i64::from(status.as_u16())));
+        if status.is_server_error() {
+            span.set_status(opentelemetry::trace::Status::error(status.as_str().to_string()));
+        }
+        span.end();
+    }
+}
+
+/// A step of a request (admission, a store or provider call, the upstream): ends when dropped.
+pub struct Child(Option<(Context, SystemTime)>);
+
+/// A child of the request being answered on this task (none outside a traced request).
+pub fn child(name: &'static str, kind: SpanKind) -> Child {
+    if TRACING.get().is_none() {
+        return Child(None);
+    }
+    let cx = Context::current();
+    if !cx.has_active_span() {
+        return Child(None);
+    }
+    child_in(&cx, name, kind, None)
+}
+
+fn child_in(parent: &Context, name: &'static str, kind: SpanKind, at: Option<SystemTime>) -> Child {
+    let Some(t) = TRACING.get() else { return Child(None) };
+    let at = at.unwrap_or_else(SystemTime::now);
+    let span = t.tracer.span_builder(name).with_kind(kind).with_start_time(at).start_with_context(&t.tracer, parent);
+    Child(Some((parent.with_span(span), at)))
+}
+
+impl Child {
+    /// A step that is not traced.
+    pub fn none() -> Child {
+        Child(None)
+    }
+
+    /// Sets the W3C headers for a request made as this step (the upstream's request): the
+    /// gateway's `traceparent` (and the trace's `tracestate`), in place of a client's.
+    pub fn inject(&self, headers: &mut http::HeaderMap) {
+        if let (Some((cx, _)), Some(t)) = (&self.0, TRACING.get()) {
+            headers.remove("traceparent");
+            headers.remove("tracestate");
+            t.propagator.inject_context(cx, &mut HeaderInjector(headers));
+        }
+    }
+
+    /// The `traceparent` value for a request made as this step, if traced.
+    pub fn traceparent(&self) -> Option<String> {
+        let mut h = http::HeaderMap::new();
+        self.inject(&mut h);
+        h.get("traceparent").and_then(|v| v.to_str().ok()).map(str::to_string)
+    }
+
+    /// Notes a fixed attribute (never user input).
+    pub fn note(&self, key: &'static str, value: &'static str) {
+        if let Some((cx, _)) = &self.0 {
+            cx.span().set_attribute(KeyValue::new(key, value));
+        }
+    }
+
+    /// Marks the step failed.
+    pub fn failed(&self, why: &'static str) {
+        if let Some((cx, _)) = &self.0 {
+            cx.span().set_status(opentelemetry::trace::Status::error(why));
+        }
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        if let Some((cx, _)) = &self.0 {
+            cx.span().end();
+        }
+    }
+}
+
+/// Notes the route on a request's span.
+pub fn route_of(traced: &Traced, label: &str) {
+    if !traced.sampled {
+        return;
+    }
+    traced.cx.span().set_attribute(KeyValue::new("http.route", label.to_string()));
+}
+
+/// Notes the request's route on its span (the general path's, which decides it mid-way).
+pub fn route(label: &str) {
+    if TRACING.get().is_some() {
+        let cx = Context::current();
+        if cx.span().is_recording() {
+            cx.span().set_attribute(KeyValue::new("http.route", label.to_string()));
+        }
+    }
+}
+
+struct HeaderInjector<'a>(&'a mut http::HeaderMap);
+
+impl Injector for HeaderInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(n), Ok(v)) = (http::HeaderName::from_bytes(key.as_bytes()), http::HeaderValue::from_str(&value)) {
+            self.0.insert(n, v);
+        }
+    }
+}
+
+/// The exporter's HTTP client: the gateway's own (rustls with ring), driven on the gateway's
+/// runtime (the SDK's batch processor calls it from a thread of its own).
+#[derive(Debug)]
+struct Exporting {
+    runtime: tokio::runtime::Handle,
+    client: crate::oidc::HttpsClient,
+}
+
+#[async_trait::async_trait]
+impl opentelemetry_http::HttpClient for Exporting {
+    async fn send_bytes(&self, request: http::Request<Bytes>) -> Result<http::Response<Bytes>, opentelemetry_http::HttpError> {
+        let client = self.client.clone();
+        let request = request.map(Full::new);
+        let sent = self.runtime.spawn(async move { crate::oidc::fetch_with_headers(&client, request).await });
+        let (status, headers, body) = sent.await??;
+        let mut resp = http::Response::new(body);
+        *resp.status_mut() = status;
+        *resp.headers_mut() = headers;
+        Ok(resp)
+    }
+}
