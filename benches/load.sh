@@ -177,35 +177,36 @@ if [ "${ACCESS:-1}" = 1 ]; then
   echo "access lines written: $(grep -c 'request' "$work/gate.log" || true)" >&2
 fi
 
+# Another gateway beside the first, from its config with other ports: "sibling NAME BIN
+# [EXTRA-TOML]" starts BIN, waits until it is ready and signs in; sets SIB_URL, SIB_COOKIE and
+# SIB_PID. (A baseline build may not know keys added since: those lines are left out.)
+sibling() {
+  local port admin conf="$work/gate-$1.toml"
+  port=$(port); admin=$(port)
+  sed -e "s/127.0.0.1:$GW\"/127.0.0.1:$port\"/; s/127.0.0.1:$ADMIN\"/127.0.0.1:$admin\"/" -e '/^audit = /d' "$work/gate.toml" >"$conf"
+  printf '%s' "${3:-}" >>"$conf"
+  "$2" run --config "$conf" 2>"$work/gate-$1.log" &
+  SIB_PID=$!
+  pids+=($SIB_PID)
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$admin/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
+  SIB_URL="http://127.0.0.1:$port/"
+  SIB_COOKIE=$(python3 benches/login.py "http://127.0.0.1:$port" rHb9CJAWyB4rj91VRWn96DkukG4bwdtyTh)
+}
+
 # Tracing's cost: the same gateway exporting spans for 1% of requests (OTLP/HTTP, to the
 # upstream nginx standing in for a collector) against it with tracing off. TRACING=0 skips it.
 if [ "${TRACING:-1}" = 1 ]; then
-  GWT=$(port); ADMIN_T=$(port)
-  sed -e "s/127.0.0.1:$GW\"/127.0.0.1:$GWT\"/; s/127.0.0.1:$ADMIN\"/127.0.0.1:$ADMIN_T\"/" "$work/gate.toml" >"$work/gate-traced.toml"
-  printf '\n[tracing]\notlp_endpoint = "http://127.0.0.1:%s/v1/traces"\nsample_ratio = 0.01\n' "$UP" >>"$work/gate-traced.toml"
-  "$BIN" run --config "$work/gate-traced.toml" 2>"$work/gate-traced.log" &
-  GATE_T_PID=$!
-  pids+=($GATE_T_PID)
-  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$ADMIN_T/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
-  COOKIE_T=$(python3 benches/login.py "http://127.0.0.1:$GWT" rHb9CJAWyB4rj91VRWn96DkukG4bwdtyTh)
-  GATE_PIDS="$GATE_PID $GATE_T_PID"
-  versus tracing "signed in, tracing off" "http://127.0.0.1:$GW/" "$COOKIE" "signed in, tracing on (1%)" "http://127.0.0.1:$GWT/" "$COOKIE_T"
+  sibling traced "$BIN" "$(printf '\n[tracing]\notlp_endpoint = "http://127.0.0.1:%s/v1/traces"\nsample_ratio = 0.01\n' "$UP")"
+  GATE_PIDS="$GATE_PID $SIB_PID"
+  versus tracing "signed in, tracing off" "http://127.0.0.1:$GW/" "$COOKIE" "signed in, tracing on (1%)" "$SIB_URL" "$SIB_COOKIE"
 fi
 
 # This build against an earlier one (BASELINE=path/to/its/xumm-gate): the same config and
 # signed-in request, for what a change costs (request ids and metrics: within 3%).
 if [ -n "${BASELINE:-}" ]; then
-  GWB=$(port); ADMIN_B=$(port)
-  sed -e "s/127.0.0.1:$GW\"/127.0.0.1:$GWB\"/; s/127.0.0.1:$ADMIN\"/127.0.0.1:$ADMIN_B\"/" "$work/gate.toml" >"$work/gate-base.toml"
-  # An older build may not know keys added since: its own defaults apply.
-  sed -i '/^audit = /d' "$work/gate-base.toml"
-  "$BASELINE" run --config "$work/gate-base.toml" 2>"$work/gate-base.log" &
-  GATE_B_PID=$!
-  pids+=($GATE_B_PID)
-  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$ADMIN_B/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
-  COOKIE_B=$(python3 benches/login.py "http://127.0.0.1:$GWB" rHb9CJAWyB4rj91VRWn96DkukG4bwdtyTh)
-  GATE_PIDS="$GATE_PID $GATE_B_PID"
-  versus baseline "signed in, baseline build" "http://127.0.0.1:$GWB/" "$COOKIE_B" "signed in, this build" "http://127.0.0.1:$GW/" "$COOKIE"
+  sibling base "$BASELINE"
+  GATE_PIDS="$GATE_PID $SIB_PID"
+  versus baseline "signed in, baseline build" "$SIB_URL" "$SIB_COOKIE" "signed in, this build" "http://127.0.0.1:$GW/" "$COOKIE"
 fi
 
 # HTTPS: nginx terminating TLS in front of the same upstream against xumm-gate's own TLS listener

@@ -8,33 +8,10 @@ use common::*;
 use http::{Request, StatusCode};
 use std::sync::{Arc, Mutex};
 
-/// An OTLP/HTTP collector stand-in: accepts every export, keeps the JSON bodies.
+/// An OTLP/HTTP collector stand-in: accepts every export, keeps what was sent where, and the JSON.
 async fn collector() -> (std::net::SocketAddr, Arc<Mutex<Vec<(String, serde_json::Value)>>>) {
-    use http_body_util::BodyExt;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let record = seen.clone();
-    tokio::spawn(async move {
-        loop {
-            let (stream, _) = listener.accept().await.unwrap();
-            let record = record.clone();
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                    let record = record.clone();
-                    async move {
-                        let (parts, body) = req.into_parts();
-                        let bytes = body.collect().await.unwrap().to_bytes();
-                        let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
-                        record.lock().unwrap().push((format!("{} {} {}", parts.method, parts.uri.path(), parts.headers.get("content-type").and_then(|c| c.to_str().ok()).unwrap_or("")), v));
-                        Ok::<_, std::convert::Infallible>(http::Response::builder().header("content-type", "application/json").body(full("{}")).unwrap())
-                    }
-                });
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(stream), svc).await;
-            });
-        }
-    });
-    (addr, seen)
+    let what = |p: &http::request::Parts, v| (format!("{} {} {}", p.method, p.uri.path(), p.headers.get("content-type").and_then(|c| c.to_str().ok()).unwrap_or("")), v);
+    json_receiver(what, 200, "{}").await
 }
 
 /// A span as exported: (trace id, span id, parent span id, name, kind, attributes as text).

@@ -407,6 +407,12 @@ pub fn captured_logs() -> Vec<serde_json::Value> {
 
 /// A backend app's callback endpoint that accepts every delivery and records the payload uuids.
 pub async fn counting_receiver() -> (std::net::SocketAddr, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    json_receiver(|_, v| v["uuid"].as_str().unwrap().to_string(), 204, "").await
+}
+
+/// An HTTP endpoint that answers every request `status` with `body` (JSON) and keeps what `keep`
+/// makes of each request's head and JSON body (Null when the body is not JSON).
+pub async fn json_receiver<T: Send + 'static>(keep: fn(&http::request::Parts, serde_json::Value) -> T, status: u16, body: &'static str) -> (std::net::SocketAddr, std::sync::Arc<std::sync::Mutex<Vec<T>>>) {
     use http_body_util::BodyExt;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -420,10 +426,11 @@ pub async fn counting_receiver() -> (std::net::SocketAddr, std::sync::Arc<std::s
                 let svc = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
                     let record = record.clone();
                     async move {
-                        let body = req.into_body().collect().await.unwrap().to_bytes();
-                        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
-                        record.lock().unwrap().push(v["uuid"].as_str().unwrap().to_string());
-                        Ok::<_, std::convert::Infallible>(http::Response::builder().status(204).body(full("")).unwrap())
+                        let (parts, incoming) = req.into_parts();
+                        let bytes = incoming.collect().await.unwrap().to_bytes();
+                        let v = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+                        record.lock().unwrap().push(keep(&parts, v));
+                        Ok::<_, std::convert::Infallible>(http::Response::builder().status(status).header("content-type", "application/json").body(full(body)).unwrap())
                     }
                 });
                 let _ = hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(stream), svc).await;
@@ -432,7 +439,6 @@ pub async fn counting_receiver() -> (std::net::SocketAddr, std::sync::Arc<std::s
     });
     (addr, seen)
 }
-
 
 /// An upstream that answers each request head with raw bytes: `reply(head)` gives the bytes and
 /// whether to close the connection after them.
