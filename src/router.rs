@@ -34,9 +34,13 @@ impl Gateway {
         let header = |n: &str| req.headers().get(n).and_then(|v| v.to_str().ok());
         let parent = telemetry::Parent { traceparent: header("traceparent"), tracestate: header("tracestate") };
         let trace = telemetry::begin(trusted, parent, req.method().as_str(), id.as_str(), std::time::SystemTime::now());
+        // Not sampled: no span, only the decision for the upstream.
+        if let Some(tp) = trace.as_ref().and_then(|t| t.unsampled_traceparent()).and_then(|tp| http::HeaderValue::from_str(tp).ok()) {
+            req.headers_mut().insert("traceparent", tp);
+        }
         let answer = self.answer(req, peer, id);
-        let mut resp = match &trace {
-            Some(t) => request_id::within(id, client, opentelemetry::trace::FutureExt::with_context(answer, t.context())).instrument(span).await?,
+        let mut resp = match trace.as_ref().and_then(|t| t.context()) {
+            Some(cx) => request_id::within(id, client, opentelemetry::trace::FutureExt::with_context(answer, cx)).instrument(span).await?,
             None => request_id::within(id, client, answer).instrument(span).await?,
         };
         if let Some(t) = trace {

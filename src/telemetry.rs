@@ -101,14 +101,16 @@ impl Extractor for Parent<'_> {
 
 /// A request being traced (sampled or not: an unsampled one still tells the upstream so).
 pub struct Traced {
-    cx: Context,
-    sampled: bool,
+    /// A sampled request's context (its server span); None when it is not sampled.
+    cx: Option<Context>,
+    /// An unsampled request's `traceparent` for the upstream (no span, no context: on the hot
+    /// path this is all that tracing costs for 99% of requests).
+    unsampled: [u8; 55],
 }
 
 /// Starts the server span of a request (None when tracing is off). `parent` is only believed
 /// from a trusted proxy.
 pub fn begin(trusted: bool, parent: Parent<'_>, method: &str, request_id: &str, at: SystemTime) -> Option<Traced> {
-    use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
     let t = TRACING.get()?;
     let parent = Parent::of(trusted, parent);
     let parent_cx = if parent.traceparent.is_some() { t.propagator.extract(&parent) } else { Context::new() };
@@ -116,10 +118,8 @@ pub fn begin(trusted: bool, parent: Parent<'_>, method: &str, request_id: &str, 
     let sampled = if from.is_valid() { from.is_sampled() } else { rand::random::<f64>() < t.ratio };
     if !sampled {
         // No span: the upstream still learns the trace and that it is not sampled (W3C).
-        let trace = if from.is_valid() { from.trace_id() } else { TraceId::from(rand::random::<u128>()) };
-        let state = if from.is_valid() { from.trace_state().clone() } else { TraceState::default() };
-        let own = SpanContext::new(trace, SpanId::from(rand::random::<u64>().max(1)), TraceFlags::default(), true, state);
-        return Some(Traced { cx: parent_cx.with_remote_span_context(own), sampled: false });
+        let trace = if from.is_valid() { u128::from_be_bytes(from.trace_id().to_bytes()) } else { rand::random::<u128>().max(1) };
+        return Some(Traced { cx: None, unsampled: unsampled_traceparent(trace, rand::random::<u64>().max(1)) });
     }
     let span = t
         .tracer
@@ -128,42 +128,56 @@ pub fn begin(trusted: bool, parent: Parent<'_>, method: &str, request_id: &str, 
         .with_start_time(at)
         .with_attributes([KeyValue::new("http.request.method", method.to_string()), KeyValue::new("xumm_gate.request_id", request_id.to_string())])
         .start_with_context(&t.tracer, &parent_cx);
-    Some(Traced { cx: parent_cx.with_span(span), sampled: true })
+    Some(Traced { cx: Some(parent_cx.with_span(span)), unsampled: [0; 55] })
+}
+
+/// `00-{trace}-{span}-00`.
+fn unsampled_traceparent(trace: u128, span: u64) -> [u8; 55] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = *b"00-00000000000000000000000000000000-0000000000000000-00";
+    for i in 0..32 {
+        out[3 + i] = HEX[((trace >> (124 - 4 * i)) & 0xf) as usize];
+    }
+    for i in 0..16 {
+        out[36 + i] = HEX[((span >> (60 - 4 * i)) & 0xf) as usize];
+    }
+    out
 }
 
 impl Traced {
-    /// The context the request's own work runs in (the general path attaches it to its future).
-    pub fn context(&self) -> Context {
+    /// The context a sampled request's own work runs in (the general path attaches it to its
+    /// future).
+    pub fn context(&self) -> Option<Context> {
         self.cx.clone()
     }
 
     /// Whether this request's spans are recorded and exported.
     pub fn sampled(&self) -> bool {
-        self.sampled
+        self.cx.is_some()
     }
 
     /// A child span of the request, started at `at` (the fast path records its steps after
     /// the fact); none when the request is not sampled.
     pub fn child(&self, name: &'static str, kind: SpanKind, at: SystemTime) -> Child {
-        if !self.sampled {
-            return Child(None);
+        match &self.cx {
+            Some(cx) => child_in(cx, name, kind, Some(at)),
+            None => Child(None),
         }
-        child_in(&self.cx, name, kind, Some(at))
     }
 
-    /// The `traceparent` for the upstream of an unsampled request (the sampled one's is its
+    /// The `traceparent` for the upstream of an unsampled request (a sampled one's is its
     /// upstream step's).
-    pub fn traceparent(&self) -> String {
-        let sc = self.cx.span().span_context().clone();
-        format!("00-{}-{}-{:02x}", sc.trace_id(), sc.span_id(), sc.trace_flags().to_u8())
+    pub fn unsampled_traceparent(&self) -> Option<&str> {
+        if self.cx.is_some() {
+            return None;
+        }
+        std::str::from_utf8(&self.unsampled).ok()
     }
 
     /// Ends the request's span with what it became (`route`: when the path did not note it).
     pub fn end(self, route: Option<&str>, status: http::StatusCode) {
-        if !self.sampled {
-            return;
-        }
-        let span = self.cx.span();
+        let Some(cx) = &self.cx else { return };
+        let span = cx.span();
         if let Some(route) = route {
             span.set_attribute(KeyValue::new("http.route", route.to_string()));
         }
@@ -245,10 +259,8 @@ impl Drop for Child {
 
 /// Notes the route on a request's span.
 pub fn route_of(traced: &Traced, label: &str) {
-    if !traced.sampled {
-        return;
-    }
-    traced.cx.span().set_attribute(KeyValue::new("http.route", label.to_string()));
+    let Some(cx) = &traced.cx else { return };
+    cx.span().set_attribute(KeyValue::new("http.route", label.to_string()));
 }
 
 /// Notes the request's route on its span (the general path's, which decides it mid-way).
@@ -290,5 +302,14 @@ impl opentelemetry_http::HttpClient for Exporting {
         *resp.status_mut() = status;
         *resp.headers_mut() = headers;
         Ok(resp)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_unsampled_traceparent_is_w3c_shaped() {
+        let tp = super::unsampled_traceparent(0x4bf92f3577b34da6a3ce929d0e0e4736, 0x00f067aa0ba902b7);
+        assert_eq!(std::str::from_utf8(&tp).unwrap(), "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00");
     }
 }

@@ -174,7 +174,15 @@ async fn the_fast_path_counts_as_the_general_path_does() {
             let got = if fast { get_with(addr, "/mainnet/x", &[("cookie", &cookie)]).await } else { post(addr, "/mainnet/x", &[("cookie", &cookie)]).await };
             assert_eq!(got.status, StatusCode::OK);
         }
-        let after = scrape(admin).await;
+        // A request is counted as its response ends, a moment after the client has it.
+        let mut after = scrape(admin).await;
+        for _ in 0..40 {
+            if after.value("xumm_gate_requests_total", &[("route", "/mainnet")]) - before.value("xumm_gate_requests_total", &[("route", "/mainnet")]) >= 5.0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+            after = scrape(admin).await;
+        }
         let d = |n: &str, l: &[(&str, &str)]| after.value(n, l) - before.value(n, l);
         grew.push((
             d("xumm_gate_policy_decisions_total", &[("route", "/mainnet"), ("outcome", "allowed")]),

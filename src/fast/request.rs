@@ -172,8 +172,9 @@ fn take<'g>(gw: &'g Gateway, req: &httparse::Request<'_, '_>, target: &PathAndQu
     let id = RequestId::of(peer.trusted, scan.request_id);
     let route = admitted.decision.route.map(|r| r.metrics.clone()).unwrap_or_else(|| gw.admission.default_route.clone());
     let trace = decided_from.and_then(|at| trace(&scan, peer, &method, &id, &route.label, at));
-    let traceparent = trace.as_ref().map(|(t, up)| up.traceparent().unwrap_or_else(|| t.traceparent()));
-    write_head(gw, out, &method, target, up, req.headers, &scan, peer, who.as_deref().map(|s| (s, &granted)), &id, traceparent.as_deref());
+    let sampled_tp = trace.as_ref().and_then(|(_, up)| up.traceparent());
+    let traceparent = sampled_tp.as_deref().or_else(|| trace.as_ref().and_then(|(t, _)| t.unsampled_traceparent()));
+    write_head(gw, out, &method, target, up, req.headers, &scan, peer, who.as_deref().map(|s| (s, &granted)), &id, traceparent);
     route.decided(crate::metrics::Outcome::Allowed);
     Some((up, method, scan.close, scan.accepts, route, id, trace))
 }
