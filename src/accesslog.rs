@@ -20,7 +20,7 @@ pub struct AccessLog {
     /// Keeps the in-flight gauge up until the response body ends.
     pub inflight: crate::metrics::InFlight,
     pub request_id: crate::request_id::RequestId,
-    /// The fast path's spans (request, upstream), ended with the response.
+    /// The request's span (and the fast path's upstream step), ended with the response body.
     pub trace: Option<(crate::telemetry::Traced, crate::telemetry::Child)>,
 }
 

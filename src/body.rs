@@ -52,6 +52,14 @@ impl Body {
     pub fn set_log(&mut self, log: AccessLog) {
         self.log = Some(log);
     }
+    /// Ends the request's span when the body ends, with its access-log record (at once when
+    /// the response has none).
+    pub fn end_trace(&mut self, trace: crate::telemetry::Traced, status: http::StatusCode) {
+        match &mut self.log {
+            Some(log) => log.trace = Some((trace, crate::telemetry::Child::none())),
+            None => trace.end(None, status),
+        }
+    }
     /// Holds the connection's open-request mark until the body ends.
     pub fn hold(&mut self, in_use: crate::conns::InUse) {
         self.held = Some(in_use);

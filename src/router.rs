@@ -38,13 +38,17 @@ impl Gateway {
         if let Some(tp) = trace.as_ref().and_then(|t| t.unsampled_traceparent()).and_then(|tp| http::HeaderValue::from_str(tp).ok()) {
             req.headers_mut().insert("traceparent", tp);
         }
+        if trace.as_ref().is_some_and(|t| !t.keeps_tracestate()) {
+            req.headers_mut().remove("tracestate");
+        }
         let answer = self.answer(req, peer, id);
         let mut resp = match trace.as_ref().and_then(|t| t.context()) {
             Some(cx) => request_id::within(id, client, opentelemetry::trace::FutureExt::with_context(answer, cx)).instrument(span).await?,
             None => request_id::within(id, client, answer).instrument(span).await?,
         };
         if let Some(t) = trace {
-            t.end(None, resp.status());
+            let status = resp.status();
+            resp.body_mut().end_trace(t, status);
         }
         resp.headers_mut().insert(request_id::HEADER, id.header_value());
         Ok(resp)

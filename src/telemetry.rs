@@ -106,6 +106,8 @@ pub struct Traced {
     /// An unsampled request's `traceparent` for the upstream (no span, no context: on the hot
     /// path this is all that tracing costs for 99% of requests).
     unsampled: [u8; 55],
+    /// The request continues a trusted proxy's trace (rather than starting one).
+    continued: bool,
 }
 
 /// Starts the server span of a request (None when tracing is off). `parent` is only believed
@@ -119,7 +121,7 @@ pub fn begin(trusted: bool, parent: Parent<'_>, method: &str, request_id: &str, 
     if !sampled {
         // No span: the upstream still learns the trace and that it is not sampled (W3C).
         let trace = if from.is_valid() { u128::from_be_bytes(from.trace_id().to_bytes()) } else { rand::random::<u128>().max(1) };
-        return Some(Traced { cx: None, unsampled: unsampled_traceparent(trace, rand::random::<u64>().max(1)) });
+        return Some(Traced { cx: None, unsampled: unsampled_traceparent(trace, rand::random::<u64>().max(1)), continued: from.is_valid() });
     }
     let span = t
         .tracer
@@ -128,7 +130,7 @@ pub fn begin(trusted: bool, parent: Parent<'_>, method: &str, request_id: &str, 
         .with_start_time(at)
         .with_attributes([KeyValue::new("http.request.method", method.to_string()), KeyValue::new("xumm_gate.request_id", request_id.to_string())])
         .start_with_context(&t.tracer, &parent_cx);
-    Some(Traced { cx: Some(parent_cx.with_span(span)), unsampled: [0; 55] })
+    Some(Traced { cx: Some(parent_cx.with_span(span)), unsampled: [0; 55], continued: from.is_valid() })
 }
 
 /// `00-{trace}-{span}-00`.
@@ -172,6 +174,12 @@ impl Traced {
             return None;
         }
         std::str::from_utf8(&self.unsampled).ok()
+    }
+
+    /// Whether the client's `tracestate` goes upstream as it came: only beside the trusted
+    /// proxy's own trace (W3C: vendor state belongs to its trace; a new trace starts without).
+    pub fn keeps_tracestate(&self) -> bool {
+        self.continued
     }
 
     /// Ends the request's span with what it became (`route`: when the path did not note it).
@@ -277,6 +285,10 @@ struct HeaderInjector<'a>(&'a mut http::HeaderMap);
 
 impl Injector for HeaderInjector<'_> {
     fn set(&mut self, key: &str, value: String) {
+        // The propagator writes `tracestate` even when the trace has none: no empty header.
+        if value.is_empty() {
+            return;
+        }
         if let (Ok(n), Ok(v)) = (http::HeaderName::from_bytes(key.as_bytes()), http::HeaderValue::from_str(&value)) {
             self.0.insert(n, v);
         }

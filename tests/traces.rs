@@ -22,6 +22,8 @@ struct Exported {
     parent: String,
     name: String,
     attributes: serde_json::Value,
+    /// Nanoseconds from start to end.
+    took: u64,
 }
 
 fn spans(seen: &[(String, serde_json::Value)]) -> Vec<Exported> {
@@ -36,12 +38,18 @@ fn spans(seen: &[(String, serde_json::Value)]) -> Vec<Exported> {
                         parent: s["parentSpanId"].as_str().unwrap_or_default().to_ascii_lowercase(),
                         name: s["name"].as_str().unwrap_or_default().to_string(),
                         attributes: s["attributes"].clone(),
+                        took: nanos(&s["endTimeUnixNano"]).saturating_sub(nanos(&s["startTimeUnixNano"])),
                     });
                 }
             }
         }
     }
     out
+}
+
+/// An OTLP/JSON time (a uint64, as a number or a string).
+fn nanos(v: &serde_json::Value) -> u64 {
+    v.as_u64().or_else(|| v.as_str().and_then(|s| s.parse().ok())).unwrap_or_default()
 }
 
 /// (trace id, parent span id) of a `traceparent` value.
@@ -77,8 +85,9 @@ async fn requests_are_traced_and_the_upstream_continues_the_trace() {
     // The fast path, with a trusted proxy's trace context: the request joins that trace.
     let parent_trace = "4bf92f3577b34da6a3ce929d0e0e4736";
     let parent_span = "00f067aa0ba902b7";
-    let fast = get_with(gw.addr, "/admin/fast", &[("cookie", &cookie), ("traceparent", &format!("00-{parent_trace}-{parent_span}-01"))]).await;
+    let fast = get_with(gw.addr, "/admin/fast", &[("cookie", &cookie), ("traceparent", &format!("00-{parent_trace}-{parent_span}-01")), ("tracestate", "vendor=abc")]).await;
     assert_eq!(fast.status, StatusCode::OK);
+    assert_eq!(fast.upstream_header("tracestate"), ["vendor=abc"], "the trace's vendor state goes with it");
     let sent = fast.upstream_header("traceparent");
     assert_eq!(sent.len(), 1, "one traceparent upstream: {sent:?}");
     let (fast_trace, fast_upstream_span) = parse_traceparent(&sent[0]);
@@ -108,12 +117,33 @@ async fn requests_are_traced_and_the_upstream_continues_the_trace() {
         }
         assert_eq!(&mine.iter().find(|s| s.name == "upstream").unwrap().id, upstream_span, "the upstream's parent is the upstream span");
     }
+    // A request's span lasts until its response body ends (not only its head), on both paths.
+    let mut slow = Vec::new();
+    for (general, trace) in [(false, "11111111111111111111111111111111"), (true, "22222222222222222222222222222222")] {
+        let req = Request::builder().method(if general { "POST" } else { "GET" }).uri(format!("http://{}/trickle?ms=300", gw.addr));
+        let req = req.header("cookie", &cookie).header("traceparent", format!("00-{trace}-{parent_span}-01"));
+        let got = send(req.body(if general { full("x") } else { full("") }).unwrap()).await;
+        assert_eq!(got.text(), "trickled");
+        slow.push(trace);
+    }
+    let all_slow = exported(&seen, |s| slow.iter().all(|t| s.iter().any(|x| &x.trace == t && x.name == "request"))).await;
+    for trace in slow {
+        let request = all_slow.iter().find(|s| s.trace == trace && s.name == "request").unwrap_or_else(|| panic!("no request span for {trace}"));
+        assert!(request.took >= 300_000_000, "{trace}: the request span ended after {} ms, before its body", request.took / 1_000_000);
+    }
+
     // A trusted proxy's "not sampled" is kept: no span, and the upstream hears the decision.
     let unsampled_trace = "0af7651916cd43dd8448eb211c80319c";
-    let got = get_with(gw.addr, "/admin/quiet", &[("cookie", &cookie), ("traceparent", &format!("00-{unsampled_trace}-b7ad6b7169203331-00"))]).await;
+    let got = get_with(gw.addr, "/admin/quiet", &[("cookie", &cookie), ("traceparent", &format!("00-{unsampled_trace}-b7ad6b7169203331-00")), ("tracestate", "vendor=q")]).await;
     let sent = got.upstream_header("traceparent");
     assert_eq!(sent.len(), 1);
     assert!(sent[0].starts_with(&format!("00-{unsampled_trace}-")) && sent[0].ends_with("-00"), "{sent:?}");
+    assert_eq!(got.upstream_header("tracestate"), ["vendor=q"]);
+    // The same on the general path.
+    let post = Request::post(format!("http://{}/admin/quiet", gw.addr)).header("cookie", &cookie);
+    let got = send(post.header("traceparent", format!("00-{unsampled_trace}-b7ad6b7169203331-00")).header("tracestate", "vendor=g").body(full("x")).unwrap()).await;
+    assert!(got.upstream_header("traceparent")[0].starts_with(&format!("00-{unsampled_trace}-")));
+    assert_eq!(got.upstream_header("tracestate"), ["vendor=g"]);
     tokio::task::spawn_blocking(xumm_gate::telemetry::flush).await.unwrap();
     assert!(!spans(&seen.lock().unwrap()).iter().any(|s| s.trace == unsampled_trace), "an unsampled request was exported");
 
@@ -131,9 +161,18 @@ async fn requests_are_traced_and_the_upstream_continues_the_trace() {
 
     // A client that is not a trusted proxy cannot join (or force the sampling of) a trace.
     let untrusted = gateway(&config_text(up, "trusted_proxies = []")).await;
-    let got = get_with(untrusted.addr, "/", &[("traceparent", &format!("00-{parent_trace}-{parent_span}-01"))]).await;
+    let theirs = [("traceparent", format!("00-{parent_trace}-{parent_span}-01")), ("tracestate", "vendor=forged".to_string())];
+    let got = get_with(untrusted.addr, "/", &theirs.iter().map(|(n, v)| (*n, v.as_str())).collect::<Vec<_>>()).await;
     let sent = got.upstream_header("traceparent");
     assert_eq!(sent.len(), 1);
     assert_ne!(parse_traceparent(&sent[0]).0, parent_trace);
+    assert!(got.upstream_header("tracestate").is_empty(), "another trace's state does not go with a new trace");
+    let mut post = Request::post(format!("http://{}/", untrusted.addr));
+    for (n, v) in &theirs {
+        post = post.header(*n, v);
+    }
+    let got = send(post.body(full("x")).unwrap()).await;
+    assert_ne!(parse_traceparent(&got.upstream_header("traceparent")[0]).0, parent_trace);
+    assert!(got.upstream_header("tracestate").is_empty(), "general path: {:?}", got.upstream_header("tracestate"));
     untrusted.shutdown().await;
 }

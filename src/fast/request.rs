@@ -174,7 +174,8 @@ fn take<'g>(gw: &'g Gateway, req: &httparse::Request<'_, '_>, target: &PathAndQu
     let trace = decided_from.and_then(|at| trace(&scan, peer, &method, &id, &route.label, at));
     let sampled_tp = trace.as_ref().and_then(|(_, up)| up.traceparent());
     let traceparent = sampled_tp.as_deref().or_else(|| trace.as_ref().and_then(|(t, _)| t.unsampled_traceparent()));
-    write_head(gw, out, &method, target, up, req.headers, &scan, peer, who.as_deref().map(|s| (s, &granted)), &id, traceparent);
+    let tracestate_kept = trace.as_ref().is_some_and(|(t, _)| t.keeps_tracestate());
+    write_head(gw, out, &method, target, up, req.headers, &scan, peer, who.as_deref().map(|s| (s, &granted)), &id, traceparent, tracestate_kept);
     route.decided(crate::metrics::Outcome::Allowed);
     Some((up, method, scan.close, scan.accepts, route, id, trace))
 }
@@ -280,6 +281,7 @@ fn write_head(
     session: Option<(&Session, &crate::admission::Granted)>,
     id: &RequestId,
     traceparent: Option<&str>,
+    tracestate_kept: bool,
 ) {
     out.clear();
     out.extend_from_slice(method.as_str().as_bytes());
@@ -303,7 +305,7 @@ fn write_head(
         if matches!(kind, Name::ForwardedProto | Name::ForwardedHost) && !peer.trusted {
             continue;
         }
-        if kind == Name::Trace && traceparent.is_some() {
+        if kind == Name::Trace && traceparent.is_some() && !(tracestate_kept && h.name.len() == 10) {
             continue; // the gateway's own trace context replaces the client's
         }
         if kind == Name::Authorization && session.is_some() {

@@ -47,6 +47,7 @@ pub fn zeros(n: u64) -> TestBody {
 /// - `/download?n=N`: N zero bytes, streamed
 /// - `/upload`: counts the request body, answers the count
 /// - `/slow?ms=N`: answers after N ms
+/// - `/trickle?ms=N`: answers at once, and sends the body after N ms
 /// - `/hop`: answers with hop-by-hop headers that must not reach the client
 /// - `/ws`: WebSocket echo
 /// - anything else: JSON `{method, uri, headers: [[name, value]...]}`
@@ -92,6 +93,15 @@ async fn upstream_handle(mut req: Request<Incoming>) -> Result<Response<TestBody
         "/slow" => {
             tokio::time::sleep(Duration::from_millis(query_num(&req, "ms"))).await;
             Response::new(full("slow done"))
+        }
+        "/trickle" => {
+            // The head at once, the body after N ms.
+            let ms = query_num(&req, "ms");
+            let s = stream::once(async move {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                Ok::<_, Infallible>(Frame::data(Bytes::from_static(b"trickled")))
+            });
+            Response::new(StreamBody::new(s).boxed())
         }
         "/hop" => Response::builder()
             .header("connection", "x-private-hop")
