@@ -27,6 +27,36 @@ impl Drop for Flush {
     }
 }
 
+/// Where access lines go when `init` set up the process's logging: straight into the thread's
+/// buffer, formatted as the subscriber would (without it, e.g. the gateway run as a library in
+/// tests, they are ordinary tracing events).
+static ACCESS: std::sync::OnceLock<AccessOut> = std::sync::OnceLock::new();
+
+struct AccessOut {
+    batched: Arc<Batched>,
+    format: LineFormat,
+}
+
+/// How an access line is written, matching the subscriber's lines.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum LineFormat {
+    Text { ansi: bool },
+    Json,
+}
+
+/// Appends one access line to this thread's buffer, written by `render`; false when `init` did
+/// not set logging up (the caller then logs a tracing event). Call only when the access target
+/// is enabled at info.
+pub fn access_line(render: impl FnOnce(&mut Vec<u8>, LineFormat)) -> bool {
+    match ACCESS.get() {
+        Some(out) => {
+            out.batched.append(false, |buf| render(buf, out.format));
+            true
+        }
+        None => false,
+    }
+}
+
 /// Installs the global subscriber: text or JSON, level from config unless RUST_LOG is set.
 pub fn init(cfg: &LogConfig) -> Flush {
     let filter = EnvFilter::try_from_default_env()
@@ -37,7 +67,11 @@ pub fn init(cfg: &LogConfig) -> Flush {
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let batched = Batched::start();
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(Writer(batched.clone())).with_ansi(ansi);
-    let _ = if cfg.format.get() == crate::config::LogFormat::Json {
+    let json = cfg.format.get() == crate::config::LogFormat::Json;
+    // Access lines skip tracing's per-field formatting (the bulk of what a line cost): the
+    // request writes its fields straight into the buffer, in the same shape.
+    let _ = ACCESS.set(AccessOut { batched: batched.clone(), format: if json { LineFormat::Json } else { LineFormat::Text { ansi } } });
+    let _ = if json {
         // The request's span (its id) on each line, once; not the list of every span around it.
         builder.json().flatten_event(true).with_current_span(true).with_span_list(false).try_init()
     } else {
@@ -74,15 +108,23 @@ impl Batched {
         b
     }
 
-    fn mine(&self) -> Arc<Mutex<Vec<u8>>> {
+    /// Adds to this thread's buffer with `fill`, and writes the buffer out when it is full or
+    /// the line is `urgent`.
+    fn append(&self, urgent: bool, fill: impl FnOnce(&mut Vec<u8>)) {
         MINE.with(|m| {
-            m.borrow_mut()
-                .get_or_insert_with(|| {
-                    let buf = Arc::new(Mutex::new(Vec::new()));
-                    self.buffers.lock().unwrap_or_else(|p| p.into_inner()).push(buf.clone());
-                    buf
-                })
-                .clone()
+            let mut mine = m.borrow_mut();
+            let buf = mine.get_or_insert_with(|| {
+                let buf = Arc::new(Mutex::new(Vec::new()));
+                self.buffers.lock().unwrap_or_else(|p| p.into_inner()).push(buf.clone());
+                buf
+            });
+            let mut b = buf.lock().unwrap_or_else(|p| p.into_inner());
+            fill(&mut b);
+            if urgent || b.len() >= BUFFER {
+                let full = std::mem::take(&mut *b);
+                drop(b);
+                self.write_out(&full);
+            }
         })
     }
 
@@ -120,14 +162,7 @@ struct Line {
 
 impl Write for Line {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        let buf = self.batched.mine();
-        let mut b = buf.lock().unwrap_or_else(|p| p.into_inner());
-        b.extend_from_slice(bytes);
-        if self.urgent || b.len() >= BUFFER {
-            let full = std::mem::take(&mut *b);
-            drop(b);
-            self.batched.write_out(&full);
-        }
+        self.batched.append(self.urgent, |b| b.extend_from_slice(bytes));
         Ok(bytes.len())
     }
 
