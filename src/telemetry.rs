@@ -31,13 +31,13 @@ struct Tracing {
 static TRACING: OnceLock<Tracing> = OnceLock::new();
 
 /// Starts exporting when `cfg` names an endpoint (and no gateway in this process did before).
-/// Call inside the tokio runtime that will carry the exports.
+/// The exports run on a thread of their own (see `export_runtime`).
 pub fn install(cfg: &TracingConfig) -> Result<(), ConfigError> {
     if cfg.otlp_endpoint.is_empty() || TRACING.get().is_some() {
         return Ok(());
     }
     use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
-    let client = Exporting { runtime: tokio::runtime::Handle::current(), client: crate::oidc::https_client() };
+    let client = Exporting { runtime: export_runtime().map_err(|e| err("tracing.otlp_endpoint", format!("cannot start the exporter's thread: {e}")))?, client: crate::oidc::https_client() };
     let exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_http()
         .with_protocol(opentelemetry_otlp::Protocol::HttpJson)
@@ -57,6 +57,15 @@ pub fn install(cfg: &TracingConfig) -> Result<(), ConfigError> {
     let tracer = provider.tracer("xumm-gate");
     let _ = TRACING.set(Tracing { tracer, provider, propagator: TraceContextPropagator::new(), ratio: cfg.sample_ratio });
     Ok(())
+}
+
+/// A runtime on a thread of its own for the exporter's HTTP calls, so exports never take turns
+/// with requests on a worker's runtime.
+fn export_runtime() -> std::io::Result<tokio::runtime::Handle> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let handle = rt.handle().clone();
+    std::thread::Builder::new().name("xumm-gate-otlp".into()).spawn(move || rt.block_on(std::future::pending::<()>()))?;
+    Ok(handle)
 }
 
 /// Sends every finished span now (blocking: call off the runtime's threads, e.g. in
@@ -295,8 +304,8 @@ impl Injector for HeaderInjector<'_> {
     }
 }
 
-/// The exporter's HTTP client: the gateway's own (rustls with ring), driven on the gateway's
-/// runtime (the SDK's batch processor calls it from a thread of its own).
+/// The exporter's HTTP client: the gateway's own (rustls with ring), driven on a runtime of its
+/// own (the SDK's batch processor calls it from another thread of its own).
 #[derive(Debug)]
 struct Exporting {
     runtime: tokio::runtime::Handle,
