@@ -31,7 +31,6 @@ pub struct AccessLog {
 
 impl Drop for AccessLog {
     fn drop(&mut self) {
-        let ms = self.start.elapsed().as_secs_f64() * 1000.0;
         self.route.done(self.status);
         if let Some((request, upstream)) = self.trace.take() {
             drop(upstream);
@@ -47,12 +46,13 @@ impl Drop for AccessLog {
             status: self.status.as_u16(),
             route: &self.route.label,
             upstream: self.upstream.as_deref().unwrap_or("-"),
-            duration_ms: (ms * 1000.0).round() / 1000.0,
+            duration_us: self.start.elapsed().as_micros().min(u128::from(u64::MAX)) as u64,
             bytes: self.bytes,
             aborted: self.body_error,
         };
-        let now = humantime::format_rfc3339_micros(std::time::SystemTime::now());
-        if !crate::logging::access_line(|buf, format| line.write(buf, format, now)) {
+        // The clock is read only when the line is written here (a tracing event stamps its own).
+        let written = crate::logging::access_line(|buf, format| line.write(buf, format, std::time::SystemTime::now()));
+        if !written {
             line.event();
         }
     }
@@ -66,40 +66,67 @@ struct Line<'a> {
     status: u16,
     route: &'a str,
     upstream: &'a str,
-    duration_ms: f64,
+    /// Logged as `duration_ms`, in milliseconds to the microsecond.
+    duration_us: u64,
     bytes: u64,
     aborted: bool,
 }
 
 impl Line<'_> {
     /// The line as the tracing subscriber writes the event `event` makes (same fields, order
-    /// and quoting; tests compare them), without its per-field formatting machinery.
-    fn write(&self, buf: &mut Vec<u8>, format: LineFormat, time: impl std::fmt::Display) {
-        // Writing into a Vec cannot fail.
-        let _ = match format {
-            LineFormat::Json => {
-                let s = |buf: &mut Vec<u8>, v: &str| serde_json::to_writer(buf, v);
-                let _ = write!(buf, "{{\"timestamp\":\"{time}\",\"level\":\"INFO\",\"message\":\"request\",\"request_id\":");
-                let _ = s(buf, self.request_id);
-                let _ = write!(buf, ",\"method\":");
-                let _ = s(buf, self.method);
-                let _ = write!(buf, ",\"path\":");
-                let _ = s(buf, self.path);
-                let _ = write!(buf, ",\"status\":{},\"route\":", self.status);
-                let _ = s(buf, self.route);
-                let _ = write!(buf, ",\"upstream\":");
-                let _ = s(buf, self.upstream);
-                writeln!(buf, ",\"duration_ms\":{:?},\"bytes\":{},\"aborted\":{},\"target\":\"{TARGET}\"}}", self.duration_ms, self.bytes, self.aborted)
-            }
-            LineFormat::Text { ansi } => {
-                let level = if ansi { "\x1b[32m INFO\x1b[0m" } else { " INFO" };
-                writeln!(
-                    buf,
-                    "{time} {level} {TARGET}: request request_id={} method={} path={:?} status={} route={} upstream={:?} duration_ms={:?} bytes={} aborted={}",
-                    self.request_id, self.method, self.path, self.status, self.route, self.upstream, self.duration_ms, self.bytes, self.aborted
-                )
+    /// and quoting; tests compare them), appended piece by piece: a line is written for every
+    /// request, and `fmt`'s machinery (and `Debug`'s escaping char by char) cost more than the
+    /// rest of a signed-in request's own work.
+    fn write(&self, buf: &mut Vec<u8>, format: LineFormat, now: std::time::SystemTime) {
+        let mut num = itoa::Buffer::new();
+        let json = format == LineFormat::Json;
+        match format {
+            LineFormat::Json => buf.extend_from_slice(b"{\"timestamp\":\""),
+            LineFormat::Text { .. } => {}
+        }
+        timestamp(buf, now);
+        let fields: [(&str, &str, bool); 3] = [("request_id", self.request_id, false), ("method", self.method, false), ("path", self.path, true)];
+        match format {
+            LineFormat::Json => buf.extend_from_slice(b"\",\"level\":\"INFO\",\"message\":\"request\""),
+            LineFormat::Text { ansi: true } => buf.extend_from_slice(b" \x1b[32m INFO\x1b[0m xumm_gate::access: request"),
+            LineFormat::Text { ansi: false } => buf.extend_from_slice(b"  INFO xumm_gate::access: request"),
+        }
+        // Text quotes what the event records with `Debug` (path, upstream), not what it records
+        // with `Display` (ids, method, route); JSON quotes every string.
+        let field = |buf: &mut Vec<u8>, name: &str| {
+            buf.extend_from_slice(if json { b",\"" } else { b" " });
+            buf.extend_from_slice(name.as_bytes());
+            buf.extend_from_slice(if json { b"\":" } else { b"=" });
+        };
+        let text = |buf: &mut Vec<u8>, name: &str, value: &str, quoted: bool| {
+            field(buf, name);
+            if json {
+                json_string(buf, value);
+            } else if quoted {
+                debug_string(buf, value);
+            } else {
+                buf.extend_from_slice(value.as_bytes());
             }
         };
+        for (name, value, quoted) in fields {
+            text(buf, name, value, quoted);
+        }
+        field(buf, "status");
+        buf.extend_from_slice(num.format(self.status).as_bytes());
+        text(buf, "route", self.route, false);
+        text(buf, "upstream", self.upstream, true);
+        field(buf, "duration_ms");
+        millis(buf, self.duration_us);
+        field(buf, "bytes");
+        buf.extend_from_slice(num.format(self.bytes).as_bytes());
+        field(buf, "aborted");
+        buf.extend_from_slice(if self.aborted { b"true" } else { b"false" });
+        if json {
+            buf.extend_from_slice(b",\"target\":\"");
+            buf.extend_from_slice(TARGET.as_bytes());
+            buf.extend_from_slice(b"\"}");
+        }
+        buf.push(b'\n');
     }
 
     /// The line as a tracing event (the gateway run without `logging::init`).
@@ -112,12 +139,87 @@ impl Line<'_> {
             status = self.status,
             route = %self.route,
             upstream = self.upstream,
-            duration_ms = self.duration_ms,
+            duration_ms = self.duration_us as f64 / 1000.0,
             bytes = self.bytes,
             aborted = self.aborted,
             "request"
         );
     }
+}
+
+/// RFC 3339 in UTC to the microsecond, as the subscriber stamps its lines. The part to the
+/// second is formatted once a second per thread (as nginx caches its time strings).
+fn timestamp(buf: &mut Vec<u8>, now: std::time::SystemTime) {
+    thread_local! {
+        static SECOND: std::cell::Cell<(u64, [u8; 19])> = const { std::cell::Cell::new((u64::MAX, [0; 19])) };
+    }
+    let since = now.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let (secs, micros) = (since.as_secs(), since.subsec_micros());
+    let prefix = SECOND.with(|c| {
+        let (at, prefix) = c.get();
+        if at == secs {
+            return prefix;
+        }
+        let mut fresh = [0; 19];
+        // "YYYY-MM-DDTHH:MM:SSZ": the first 19 bytes are the second.
+        let whole = humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs)).to_string();
+        fresh.copy_from_slice(&whole.as_bytes()[..19]);
+        c.set((secs, fresh));
+        fresh
+    });
+    buf.extend_from_slice(&prefix);
+    let mut digits = *b".000000Z";
+    let mut m = micros;
+    for d in digits[1..7].iter_mut().rev() {
+        *d = b'0' + (m % 10) as u8;
+        m /= 10;
+    }
+    buf.extend_from_slice(&digits);
+}
+
+/// Characters `Debug` and JSON both write as they are: printable ASCII but the quote and the
+/// backslash. (Anything else takes the slow, exact way.)
+fn plain(s: &str) -> bool {
+    // Without an early exit, so that the check runs many bytes at a time.
+    !s.bytes().fold(false, |odd, b| odd | !(0x20..0x7f).contains(&b) | (b == b'"') | (b == b'\\'))
+}
+
+/// `value` as `{:?}` writes it.
+fn debug_string(buf: &mut Vec<u8>, value: &str) {
+    if plain(value) {
+        buf.push(b'"');
+        buf.extend_from_slice(value.as_bytes());
+        buf.push(b'"');
+    } else {
+        let _ = write!(buf, "{value:?}");
+    }
+}
+
+/// `value` as a JSON string, as serde_json writes it.
+fn json_string(buf: &mut Vec<u8>, value: &str) {
+    if plain(value) {
+        buf.push(b'"');
+        buf.extend_from_slice(value.as_bytes());
+        buf.push(b'"');
+    } else {
+        let _ = serde_json::to_writer(&mut *buf, value);
+    }
+}
+
+/// Microseconds as milliseconds, written as `{:?}` writes the `f64` (the event's field): at
+/// least one decimal, no trailing zeros ("0.081", "12.5", "3.0").
+fn millis(buf: &mut Vec<u8>, us: u64) {
+    let mut num = itoa::Buffer::new();
+    buf.extend_from_slice(num.format(us / 1000).as_bytes());
+    buf.push(b'.');
+    let frac = us % 1000;
+    if frac == 0 {
+        buf.push(b'0');
+        return;
+    }
+    let digits = [b'0' + (frac / 100) as u8, b'0' + (frac / 10 % 10) as u8, b'0' + (frac % 10) as u8];
+    let keep = if frac % 100 == 0 { 1 } else if frac % 10 == 0 { 2 } else { 3 };
+    buf.extend_from_slice(&digits[..keep]);
 }
 
 #[cfg(test)]
@@ -149,15 +251,16 @@ mod tests {
 
     fn ours(format: LineFormat, line: &Line<'_>) -> String {
         let mut buf = Vec::new();
-        line.write(&mut buf, format, humantime::format_rfc3339_micros(std::time::SystemTime::now()));
+        line.write(&mut buf, format, std::time::SystemTime::now());
         String::from_utf8(buf).unwrap()
     }
 
     #[test]
     fn access_lines_are_written_as_the_subscriber_writes_them() {
-        let odd = Line { request_id: "abc-1", method: "GET", path: "/a%20b/\"q\"\\", status: 502, route: "app \"x\"", upstream: "http://10.0.0.1:8080", duration_ms: 1.0, bytes: 0, aborted: true };
-        let plain = Line { request_id: "4818662ba4075a1a0000000000000001", method: "POST", path: "/", status: 200, route: "default", upstream: "-", duration_ms: 0.081, bytes: 109, aborted: false };
-        for line in [&odd, &plain] {
+        let odd = Line { request_id: "abc-1", method: "GET", path: "/a%20b/\"q\"\\", status: 502, route: "app \"x\"", upstream: "http://10.0.0.1:8080", duration_us: 1000, bytes: 0, aborted: true };
+        let plain = Line { request_id: "4818662ba4075a1a0000000000000001", method: "POST", path: "/", status: 200, route: "default", upstream: "-", duration_us: 81, bytes: 109, aborted: false };
+        let unicode = Line { request_id: "r", method: "GET", path: "/caf\u{e9}/\u{7}\t", status: 404, route: "/", upstream: "-", duration_us: 123_456_789, bytes: 5, aborted: false };
+        for line in [&odd, &plain, &unicode] {
             // Text: the same after the timestamp.
             let (theirs, mine) = (from_subscriber(false, line), ours(LineFormat::Text { ansi: false }, line));
             let after_time = |s: &str| s.split_once(' ').unwrap().1.to_string();
@@ -172,6 +275,28 @@ mod tests {
             m.as_object_mut().unwrap().remove("timestamp");
             assert_eq!(m, t);
             assert_eq!(mine.split(',').map(|kv| kv.split(':').next().unwrap().to_string()).collect::<Vec<_>>()[1..], theirs.split(',').map(|kv| kv.split(':').next().unwrap().to_string()).collect::<Vec<_>>()[1..], "field order");
+        }
+    }
+
+    #[test]
+    fn durations_are_written_as_debug_writes_the_milliseconds() {
+        let mut buf = Vec::new();
+        for us in (0..200_000).chain([999_999, 1_000_000, 86_400_000_000, 123_456_789_012]) {
+            buf.clear();
+            millis(&mut buf, us);
+            assert_eq!(std::str::from_utf8(&buf).unwrap(), format!("{:?}", us as f64 / 1000.0), "{us} us");
+        }
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339_to_the_microsecond_across_seconds() {
+        let mut buf = Vec::new();
+        let start = std::time::UNIX_EPOCH + std::time::Duration::from_micros(1_764_773_243_999_990);
+        for step in 0..40u64 {
+            let t = start + std::time::Duration::from_micros(step * 7 + step * step * 13_000);
+            buf.clear();
+            timestamp(&mut buf, t);
+            assert_eq!(std::str::from_utf8(&buf).unwrap(), humantime::format_rfc3339_micros(t).to_string());
         }
     }
 }

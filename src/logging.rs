@@ -114,14 +114,14 @@ impl Batched {
         MINE.with(|m| {
             let mut mine = m.borrow_mut();
             let buf = mine.get_or_insert_with(|| {
-                let buf = Arc::new(Mutex::new(Vec::new()));
+                let buf = Arc::new(Mutex::new(fresh()));
                 self.buffers.lock().unwrap_or_else(|p| p.into_inner()).push(buf.clone());
                 buf
             });
             let mut b = buf.lock().unwrap_or_else(|p| p.into_inner());
             fill(&mut b);
             if urgent || b.len() >= BUFFER {
-                let full = std::mem::take(&mut *b);
+                let full = std::mem::replace(&mut *b, fresh());
                 drop(b);
                 self.write_out(&full);
             }
@@ -142,13 +142,21 @@ impl Batched {
     fn flush_all(&self) {
         let buffers: Vec<_> = self.buffers.lock().unwrap_or_else(|p| p.into_inner()).clone();
         for buf in &buffers {
-            let taken = std::mem::take(&mut *buf.lock().unwrap_or_else(|p| p.into_inner()));
+            let mut buf = buf.lock().unwrap_or_else(|p| p.into_inner());
+            let taken = if buf.is_empty() { Vec::new() } else { std::mem::replace(&mut *buf, fresh()) };
+            drop(buf);
             self.write_out(&taken);
         }
         drop(buffers);
         // Held only here (and by no thread): its thread ended, and its lines were written above.
         self.buffers.lock().unwrap_or_else(|p| p.into_inner()).retain(|b| Arc::strong_count(b) > 1 || !b.lock().map(|v| v.is_empty()).unwrap_or(true));
     }
+}
+
+/// A thread's next buffer, at its full size at once: grown line by line it would be copied
+/// at every doubling.
+fn fresh() -> Vec<u8> {
+    Vec::with_capacity(BUFFER + 1024)
 }
 
 #[derive(Clone)]

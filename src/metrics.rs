@@ -309,7 +309,8 @@ pub fn callback_delivery(result: &'static str) {
 
 /// A sign request brokered for a protected app: by app (configured name), transaction type (a
 /// known type, else `other`) and outcome (`created`, then `signed`, `rejected`, `expired`,
-/// `cancelled`, `signer_mismatch`, `network_mismatch`).
+/// `cancelled`, `signer_mismatch`, `network_mismatch`; or `refused` by the app's or user's
+/// policy before it reached Xumm).
 pub fn broker_payload(app: &str, tx_type: &str, outcome: &'static str) {
     let tx_type = tx_type_label(tx_type);
     metrics::counter!("xumm_gate_broker_payloads_total", "app" => app.to_string(), "tx_type" => tx_type, "outcome" => outcome).increment(1);

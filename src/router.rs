@@ -25,17 +25,17 @@ impl Gateway {
     /// Entry point for every request on the public listener: names the request (its id goes to
     /// the upstream, back to the client, into its log lines and error pages), then answers it.
     pub async fn handle(self: Arc<Self>, mut req: Request<Incoming>, peer: SocketAddr) -> Result<Response<Body>, Infallible> {
-        let id = RequestId::of(self.proxy.is_trusted(&peer), req.headers().get(request_id::HEADER).map(|v| v.as_bytes()));
+        let trusted = self.proxy.is_trusted(&peer);
+        let id = RequestId::of(trusted, req.headers().get(request_id::HEADER).map(|v| v.as_bytes()));
         // Whatever id a client sent, the upstream gets this one.
         req.headers_mut().insert(request_id::HEADER, id.header_value());
         let span = tracing::info_span!("request", request_id = %id);
-        let trusted = self.proxy.is_trusted(&peer);
         let client = crate::ratelimit::client_ip(peer, req.headers(), |ip| self.proxy.is_trusted_ip(ip));
         let header = |n: &str| req.headers().get(n).and_then(|v| v.to_str().ok());
         let parent = telemetry::Parent { traceparent: header("traceparent"), tracestate: header("tracestate") };
-        let trace = telemetry::begin(trusted, parent, req.method().as_str(), id.as_str(), std::time::SystemTime::now());
+        let trace = telemetry::begin(trusted, parent, req.method().as_str(), &id, std::time::SystemTime::now());
         // Not sampled: no span, only the decision for the upstream.
-        if let Some(tp) = trace.as_ref().and_then(|t| t.unsampled_traceparent()).and_then(|tp| http::HeaderValue::from_str(tp).ok()) {
+        if let Some(tp) = trace.as_ref().and_then(|t| t.unsampled_traceparent()).and_then(|tp| http::HeaderValue::from_bytes(tp).ok()) {
             req.headers_mut().insert("traceparent", tp);
         }
         if trace.as_ref().is_some_and(|t| !t.keeps_tracestate()) {

@@ -121,23 +121,27 @@ pub struct Traced {
 
 /// Starts the server span of a request (None when tracing is off). `parent` is only believed
 /// from a trusted proxy.
-pub fn begin(trusted: bool, parent: Parent<'_>, method: &str, request_id: &str, at: SystemTime) -> Option<Traced> {
+pub fn begin(trusted: bool, parent: Parent<'_>, method: &str, request_id: &crate::request_id::RequestId, at: SystemTime) -> Option<Traced> {
     let t = TRACING.get()?;
     let parent = Parent::of(trusted, parent);
+    // Most requests come with no trace context and are not sampled: for them this is one draw
+    // of random bits and 55 bytes of hex, nothing of the SDK's.
+    let mut rng = rand::rng();
+    use rand::Rng as _;
     let parent_cx = if parent.traceparent.is_some() { t.propagator.extract(&parent) } else { Context::new() };
     let from = parent_cx.span().span_context().clone();
-    let sampled = if from.is_valid() { from.is_sampled() } else { rand::random::<f64>() < t.ratio };
+    let sampled = if from.is_valid() { from.is_sampled() } else { rng.random::<f64>() < t.ratio };
     if !sampled {
         // No span: the upstream still learns the trace and that it is not sampled (W3C).
-        let trace = if from.is_valid() { u128::from_be_bytes(from.trace_id().to_bytes()) } else { rand::random::<u128>().max(1) };
-        return Some(Traced { cx: None, unsampled: unsampled_traceparent(trace, rand::random::<u64>().max(1)), continued: from.is_valid() });
+        let trace = if from.is_valid() { u128::from_be_bytes(from.trace_id().to_bytes()) } else { rng.random::<u128>().max(1) };
+        return Some(Traced { cx: None, unsampled: unsampled_traceparent(trace, rng.random::<u64>().max(1)), continued: from.is_valid() });
     }
     let span = t
         .tracer
         .span_builder("request")
         .with_kind(SpanKind::Server)
         .with_start_time(at)
-        .with_attributes([KeyValue::new("http.request.method", method.to_string()), KeyValue::new("xumm_gate.request_id", request_id.to_string())])
+        .with_attributes([KeyValue::new("http.request.method", method.to_string()), KeyValue::new("xumm_gate.request_id", request_id.as_str().to_string())])
         .start_with_context(&t.tracer, &parent_cx);
     Some(Traced { cx: Some(parent_cx.with_span(span)), unsampled: [0; 55], continued: from.is_valid() })
 }
@@ -146,12 +150,14 @@ pub fn begin(trusted: bool, parent: Parent<'_>, method: &str, request_id: &str, 
 fn unsampled_traceparent(trace: u128, span: u64) -> [u8; 55] {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut out = *b"00-00000000000000000000000000000000-0000000000000000-00";
-    for i in 0..32 {
-        out[3 + i] = HEX[((trace >> (124 - 4 * i)) & 0xf) as usize];
-    }
-    for i in 0..16 {
-        out[36 + i] = HEX[((span >> (60 - 4 * i)) & 0xf) as usize];
-    }
+    let hex = |bytes: &[u8], out: &mut [u8]| {
+        for (b, pair) in bytes.iter().zip(out.chunks_exact_mut(2)) {
+            pair[0] = HEX[usize::from(b >> 4)];
+            pair[1] = HEX[usize::from(b & 0xf)];
+        }
+    };
+    hex(&trace.to_be_bytes(), &mut out[3..35]);
+    hex(&span.to_be_bytes(), &mut out[36..52]);
     out
 }
 
@@ -178,11 +184,11 @@ impl Traced {
 
     /// The `traceparent` for the upstream of an unsampled request (a sampled one's is its
     /// upstream step's).
-    pub fn unsampled_traceparent(&self) -> Option<&str> {
+    pub fn unsampled_traceparent(&self) -> Option<&[u8]> {
         if self.cx.is_some() {
             return None;
         }
-        std::str::from_utf8(&self.unsampled).ok()
+        Some(&self.unsampled)
     }
 
     /// Whether the client's `tracestate` goes upstream as it came: only beside the trusted
@@ -246,6 +252,8 @@ impl Child {
 
     /// The `traceparent` value for a request made as this step, if traced.
     pub fn traceparent(&self) -> Option<String> {
+        // Not traced (nearly every request): no header map to build and look up.
+        self.0.as_ref()?;
         let mut h = http::HeaderMap::new();
         self.inject(&mut h);
         h.get("traceparent").and_then(|v| v.to_str().ok()).map(str::to_string)

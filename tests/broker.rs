@@ -600,6 +600,8 @@ async fn broker_webhook_and_callback_metrics_and_audit_lines() {
     let admin = gw.admin_addr.unwrap();
     let before = scrape(admin).await;
     let uuid = call(gw.addr, "POST", "payload", &shop(), Some(payment())).await.json()["uuid"].as_str().unwrap().to_string();
+    let trust = serde_json::json!({"txjson": {"TransactionType": "TrustSet"}});
+    assert_eq!(call(gw.addr, "POST", "payload", &shop(), Some(trust)).await.status, StatusCode::FORBIDDEN);
     // A webhook with a bad signature is refused and audited; the real one is accepted.
     let forged = Request::post(format!("http://{}/.xumm/webhook", gw.addr))
         .header("x-xumm-request-timestamp", xumm_gate::session::now().to_string())
@@ -621,6 +623,8 @@ async fn broker_webhook_and_callback_metrics_and_audit_lines() {
     let grew = |name: &str, labels: &[(&str, &str)]| after.value(name, labels) - before.value(name, labels);
     assert!(grew("xumm_gate_broker_payloads_total", &[("app", "shop"), ("tx_type", "Payment"), ("outcome", "created")]) >= 1.0);
     assert!(grew("xumm_gate_broker_payloads_total", &[("app", "shop"), ("tx_type", "Payment"), ("outcome", "signed")]) >= 1.0);
+    assert!(grew("xumm_gate_broker_payloads_total", &[("app", "shop"), ("tx_type", "TrustSet"), ("outcome", "refused")]) >= 1.0);
+    assert_eq!(grew("xumm_gate_broker_payloads_total", &[("app", "shop"), ("tx_type", "TrustSet"), ("outcome", "created")]), 0.0);
     assert!(grew("xumm_gate_xumm_api_requests_total", &[("endpoint", "payload"), ("method", "POST"), ("status", "200")]) >= 1.0);
     assert!(grew("xumm_gate_xumm_api_duration_seconds", &[("endpoint", "payload")]) >= 2.0);
     assert!(grew("xumm_gate_webhooks_total", &[("result", "signature")]) >= 1.0);

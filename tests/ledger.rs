@@ -415,7 +415,7 @@ fn policy_explain_names_the_rule_and_each_condition() {
     let (_, out, _) = explain(&node.account("rich"), "/elsewhere");
     assert!(out.contains("none matches; [policy] default = \"authenticated\""), "{out}");
     drop(node);
-    let (code, out, _) = explain(&common::ACCOUNT, "/solo");
+    let (code, out, _) = explain(common::ACCOUNT, "/solo");
     assert_eq!(code, Some(0));
     assert!(out.contains("verdict: unavailable (503)"), "{out}");
     let (code, _, err) = explain("rNotAnAccount", "/solo");

@@ -94,6 +94,26 @@ async fn signed_gateway(audit: &AuditFile) -> (xumm_gate::Running, xumm_gate::de
     (ready_gateway(&auth_config(up, &idp.issuer, "", &more)).await, idp)
 }
 
+/// `signed_gateway` with ACCOUNT signed in: its session cookie's value and the cookie header.
+struct SignedIn {
+    audit: AuditFile,
+    gw: xumm_gate::Running,
+    idp: xumm_gate::demo::idp::DevIdp,
+    addr: std::net::SocketAddr,
+    admin: std::net::SocketAddr,
+    value: String,
+    cookie: String,
+}
+
+async fn signed_in() -> SignedIn {
+    let audit = AuditFile::new();
+    let (gw, idp) = signed_gateway(&audit).await;
+    let (addr, admin) = (gw.addr, gw.admin_addr.unwrap());
+    let (name, value) = login(addr, ACCOUNT, "MAINNET").await;
+    let cookie = format!("{name}={value}");
+    SignedIn { audit, gw, idp, addr, admin, value, cookie }
+}
+
 #[tokio::test]
 async fn metric_families_move_with_the_traffic_that_moves_them() {
     let audit = AuditFile::new();
@@ -162,11 +182,7 @@ async fn metric_families_move_with_the_traffic_that_moves_them() {
 
 #[tokio::test]
 async fn the_fast_path_counts_as_the_general_path_does() {
-    let audit = AuditFile::new();
-    let (gw, _idp) = signed_gateway(&audit).await;
-    let (addr, admin) = (gw.addr, gw.admin_addr.unwrap());
-    let (name, value) = login(addr, ACCOUNT, "MAINNET").await;
-    let cookie = format!("{name}={value}");
+    let SignedIn { gw, addr, admin, cookie, audit: _audit, idp: _idp, .. } = signed_in().await;
     let mut grew = Vec::new();
     for fast in [true, false] {
         let before = scrape(admin).await;
@@ -198,11 +214,7 @@ async fn the_fast_path_counts_as_the_general_path_does() {
 
 #[tokio::test]
 async fn the_audit_log_records_each_security_event_and_no_secret() {
-    let audit = AuditFile::new();
-    let (gw, idp) = signed_gateway(&audit).await;
-    let (addr, admin) = (gw.addr, gw.admin_addr.unwrap());
-    let (name, value) = login(addr, ACCOUNT, "MAINNET").await;
-    let cookie = format!("{name}={value}");
+    let SignedIn { audit, gw, idp, addr, admin, value, cookie } = signed_in().await;
     let (pending, callback) = begin_login(addr, "/", ACCOUNT, "MAINNET", "reject").await;
     get_with(addr, &callback, &[("cookie", &cookie_header(&pending))]).await;
     let (other, other_value) = login(addr, OTHER_ACCOUNT, "MAINNET").await;

@@ -174,5 +174,14 @@ async fn requests_are_traced_and_the_upstream_continues_the_trace() {
     let got = send(post.body(full("x")).unwrap()).await;
     assert_ne!(parse_traceparent(&got.upstream_header("traceparent")[0]).0, parent_trace);
     assert!(got.upstream_header("tracestate").is_empty(), "general path: {:?}", got.upstream_header("tracestate"));
+    // And over HTTP/2 (the general path, header names in lower case only).
+    let mut req = Request::get(format!("http://{}/", untrusted.addr));
+    for (n, v) in &theirs {
+        req = req.header(*n, v);
+    }
+    let got = send_h2(req.body(full("")).unwrap()).await;
+    assert_eq!(got.status, StatusCode::OK);
+    assert_ne!(parse_traceparent(&got.upstream_header("traceparent")[0]).0, parent_trace, "HTTP/2");
+    assert!(got.upstream_header("tracestate").is_empty(), "HTTP/2: {:?}", got.upstream_header("tracestate"));
     untrusted.shutdown().await;
 }

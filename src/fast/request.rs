@@ -71,8 +71,11 @@ enum Name {
     ForwardedHost,
     /// Replaced by the request's id (a trusted proxy's, or one made here).
     RequestId,
-    /// `traceparent` / `tracestate`: replaced by the gateway's own when it traces.
-    Trace,
+    /// Replaced by the gateway's own when it traces.
+    TraceParent,
+    /// Kept only beside a trusted proxy's own trace (it belongs to that trace), else dropped
+    /// when the gateway traces.
+    TraceState,
     /// Never forwarded for a signed-in request (the upstream gets identity headers instead).
     Authorization,
     /// Keep-Alive, Proxy-*, TE, Trailer: hop-by-hop, never forwarded.
@@ -101,8 +104,8 @@ fn classify(n: &str) -> Name {
         17 if is("x-forwarded-proto") => Name::ForwardedProto,
         13 if is("authorization") => Name::Authorization,
         12 if is("x-request-id") => Name::RequestId,
-        11 if is("traceparent") => Name::Trace,
-        10 if is("tracestate") => Name::Trace,
+        11 if is("traceparent") => Name::TraceParent,
+        10 if is("tracestate") => Name::TraceState,
         _ if n.len() > 6 && n[..6].eq_ignore_ascii_case("proxy-") => Name::Hop,
         _ => Name::Other,
     }
@@ -173,7 +176,7 @@ fn take<'g>(gw: &'g Gateway, req: &httparse::Request<'_, '_>, target: &PathAndQu
     let route = admitted.decision.route.map(|r| r.metrics.clone()).unwrap_or_else(|| gw.admission.default_route.clone());
     let trace = decided_from.and_then(|at| trace(&scan, peer, &method, &id, &route.label, at));
     let sampled_tp = trace.as_ref().and_then(|(_, up)| up.traceparent());
-    let traceparent = sampled_tp.as_deref().or_else(|| trace.as_ref().and_then(|(t, _)| t.unsampled_traceparent()));
+    let traceparent = sampled_tp.as_ref().map(String::as_bytes).or_else(|| trace.as_ref().and_then(|(t, _)| t.unsampled_traceparent()));
     let tracestate_kept = trace.as_ref().is_some_and(|(t, _)| t.keeps_tracestate());
     write_head(gw, out, &method, target, up, req.headers, &scan, peer, who.as_deref().map(|s| (s, &granted)), &id, traceparent, tracestate_kept);
     route.decided(crate::metrics::Outcome::Allowed);
@@ -188,7 +191,7 @@ fn trace(sc: &Scan<'_>, peer: &Peer, method: &Method, id: &RequestId, route: &st
         v.and_then(|v| std::str::from_utf8(v).ok())
     }
     let parent = crate::telemetry::Parent { traceparent: text(sc.traceparent), tracestate: text(sc.tracestate) };
-    let traced = crate::telemetry::begin(peer.trusted, parent, method.as_str(), id.as_str(), at)?;
+    let traced = crate::telemetry::begin(peer.trusted, parent, method.as_str(), id, at)?;
     if !traced.sampled() {
         return Some((traced, crate::telemetry::Child::none()));
     }
@@ -245,8 +248,8 @@ fn scan<'b>(gw: &Gateway, headers: &[httparse::Header<'b>]) -> Option<Scan<'b>> 
             Name::Host if sc.host.is_none() => sc.host = Some(h.value),
             Name::ForwardedFor if sc.xff.is_none() => sc.xff = Some(h.value),
             Name::RequestId if sc.request_id.is_none() => sc.request_id = Some(h.value),
-            Name::Trace if h.name.len() == 11 && sc.traceparent.is_none() => sc.traceparent = Some(h.value),
-            Name::Trace if h.name.len() == 10 && sc.tracestate.is_none() => sc.tracestate = Some(h.value),
+            Name::TraceParent if sc.traceparent.is_none() => sc.traceparent = Some(h.value),
+            Name::TraceState if sc.tracestate.is_none() => sc.tracestate = Some(h.value),
             Name::ForwardedProto => sc.has_xfp = true,
             Name::ForwardedHost => sc.has_xfh = true,
             Name::Cookie => {
@@ -280,7 +283,7 @@ fn write_head(
     peer: &Peer,
     session: Option<(&Session, &crate::admission::Granted)>,
     id: &RequestId,
-    traceparent: Option<&str>,
+    traceparent: Option<&[u8]>,
     tracestate_kept: bool,
 ) {
     out.clear();
@@ -305,8 +308,9 @@ fn write_head(
         if matches!(kind, Name::ForwardedProto | Name::ForwardedHost) && !peer.trusted {
             continue;
         }
-        if kind == Name::Trace && traceparent.is_some() && !(tracestate_kept && h.name.len() == 10) {
-            continue; // the gateway's own trace context replaces the client's
+        // The gateway's own trace context replaces the client's.
+        if traceparent.is_some() && (kind == Name::TraceParent || (kind == Name::TraceState && !tracestate_kept)) {
+            continue;
         }
         if kind == Name::Authorization && session.is_some() {
             continue; // as on the general path: no credential goes up beside the identity
@@ -336,7 +340,7 @@ fn write_head(
     line(out, b"via", b"1.1 xumm-gate");
     line(out, b"x-request-id", id.as_bytes());
     if let Some(tp) = traceparent {
-        line(out, b"traceparent", tp.as_bytes());
+        line(out, b"traceparent", tp);
     }
     if let Some((s, granted)) = session {
         gw.admission.identity_for_upstream(s, up, granted, |n, v| line(out, n.as_str().as_bytes(), v.as_bytes()));

@@ -247,10 +247,46 @@ impl Broker {
         if tx_type.is_empty() {
             return Err(BrokerError::BadBody);
         }
-        let (owner, app, account) = match caller {
+        let (owner, app, account) = match self.admit(caller, obj, &tx_type, bound).await {
+            Ok(admitted) => admitted,
+            Err(e) => {
+                // A refusal by this app's or user's policy is one of the payload outcomes an
+                // operator watches (which app keeps asking for what it may not); a store outage
+                // is not.
+                if matches!(e, BrokerError::TxTypeNotAllowed(_) | BrokerError::RateLimited(_) | BrokerError::ForeignUserToken) {
+                    let app = match caller {
+                        Caller::App(a) => a.name.as_str(),
+                        Caller::User(_) => "-",
+                    };
+                    crate::metrics::broker_payload(app, &tx_type, "refused");
+                }
+                return Err(e);
+            }
+        };
+        let network = app.as_ref().and_then(|a| self.app_named(a)).and_then(|a| a.network.clone()).or_else(|| body["options"]["force_network"].as_str().map(str::to_ascii_uppercase));
+        let resp = self.client.call(Method::POST, "payload", Some(&body)).await?;
+        let uuid = resp["uuid"].as_str().unwrap_or_default().to_string();
+        if !uuid.is_empty() {
+            let rec = Record { owner: owner.clone(), app, account, network, tx_type: tx_type.clone(), created: crate::session::now() };
+            let json = serde_json::to_string(&rec).expect("serializable");
+            if let Err(e) = self.shared.put(&format!("payload:{uuid}"), json, RECORD_TTL).await {
+                // Xumm made the payload; without its record no replica could check its signer.
+                tracing::error!(uuid = %uuid, cause = %e, "cannot record a payload");
+                return Err(BrokerError::Unavailable);
+            }
+        }
+        let (app, user) = (app_of(&owner), owner.strip_prefix("user:"));
+        self.audit.record(crate::audit::Event::PayloadCreated { app, account: user, tx_type: &tx_type, uuid: &uuid });
+        Ok(resp)
+    }
+
+    /// The caller's right to this payload: its app's transaction types and rate, or the user's
+    /// rate and own user token. Gives the record's owner, app and account.
+    async fn admit(&self, caller: &Caller, obj: &mut serde_json::Map<String, Value>, tx_type: &str, bound: Option<Account>) -> Result<(String, Option<String>, Option<Account>), BrokerError> {
+        Ok(match caller {
             Caller::App(app) => {
-                if !app.allowed.is_empty() && !app.allowed.contains(&tx_type) {
-                    return Err(BrokerError::TxTypeNotAllowed(tx_type));
+                if !app.allowed.is_empty() && !app.allowed.iter().any(|t| t == tx_type) {
+                    return Err(BrokerError::TxTypeNotAllowed(tx_type.to_string()));
                 }
                 self.take(&format!("app:{}", app.name), u64::from(app.max_per_minute)).await?;
                 (format!("app:{}", app.name), Some(app.name.clone()), bound)
@@ -269,22 +305,7 @@ impl Broker {
                 }
                 (format!("user:{}", s.account), None, Some(s.account.clone()))
             }
-        };
-        let network = app.as_ref().and_then(|a| self.app_named(a)).and_then(|a| a.network.clone()).or_else(|| body["options"]["force_network"].as_str().map(str::to_ascii_uppercase));
-        let resp = self.client.call(Method::POST, "payload", Some(&body)).await?;
-        let uuid = resp["uuid"].as_str().unwrap_or_default().to_string();
-        if !uuid.is_empty() {
-            let rec = Record { owner: owner.clone(), app, account, network, tx_type: tx_type.clone(), created: crate::session::now() };
-            let json = serde_json::to_string(&rec).expect("serializable");
-            if let Err(e) = self.shared.put(&format!("payload:{uuid}"), json, RECORD_TTL).await {
-                // Xumm made the payload; without its record no replica could check its signer.
-                tracing::error!(uuid = %uuid, cause = %e, "cannot record a payload");
-                return Err(BrokerError::Unavailable);
-            }
-        }
-        let (app, user) = (app_of(&owner), owner.strip_prefix("user:"));
-        self.audit.record(crate::audit::Event::PayloadCreated { app, account: user, tx_type: &tx_type, uuid: &uuid });
-        Ok(resp)
+        })
     }
 
     /// One more request under `name` this minute, if fewer than `max` came (all replicas count

@@ -229,6 +229,15 @@ pub async fn send(req: Request<TestBody>) -> Got {
     Got { status: parts.status, headers: parts.headers, body }
 }
 
+/// Sends over HTTP/2 with prior knowledge (h2c), as a client that speaks only HTTP/2 does.
+pub async fn send_h2(req: Request<TestBody>) -> Got {
+    let h2 = Client::builder(TokioExecutor::new()).http2_only(true).build::<_, TestBody>(HttpConnector::new());
+    let resp = h2.request(req).await.expect("an HTTP/2 answer");
+    let (parts, body) = resp.into_parts();
+    let body = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+    Got { status: parts.status, headers: parts.headers, body }
+}
+
 pub async fn get(addr: SocketAddr, path: &str) -> Got {
     send(Request::get(format!("http://{addr}{path}")).body(full("")).unwrap()).await
 }
