@@ -22,20 +22,6 @@ UP=$(port); NG=$(port); GW=$(port); ADMIN=$(port); IDP=$(port); GWR_PORT=$(port)
 # Upstream: its own nginx process (one worker) serving a small static response, so that nginx the
 # proxy and xumm-gate both reach it across processes, as they reach a real app. (Were it a server
 # block inside the proxy's own nginx, nginx would answer itself in the same event loop.)
-mkdir -p "$work/logs"
-nginx_conf() { # name workers servers
-  cat > "$work/$1.conf" <<NGINX
-worker_processes $2;
-error_log $work/logs/$1.log warn;
-pid $work/$1.pid;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  $3
-}
-NGINX
-  "$NGINX" -p "$work" -c "$work/$1.conf"
-}
 nginx_conf upstream 1 "server { listen 127.0.0.1:$UP; location / { return 200 \"hello from upstream\\n\"; } }"
 nginx_conf proxy "$WORKERS" "upstream app { server 127.0.0.1:$UP; keepalive 64; }
   server { listen 127.0.0.1:$NG; access_log $work/logs/proxy-access.log combined buffer=64k flush=1s;
@@ -89,8 +75,10 @@ curl -sf -H "Cookie: $COOKIE" "http://127.0.0.1:$GW/" >/dev/null || { echo "sign
 COOKIE_R=$(python3 benches/login.py "http://127.0.0.1:$GWR_PORT" rHb9CJAWyB4rj91VRWn96DkukG4bwdtyTh)
 curl -sf -H "Cookie: $COOKIE_R" "http://127.0.0.1:$GWR_PORT/" >/dev/null || { echo "signed-in request (redis) failed" >&2; exit 1; }
 
-# CPU time (user + system, in clock ticks) of some processes, from /proc.
+# CPU time (user + system, in clock ticks) of some processes, from /proc; utime: user only (the
+# share of a request's cost the gateway's own code decides: the rest is the kernel's TCP).
 ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo "$t"; }
+utime() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14}' "/proc/$p/stat"))); done; echo "$t"; }
 HZ=$(getconf CLK_TCK)
 per_req() { awk -v t="$1" -v n="$2" -v hz="$HZ" 'BEGIN { printf "%.1f", t * 1000000 / hz / n }'; }
 workers_of() { pgrep -f "nginx: worker process" -P "$(cat "$work/$1.pid")" | tr '\n' ' '; }
@@ -98,18 +86,18 @@ PROXY_PIDS=$(workers_of proxy); UPSTREAM_PIDS=$(workers_of upstream)
 
 GATE_PIDS="$GATE_PID $GATE_R_PID"
 run() { # name url [wrk args]: prints req/s, latency and the CPU each process spent per request
-  local out rps p50 p99 reqs g0 p0 u0 g1 p1 u1
+  local out rps p50 p99 reqs g0 p0 u0 g1 p1 u1 gu0 gu1
   # shellcheck disable=SC2086 # pid lists
-  g0=$(ticks $GATE_PIDS); p0=$(ticks $PROXY_PIDS); u0=$(ticks $UPSTREAM_PIDS)
+  g0=$(ticks $GATE_PIDS); p0=$(ticks $PROXY_PIDS); u0=$(ticks $UPSTREAM_PIDS); gu0=$(utime $GATE_PIDS)
   out=$(wrk -t1 -c"$CONNS" -d"$DUR" --latency "${@:3}" "$2")
   # shellcheck disable=SC2086
-  g1=$(ticks $GATE_PIDS); p1=$(ticks $PROXY_PIDS); u1=$(ticks $UPSTREAM_PIDS)
+  g1=$(ticks $GATE_PIDS); p1=$(ticks $PROXY_PIDS); u1=$(ticks $UPSTREAM_PIDS); gu1=$(utime $GATE_PIDS)
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   p50=$(awk '$1=="50%" {print $2}' <<<"$out")
   p99=$(awk '$1=="99%" {print $2}' <<<"$out")
   reqs=$(awk '/requests in/ {print $1}' <<<"$out")
-  printf '%-22s %10s req/s  p50 %-8s p99 %-8s cpu/req us: xumm-gate %5.1f, nginx proxy %5.1f, upstream %5.1f\n' \
-    "$1" "$rps" "$p50" "$p99" "$(per_req $((g1 - g0)) "$reqs")" "$(per_req $((p1 - p0)) "$reqs")" "$(per_req $((u1 - u0)) "$reqs")" >&2
+  printf '%-22s %10s req/s  p50 %-8s p99 %-8s cpu/req us: xumm-gate %5.1f (user %4.1f), nginx proxy %5.1f, upstream %5.1f\n' \
+    "$1" "$rps" "$p50" "$p99" "$(per_req $((g1 - g0)) "$reqs")" "$(per_req $((gu1 - gu0)) "$reqs")" "$(per_req $((p1 - p0)) "$reqs")" "$(per_req $((u1 - u0)) "$reqs")" >&2
   echo "$rps"
 }
 echo "wrk -t1 -c$CONNS -d$DUR, gateway workers=$WORKERS, nginx worker_processes=$WORKERS, $ROUNDS rounds" >&2

@@ -19,6 +19,23 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# nginx_conf NAME WORKERS SERVERS: starts an nginx with these server blocks (access log off
+# unless a server turns it on), its files in the scratch directory.
+mkdir -p "$work/logs"
+nginx_conf() {
+  cat > "$work/$1.conf" <<NGINX
+worker_processes $2;
+error_log $work/logs/$1.log warn;
+pid $work/$1.pid;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  $3
+}
+NGINX
+  "$NGINX" -p "$work" -c "$work/$1.conf"
+}
+
 port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 CLIENT_ID=bench-client; CLIENT_SECRET=bench-secret
 COOKIE_SECRET=$(python3 -c 'import base64,os;print(base64.b64encode(os.urandom(32)).decode())')
