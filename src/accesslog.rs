@@ -98,18 +98,16 @@ impl Line<'_> {
             buf.extend_from_slice(name.as_bytes());
             buf.extend_from_slice(if json { b"\":" } else { b"=" });
         };
-        let text = |buf: &mut Vec<u8>, name: &str, value: &str, quoted: bool| {
+        let text = |buf: &mut Vec<u8>, name: &str, value: &str, debug: bool| {
             field(buf, name);
-            if json {
-                json_string(buf, value);
-            } else if quoted {
-                debug_string(buf, value);
+            if json || debug {
+                quoted(buf, value, json);
             } else {
                 buf.extend_from_slice(value.as_bytes());
             }
         };
-        for (name, value, quoted) in fields {
-            text(buf, name, value, quoted);
+        for (name, value, debug) in fields {
+            text(buf, name, value, debug);
         }
         field(buf, "status");
         buf.extend_from_slice(num.format(self.status).as_bytes());
@@ -184,25 +182,16 @@ fn plain(s: &str) -> bool {
     !s.bytes().fold(false, |odd, b| odd | !(0x20..0x7f).contains(&b) | (b == b'"') | (b == b'\\'))
 }
 
-/// `value` as `{:?}` writes it.
-fn debug_string(buf: &mut Vec<u8>, value: &str) {
+/// `value` in quotes, as `{:?}` writes it or (`json`) as serde_json writes a JSON string.
+fn quoted(buf: &mut Vec<u8>, value: &str, json: bool) {
     if plain(value) {
         buf.push(b'"');
         buf.extend_from_slice(value.as_bytes());
         buf.push(b'"');
+    } else if json {
+        let _ = serde_json::to_writer(&mut *buf, value);
     } else {
         let _ = write!(buf, "{value:?}");
-    }
-}
-
-/// `value` as a JSON string, as serde_json writes it.
-fn json_string(buf: &mut Vec<u8>, value: &str) {
-    if plain(value) {
-        buf.push(b'"');
-        buf.extend_from_slice(value.as_bytes());
-        buf.push(b'"');
-    } else {
-        let _ = serde_json::to_writer(&mut *buf, value);
     }
 }
 
